@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Single-node KRaft Kafka for development and CI, from Maven Central jars.
+#
+#   scripts/kafka.sh install   resolve the broker jars into .cache/kafka (git-ignored)
+#   scripts/kafka.sh start     install if needed, format storage, start on 127.0.0.1, wait until it answers
+#   scripts/kafka.sh stop      stop the broker started by this script
+#   scripts/kafka.sh status    exit 0 when the broker answers metadata requests
+#
+# Environment: MELTICA_KAFKA_PORT (default 19092), MELTICA_KAFKA_HOME (default .cache/kafka).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$root/scripts/kafka/pom.xml")
+home=${MELTICA_KAFKA_HOME:-$root/.cache/kafka}
+libs=$home/libs-$version
+run=$home/run
+port=${MELTICA_KAFKA_PORT:-19092}
+controller_port=$((port + 1))
+bootstrap=127.0.0.1:$port
+
+log() { echo "kafka.sh: $*" >&2; }
+
+install() {
+  if [ -f "$libs/.complete" ]; then return 0; fi
+  log "resolving kafka_2.13:$version from Maven Central into $libs"
+  local attempt
+  for attempt in 1 2 3; do
+    rm -rf "$libs"
+    if mvn -q -B -f "$root/scripts/kafka/pom.xml" dependency:copy-dependencies \
+        -DoutputDirectory="$libs" -DincludeScope=runtime >"$home/mvn.log" 2>&1; then
+      touch "$libs/.complete"
+      return 0
+    fi
+    log "maven attempt $attempt failed:"; tail -n 20 "$home/mvn.log" >&2; sleep $((attempt * 5))
+  done
+  return 1
+}
+
+java_cmd() {
+  java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dkafka.logs.dir="$run/logs" -Dlog4j2.configurationFile="$root/scripts/kafka/log4j2.properties" \
+    -cp "$libs/*" "$@"
+}
+
+write_config() {
+  mkdir -p "$run/logs" "$run/data"
+  cat >"$run/server.properties" <<CONF
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$controller_port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$run/data
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+log.flush.interval.messages=9223372036854775807
+transaction.max.timeout.ms=900000
+CONF
+}
+
+answers() {
+  python3 - "$bootstrap" <<'PY' 2>/dev/null
+import sys
+from confluent_kafka.admin import AdminClient
+md = AdminClient({"bootstrap.servers": sys.argv[1]}).list_topics(timeout=5)
+sys.exit(0 if md.brokers else 1)
+PY
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
+
+is_running() { [ -f "$run/kafka.pid" ] && kill -0 "$(cat "$run/kafka.pid")" 2>/dev/null; }
+
+start_once() {
+  write_config
+  if [ ! -f "$run/data/meta.properties" ]; then
+    java_cmd kafka.tools.StorageTool format --standalone --ignore-formatted \
+      -t "$(java_cmd kafka.tools.StorageTool random-uuid)" -c "$run/server.properties" >"$run/logs/format.log" 2>&1 \
+      || { log "storage format failed"; cat "$run/logs/format.log" >&2; return 1; }
+  fi
+  java_cmd kafka.Kafka "$run/server.properties" >"$run/logs/stdout.log" 2>&1 </dev/null &
+  echo $! >"$run/kafka.pid"
+  local i
+  for i in $(seq 1 90); do
+    if ! is_running; then log "broker exited during start-up"; return 1; fi
+    if port_open && answers; then return 0; fi
+    sleep 1
+  done
+  log "broker did not answer within 90 s"
+  return 1
+}
+
+print_logs() {
+  log "---- broker stdout ----"; tail -n 60 "$run/logs/stdout.log" >&2 2>/dev/null || true
+  log "---- broker server.log ----"; tail -n 120 "$run/logs/server.log" >&2 2>/dev/null || true
+}
+
+start() {
+  install
+  if is_running && answers; then log "already running on $bootstrap"; echo "$bootstrap"; return 0; fi
+  local attempt
+  for attempt in 1 2 3; do
+    if start_once; then log "ready on $bootstrap"; echo "$bootstrap"; return 0; fi
+    print_logs
+    stop || true
+    log "start attempt $attempt failed; wiping storage and retrying"
+    rm -rf "$run/data"
+    sleep 2
+  done
+  return 1
+}
+
+stop() {
+  if is_running; then
+    local pid; pid=$(cat "$run/kafka.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$run/kafka.pid"
+}
+
+mkdir -p "$home"
+case "${1:-}" in
+  install) install ;;
+  start) start ;;
+  stop) stop ;;
+  status) answers ;;
+  logs) print_logs ;;
+  *) echo "usage: $0 install|start|stop|status|logs" >&2; exit 2 ;;
+esac

@@ -1,0 +1,39 @@
+"""Settings from the environment (`MELTICA_*`), validated by pydantic-settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the composition root needs to choose and wire backends."""
+
+    model_config = SettingsConfigDict(env_prefix="MELTICA_", extra="ignore")
+
+    data_dir: Path = Field(default=Path.home() / ".meltica", description="Embedded log and read models live here.")
+    log_backend: Literal["sqlite", "memory", "kafka"] = Field(
+        default="sqlite", description="sqlite (embedded default), memory (tests) or kafka (production)."
+    )
+    kafka_bootstrap: str | None = Field(default=None, description="Kafka bootstrap servers, host:port[,...].")
+    schema_registry_url: str | None = Field(
+        default=None, description="Confluent-compatible schema registry; unset: single-object encoding."
+    )
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL of the read models.")
+    partitions: int = Field(default=4, ge=1, le=1024, description="Partitions of each topic created.")
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
+        default="FULL", description="FULL survives power loss; NORMAL survives a process crash."
+    )
+    client_id: str = Field(default="meltica", description="Kafka client id and transactional id prefix.")
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "log.db"
+
+    @property
+    def read_model_url(self) -> str:
+        """The read models' database: the configured URL, else SQLite in the data directory."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'readmodels.db'}"

@@ -1,0 +1,320 @@
+"""Kafka backend (confluent-kafka): idempotent producer with acks=all, transactions for the
+atomic append + offset commit, read_committed readers, and an admin client for topics."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+)
+from confluent_kafka import (
+    TopicPartition as KafkaTopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from meltica.errors import LogError, TransactionAbortedError, UnknownTopicError
+from meltica.log.base import EventLog, Message, Position, Record, TopicPartition, TopicSpec, Transaction
+
+_TIMEOUT_S = 30.0
+
+
+class KafkaLog(EventLog):
+    """The event log on a Kafka cluster.
+
+    Records are placed on partitions by our own murmur2 partitioner, so placement is
+    identical to the Java client's default and to the other backends. `transactional_id`
+    identifies this writer across restarts: a new instance with the same id fences the old.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        transactional_id: str | None = None,
+        client_id: str = "meltica",
+        producer_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.bootstrap = bootstrap
+        self._client_id = client_id
+        self._transactional_id = transactional_id or f"{client_id}-{uuid.uuid4()}"
+        self._lock = threading.RLock()
+        self._admin = AdminClient({"bootstrap.servers": bootstrap, "client.id": client_id})
+        base = {
+            "bootstrap.servers": bootstrap,
+            "client.id": client_id,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "batch.num.messages": 10000,
+            "queue.buffering.max.messages": 1_000_000,
+            "compression.type": "lz4",
+            "partitioner": "murmur2_random",
+        }
+        self._producer_config = {**base, **(producer_config or {})}
+        self._producer: Producer | None = None
+        self._tx_producer: Producer | None = None
+        self._reader: Consumer | None = None
+        self._groups: dict[str, Consumer] = {}
+        self._topics: dict[str, int] = {}
+
+    # -- topics ---------------------------------------------------------------------------
+    def create_topic(self, spec: TopicSpec) -> None:
+        futures = self._admin.create_topics(
+            [NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=-1, config=dict(spec.config))],
+            operation_timeout=_TIMEOUT_S,
+        )
+        try:
+            futures[spec.name].result(timeout=_TIMEOUT_S)
+        except KafkaException as err:
+            if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise LogError(f"cannot create topic {spec.name!r}: {err}") from err
+            existing = self.topics().get(spec.name)
+            if existing is not None and existing != spec.partitions:
+                raise LogError(f"topic {spec.name!r} exists with {existing} partitions") from err
+        self._wait_for_topic(spec.name)
+
+    def _wait_for_topic(self, name: str) -> None:
+        for _ in range(100):
+            md = self._admin.list_topics(topic=name, timeout=_TIMEOUT_S)
+            t = md.topics.get(name)
+            if t is not None and t.error is None and t.partitions:
+                self._topics[name] = len(t.partitions)
+                return
+            threading.Event().wait(0.1)
+        raise LogError(f"topic {name!r} did not appear in metadata")
+
+    def topics(self) -> dict[str, int]:
+        md = self._admin.list_topics(timeout=_TIMEOUT_S)
+        self._topics = {
+            name: len(t.partitions) for name, t in md.topics.items() if t.error is None and not name.startswith("__")
+        }
+        return dict(self._topics)
+
+    def _partitions_cached(self, topic: str) -> int:
+        n = self._topics.get(topic)
+        if n is None:
+            n = self.topics().get(topic)
+            if n is None:
+                raise UnknownTopicError(f"unknown topic {topic!r}")
+        return n
+
+    # -- records --------------------------------------------------------------------------
+    def _plain_producer(self) -> Producer:
+        if self._producer is None:
+            self._producer = Producer(self._producer_config)
+        return self._producer
+
+    def append(self, messages: Sequence[Message]) -> list[Position]:
+        with self._lock:
+            producer = self._plain_producer()
+            positions = self._produce(producer, messages)
+            remaining = producer.flush(_TIMEOUT_S)
+            if remaining:
+                raise LogError(f"{remaining} records not acknowledged within {_TIMEOUT_S}s")
+            return self._resolve(positions)
+
+    def _produce(self, producer: Producer, messages: Sequence[Message]) -> list[list[Any]]:
+        slots: list[list[Any]] = []
+        for m in messages:
+            slot: list[Any] = [m.topic, self._partition_of(m, self._partitions_cached(m.topic)), None, None]
+            slots.append(slot)
+
+            def done(err: KafkaError | None, msg: Any, slot: list[Any] = slot) -> None:
+                if err is not None:
+                    slot[3] = err
+                else:
+                    slot[2] = msg.offset()
+
+            while True:
+                try:
+                    producer.produce(
+                        m.topic, m.value, m.key, partition=slot[1], headers=list(m.headers) or None, on_delivery=done
+                    )
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            producer.poll(0)
+        return slots
+
+    @staticmethod
+    def _resolve(slots: list[list[Any]]) -> list[Position]:
+        out = []
+        for topic, partition, offset, err in slots:
+            if err is not None:
+                raise LogError(f"append to {topic}[{partition}] failed: {err}")
+            if offset is None:
+                raise LogError(f"append to {topic}[{partition}] was not acknowledged")
+            out.append(Position(topic, partition, offset))
+        return out
+
+    def _reader_consumer(self) -> Consumer:
+        if self._reader is None:
+            self._reader = Consumer(
+                {
+                    "bootstrap.servers": self.bootstrap,
+                    "client.id": self._client_id,
+                    "group.id": f"{self._client_id}-reader-{uuid.uuid4()}",
+                    "enable.auto.commit": False,
+                    "enable.auto.offset.store": False,
+                    "isolation.level": "read_committed",
+                    "enable.partition.eof": True,
+                    "fetch.wait.max.ms": 50,
+                    "auto.offset.reset": "earliest",
+                }
+            )
+        return self._reader
+
+    def read(self, topic: str, partition: int, offset: int, limit: int = 1000) -> list[Record]:
+        if not 0 <= partition < self._partitions_cached(topic):
+            raise UnknownTopicError(f"partition {partition} of {topic!r} does not exist")
+        with self._lock:
+            consumer = self._reader_consumer()
+            start = OFFSET_BEGINNING if offset <= 0 else offset
+            consumer.assign([KafkaTopicPartition(topic, partition, start)])
+            out: list[Record] = []
+            deadline = time.monotonic() + _TIMEOUT_S
+            try:
+                while len(out) < limit:
+                    # consume() waits for a full batch or the timeout: poll in short slices until EOF.
+                    batch = consumer.consume(min(limit - len(out), 10_000), timeout=0.05)
+                    if not batch:
+                        if time.monotonic() > deadline:
+                            raise LogError(f"no answer reading {topic}[{partition}] within {_TIMEOUT_S}s")
+                        continue
+                    eof = False
+                    for msg in batch:
+                        err = msg.error()
+                        if err is not None:
+                            if err.code() == KafkaError._PARTITION_EOF:
+                                eof = True
+                                break
+                            raise LogError(f"reading {topic}[{partition}]: {err}")
+                        out.append(
+                            Record(
+                                topic,
+                                partition,
+                                msg.offset(),
+                                msg.key(),
+                                msg.value(),
+                                tuple(msg.headers() or ()),
+                                msg.timestamp()[1],
+                            )
+                        )
+                        if len(out) >= limit:
+                            break
+                    if eof:
+                        break
+            finally:
+                consumer.unassign()
+            return out
+
+    def end_offset(self, topic: str, partition: int) -> int:
+        consumer = self._reader_consumer()
+        _low, high = consumer.get_watermark_offsets(KafkaTopicPartition(topic, partition), timeout=_TIMEOUT_S)
+        return int(high)
+
+    # -- consumer groups ------------------------------------------------------------------
+    def _group_consumer(self, group: str) -> Consumer:
+        consumer = self._groups.get(group)
+        if consumer is None:
+            consumer = Consumer(
+                {
+                    "bootstrap.servers": self.bootstrap,
+                    "client.id": self._client_id,
+                    "group.id": group,
+                    "enable.auto.commit": False,
+                    "isolation.level": "read_committed",
+                }
+            )
+            self._groups[group] = consumer
+        return consumer
+
+    def committed(self, group: str, tp: TopicPartition) -> int | None:
+        got = self._group_consumer(group).committed([KafkaTopicPartition(tp.topic, tp.partition)], timeout=_TIMEOUT_S)
+        off = got[0].offset
+        return None if off < 0 else int(off)
+
+    def commit(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
+        self._group_consumer(group).commit(offsets=_kafka_offsets(offsets), asynchronous=False)
+
+    def transaction(self, group: str | None = None) -> Transaction:
+        with self._lock:
+            if self._tx_producer is None:
+                self._tx_producer = Producer({**self._producer_config, "transactional.id": self._transactional_id})
+                self._tx_producer.init_transactions(_TIMEOUT_S)
+            self._tx_producer.begin_transaction()
+            return _KafkaTransaction(self, self._tx_producer, group)
+
+    def _drop_tx_producer(self) -> None:
+        self._tx_producer = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._producer is not None:
+                self._producer.flush(_TIMEOUT_S)
+            for consumer in [self._reader, *self._groups.values()]:
+                if consumer is not None:
+                    consumer.close()
+            self._reader = None
+            self._groups.clear()
+
+
+def _kafka_offsets(offsets: Mapping[TopicPartition, int]) -> list[KafkaTopicPartition]:
+    return [KafkaTopicPartition(tp.topic, tp.partition, off) for tp, off in offsets.items()]
+
+
+class _KafkaTransaction(Transaction):
+    """A Kafka transaction: records are produced as they are staged and hidden until commit."""
+
+    def __init__(self, log: KafkaLog, producer: Producer, group: str | None) -> None:
+        super().__init__()
+        self._log = log
+        self._producer = producer
+        self._group = group
+        self._slots: list[list[Any]] = []
+
+    def append(self, messages: Iterable[Message]) -> None:
+        batch = list(messages)
+        super().append(batch)
+        self._guard(lambda: self._slots.extend(self._log._produce(self._producer, batch)))
+
+    def _commit(self, messages: Sequence[Message], offsets: Mapping[TopicPartition, int]) -> list[Position]:
+        if offsets and self._group is None:
+            self._producer.abort_transaction(_TIMEOUT_S)
+            raise LogError("committing offsets needs a consumer group")
+
+        def finish() -> None:
+            if offsets and self._group is not None:
+                metadata = self._log._group_consumer(self._group).consumer_group_metadata()
+                self._producer.send_offsets_to_transaction(_kafka_offsets(offsets), metadata, _TIMEOUT_S)
+            self._producer.commit_transaction(_TIMEOUT_S)
+
+        self._guard(finish)
+        return self._log._resolve(self._slots)
+
+    def _abort(self, messages: Sequence[Message]) -> None:
+        self._guard(lambda: self._producer.abort_transaction(_TIMEOUT_S))
+
+    def _guard(self, step: Callable[[], None]) -> None:
+        """Run a transactional step; abort what can be aborted, drop a fenced producer."""
+        try:
+            step()
+        except KafkaException as err:
+            kerr = err.args[0]
+            self._done = True
+            if kerr.fatal():
+                self._log._drop_tx_producer()
+                raise TransactionAbortedError(f"transactional producer fenced or failed: {kerr}") from err
+            if kerr.txn_requires_abort():
+                self._producer.abort_transaction(_TIMEOUT_S)
+            raise TransactionAbortedError(f"kafka transaction failed: {kerr}") from err

@@ -1,0 +1,60 @@
+"""Shared fixtures: real Kafka and Postgres when configured, testcontainers when Docker is
+reachable, a clear skip otherwise — and a failure instead of a skip under CI."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _docker_reachable() -> bool:
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env(timeout=2).ping()
+    except Exception:
+        return False
+    return True
+
+
+def _unavailable(what: str, env: str) -> None:
+    reason = f"{what} not available: set {env} (scripts/test.sh starts one) or run a Docker engine"
+    if IN_CI:
+        pytest.fail(f"CI must run the {what} tests, but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """Bootstrap servers of a real Kafka broker."""
+    configured = os.environ.get("MELTICA_KAFKA_BOOTSTRAP")
+    if configured:
+        yield configured
+        return
+    if _docker_reachable():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as kafka:
+            yield kafka.get_bootstrap_server()
+        return
+    _unavailable("Kafka", "MELTICA_KAFKA_BOOTSTRAP")
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """SQLAlchemy URL of a real PostgreSQL database."""
+    configured = os.environ.get("MELTICA_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    if _docker_reachable():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16", driver="psycopg") as pg:
+            yield pg.get_connection_url()
+        return
+    _unavailable("PostgreSQL", "MELTICA_DATABASE_URL")
