@@ -26,7 +26,9 @@ def build_log(settings: Settings) -> EventLog:
     try:
         from meltica.log.kafka import KafkaLog
     except ImportError as err:
-        raise ConfigurationError("the Kafka backend needs the 'kafka' extra: pip install 'meltica[kafka]'") from err
+        raise ConfigurationError(
+            "the Kafka backend needs the 'kafka' extra: pip install 'meltica[kafka]'"
+        ) from err
     return KafkaLog(settings.kafka_bootstrap, client_id=settings.client_id)
 
 

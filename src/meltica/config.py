@@ -14,7 +14,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MELTICA_", extra="ignore")
 
-    data_dir: Path = Field(default=Path.home() / ".meltica", description="Embedded log and read models live here.")
+    data_dir: Path = Field(
+        default=Path.home() / ".meltica", description="Embedded log and read models live here."
+    )
     log_backend: Literal["sqlite", "memory", "kafka"] = Field(
         default="sqlite", description="sqlite (embedded default), memory (tests) or kafka (production)."
     )

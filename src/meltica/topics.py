@@ -24,7 +24,9 @@ class TopicDef:
 
 
 TOPICS: tuple[TopicDef, ...] = (
-    TopicDef("orders.commands", "account_id", _FOREVER, "SubmitOrder, CancelOrder, AmendOrder, CancelAllOrders"),
+    TopicDef(
+        "orders.commands", "account_id", _FOREVER, "SubmitOrder, CancelOrder, AmendOrder, CancelAllOrders"
+    ),
     TopicDef("orders.events", "account_id", _FOREVER, "OrderAccepted, OrderDenied, ... OrderFilled"),
     TopicDef("venue.requests", "account_id", _FOREVER, "VenueSubmitOrder, VenueCancelOrder, VenueAmendOrder"),
     TopicDef("venue.reports", "account_id", _FOREVER, "ExecutionReport"),

@@ -31,7 +31,9 @@ def values(records: list) -> list[bytes]:  # type: ignore[type-arg]
 
 def test_reads_back_in_partition_order(log: EventLog, new_topic: Callable[..., str]) -> None:
     topic = new_topic(3)
-    messages = [Message(topic, f"{k}-{i}".encode(), key=k.encode()) for i in range(20) for k in ("a", "b", "c", "d")]
+    messages = [
+        Message(topic, f"{k}-{i}".encode(), key=k.encode()) for i in range(20) for k in ("a", "b", "c", "d")
+    ]
     positions = log.append(messages)
     assert len(positions) == len(messages)
     for key in ("a", "b", "c", "d"):
@@ -47,7 +49,8 @@ def test_offsets_increase_and_end_offset_follows(log: EventLog, new_topic: Calla
     first = log.append([Message(topic, b"x%d" % i, partition=0) for i in range(5)])
     second = log.append([Message(topic, b"y%d" % i, partition=0) for i in range(5)])
     offsets = [p.offset for p in first + second]
-    assert offsets == sorted(offsets) and len(set(offsets)) == 10
+    assert offsets == sorted(offsets)
+    assert len(set(offsets)) == 10
     assert log.end_offset(topic, 0) == offsets[-1] + 1
     records = log.read(topic, 0, offsets[3], 4)
     assert [r.offset for r in records] == offsets[3:7]
@@ -56,11 +59,15 @@ def test_offsets_increase_and_end_offset_follows(log: EventLog, new_topic: Calla
 
 def test_headers_and_keys_round_trip(log: EventLog, new_topic: Callable[..., str]) -> None:
     topic = new_topic(2)
-    headers = (("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"), ("bin", b"\x00\xff"))
+    headers = (
+        ("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        ("bin", b"\x00\xff"),
+    )
     [pos] = log.append([Message(topic, b"v", key=b"k", headers=headers)])
     [rec] = log.read(topic, pos.partition, pos.offset, 1)
     assert (rec.key, rec.value, rec.headers) == (b"k", b"v", headers)
-    assert rec.topic == topic and rec.timestamp_ms > 0
+    assert rec.topic == topic
+    assert rec.timestamp_ms > 0
 
 
 def test_partitioner_matches_kafka_for_fixed_keys(log: EventLog, new_topic: Callable[..., str]) -> None:
@@ -76,7 +83,9 @@ def test_unknown_topic_is_an_error(log: EventLog) -> None:
         log.append([Message("no.such.topic.anywhere", b"v", key=b"k")])
 
 
-def test_durable_across_close_and_reopen(backend: Backend, log: EventLog, new_topic: Callable[..., str]) -> None:
+def test_durable_across_close_and_reopen(
+    backend: Backend, log: EventLog, new_topic: Callable[..., str]
+) -> None:
     if not backend.durable:
         pytest.skip("the memory backend is not durable by design")
     topic = new_topic(2)
@@ -117,7 +126,7 @@ def test_transaction_appends_and_commits_atomically(log: EventLog, new_topic: Ca
 def test_aborted_transaction_is_invisible(log: EventLog, new_topic: Callable[..., str]) -> None:
     source, sink = new_topic(1, "in"), new_topic(1, "out")
     log.append([Message(sink, b"before", partition=0)])
-    with pytest.raises(RuntimeError, match="crash"), log.transaction("processor") as tx:
+    with pytest.raises(RuntimeError, match="crash"), log.transaction("processor") as tx:  # noqa: PT012
         tx.append([Message(sink, b"aborted-1", partition=0), Message(sink, b"aborted-2", partition=0)])
         tx.commit_offsets({TopicPartition(source, 0): 10})
         raise RuntimeError("crash before commit")
@@ -133,7 +142,9 @@ def test_corrupted_record_is_dead_lettered_and_consumption_goes_on(
     topic = new_topic(1, "orders.events")
     good = [codec.encode("OrderFilled", order_filled(i)) for i in range(3)]
     corrupt = good[1][:-7] + b"\xff\xfe"
-    log.append([Message(topic, v, key=b"ACC-1", partition=0) for v in (good[0], corrupt, good[1], b"junk", good[2])])
+    log.append(
+        [Message(topic, v, key=b"ACC-1", partition=0) for v in (good[0], corrupt, good[1], b"junk", good[2])]
+    )
 
     consumer = EventConsumer(log, codec, "projector", [topic])
     events = consumer.poll()

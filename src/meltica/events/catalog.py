@@ -14,6 +14,7 @@ from fastavro.schema import load_schema, to_parsing_canonical_form
 
 from meltica.errors import SchemaError
 from meltica.events import decimals
+from meltica.resources import resource_dir
 
 NAMESPACE = "meltica.v1"
 
@@ -60,15 +61,8 @@ def entry_from_schema(schema: dict[str, Any]) -> SchemaEntry:
 
 
 def default_schema_dir() -> Path:
-    """`meltica/events/avro` in an installed wheel, else `schemas/avro` of the source tree."""
-    packaged = Path(__file__).parent / "avro"
-    if packaged.is_dir():
-        return packaged
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "schemas" / "avro"
-        if candidate.is_dir():
-            return candidate
-    raise SchemaError("cannot find the Avro schema folder (schemas/avro)")
+    """The `.avsc` folder: `schemas/avro` of the source tree, packaged into the wheel."""
+    return resource_dir("schemas/avro", "schemas/avro")
 
 
 class SchemaCatalog:
@@ -83,6 +77,8 @@ class SchemaCatalog:
                 expanded = load_schema(str(path), _write_hint=False)
             except Exception as err:
                 raise SchemaError(f"{path.name}: {err}") from err
+            if not isinstance(expanded, dict):
+                raise SchemaError(f"{path.name}: expected one named schema")
             entry = entry_from_schema(expanded)
             self._by_name[entry.name] = entry
             self._by_name.setdefault(entry.short_name, entry)

@@ -80,8 +80,10 @@ class Codec:
             else:
                 buf = io.BytesIO(data)
                 buf.seek(start)
-                record = schemaless_reader(buf, writer, reader)
-                end = buf.tell()
+                resolved = schemaless_reader(buf, writer, reader)
+                if not isinstance(resolved, dict):
+                    raise ValueError("top-level schema is not a record")
+                record, end = resolved, buf.tell()
             if end != len(data):
                 raise ValueError(f"{len(data) - end} trailing bytes after the record")
         except DecodeError:

@@ -87,7 +87,9 @@ def _can_read(reader: Any, writer: Any, path: str, names: dict[str, Any]) -> tup
     return None
 
 
-def _records(reader: dict[str, Any], writer: dict[str, Any], path: str, names: dict[str, Any]) -> tuple[str, str] | None:
+def _records(
+    reader: dict[str, Any], writer: dict[str, Any], path: str, names: dict[str, Any]
+) -> tuple[str, str] | None:
     if _short(reader["name"]) != _short(writer["name"]) and writer["name"] not in reader.get("aliases", []):
         return path, f"record renamed from {writer['name']} to {reader['name']}"
     written = {f["name"]: f for f in writer["fields"]}

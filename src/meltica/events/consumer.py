@@ -17,6 +17,7 @@ from meltica.events.codec import Codec
 from meltica.log.base import EventLog, Message, Position, Record, TopicPartition, TopicSpec
 from meltica.topics import dead_letter_topic
 
+
 def dead_letter(record: Record, error: DecodeError) -> Message:
     """The dead-letter copy of `record`: same key and bytes, the reason and origin in headers."""
     headers = (
@@ -26,7 +27,9 @@ def dead_letter(record: Record, error: DecodeError) -> Message:
         ("meltica.dlq.partition", str(record.partition).encode()),
         ("meltica.dlq.offset", str(record.offset).encode()),
     )
-    return Message(dead_letter_topic(record.topic), record.value, record.key, headers, partition=record.partition)
+    return Message(
+        dead_letter_topic(record.topic), record.value, record.key, headers, partition=record.partition
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ def to_wire(value: Any, _schema: Any = None) -> str:
         if not value.is_finite():
             raise ValueError(f"decimal must be finite, got {value}")
         return str(value)
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise TypeError(f"decimal fields take Decimal, int or str, not {type(value).__name__}")
     if isinstance(value, int | str | Decimal):
         try:

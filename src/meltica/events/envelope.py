@@ -41,7 +41,11 @@ class EventMetadata:
             "version": self.version,
             "source": None
             if self.source is None
-            else {"topic": self.source.topic, "partition": self.source.partition, "offset": self.source.offset},
+            else {
+                "topic": self.source.topic,
+                "partition": self.source.partition,
+                "offset": self.source.offset,
+            },
         }
 
     @classmethod
@@ -58,8 +62,16 @@ class EventMetadata:
             source=None if src is None else Position(src["topic"], src["partition"], src["offset"]),
         )
 
-    def caused(self, index: int, *, ts_event: int, ts_init: int, key: str | None = None,
-               version: int = 0, source: Position | None = None) -> EventMetadata:
+    def caused(
+        self,
+        index: int,
+        *,
+        ts_event: int,
+        ts_init: int,
+        key: str | None = None,
+        version: int = 0,
+        source: Position | None = None,
+    ) -> EventMetadata:
         """Metadata for the `index`-th event this one causes (same correlation)."""
         return EventMetadata(
             event_id=derive_event_id(self.event_id, index),

@@ -66,7 +66,9 @@ class EmbeddedSchemaRegistry:
                 self._next_offset = rec.offset + 1
                 doc = json.loads(rec.value)
                 self._remember(
-                    RegisteredSchema(doc["subject"], doc["version"], doc["id"], entry_from_schema(doc["schema"]))
+                    RegisteredSchema(
+                        doc["subject"], doc["version"], doc["id"], entry_from_schema(doc["schema"])
+                    )
                 )
 
     def _remember(self, reg: RegisteredSchema) -> None:
@@ -84,8 +86,15 @@ class EmbeddedSchemaRegistry:
             if versions:
                 check_backward(entry.name, entry.schema, versions[-1].entry.schema)
             reg = RegisteredSchema(entry.name, len(versions) + 1, len(self._by_id) + 1, entry)
-            doc = {"subject": reg.subject, "version": reg.version, "id": reg.schema_id, "schema": entry.schema}
-            self._log.append([Message(self._topic, json.dumps(doc).encode(), key=entry.name.encode(), partition=0)])
+            doc = {
+                "subject": reg.subject,
+                "version": reg.version,
+                "id": reg.schema_id,
+                "schema": entry.schema,
+            }
+            self._log.append(
+                [Message(self._topic, json.dumps(doc).encode(), key=entry.name.encode(), partition=0)]
+            )
             self._catch_up()
             return self._by_id.get(reg.schema_id, reg)
 

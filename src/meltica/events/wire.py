@@ -39,7 +39,8 @@ class ConfluentFraming:
     def __init__(self, url: str, config: dict[str, Any] | None = None) -> None:
         from confluent_kafka.schema_registry import SchemaRegistryClient
 
-        self._client = SchemaRegistryClient({"url": url, **(config or {})})
+        # new_client returns the in-process mock for mock:// URLs and a real client otherwise.
+        self._client = SchemaRegistryClient.new_client({"url": url, **(config or {})})
         self._ids: dict[str, int] = {}
         self._entries: dict[int, SchemaEntry] = {}
 
@@ -74,6 +75,6 @@ class ConfluentFraming:
                 schema = self._client.get_schema(schema_id)
             except SchemaRegistryError as err:
                 raise SchemaError(f"schema id {schema_id}: {err.error_message}") from err
-            found = entry_from_schema(json.loads(schema.schema_str))
+            found = entry_from_schema(json.loads(schema.schema_str or "null"))
             self._entries[schema_id] = found
         return found

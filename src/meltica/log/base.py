@@ -197,7 +197,8 @@ class EventLog(ABC):
         if message.partition is not None:
             if not 0 <= message.partition < partitions:
                 raise UnknownTopicError(
-                    f"partition {message.partition} of {message.topic!r} does not exist ({partitions} partitions)"
+                    f"partition {message.partition} of {message.topic!r} does not exist "
+                    f"({partitions} partitions)"
                 )
             return message.partition
         if message.key is not None:

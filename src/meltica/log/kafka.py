@@ -19,7 +19,7 @@ from confluent_kafka import (
 from confluent_kafka import (
     TopicPartition as KafkaTopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from meltica.errors import LogError, TransactionAbortedError, UnknownTopicError
 from meltica.log.base import EventLog, Message, Position, Record, TopicPartition, TopicSpec, Transaction
@@ -70,7 +70,11 @@ class KafkaLog(EventLog):
     # -- topics ---------------------------------------------------------------------------
     def create_topic(self, spec: TopicSpec) -> None:
         futures = self._admin.create_topics(
-            [NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=-1, config=dict(spec.config))],
+            [
+                NewTopic(
+                    spec.name, num_partitions=spec.partitions, replication_factor=-1, config=dict(spec.config)
+                )
+            ],
             operation_timeout=_TIMEOUT_S,
         )
         try:
@@ -96,7 +100,9 @@ class KafkaLog(EventLog):
     def topics(self) -> dict[str, int]:
         md = self._admin.list_topics(timeout=_TIMEOUT_S)
         self._topics = {
-            name: len(t.partitions) for name, t in md.topics.items() if t.error is None and not name.startswith("__")
+            name: len(t.partitions)
+            for name, t in md.topics.items()
+            if t.error is None and not name.startswith("__")
         }
         return dict(self._topics)
 
@@ -138,7 +144,12 @@ class KafkaLog(EventLog):
             while True:
                 try:
                     producer.produce(
-                        m.topic, m.value, m.key, partition=slot[1], headers=list(m.headers) or None, on_delivery=done
+                        m.topic,
+                        m.value,
+                        m.key,
+                        partition=slot[1],
+                        headers=list(m.headers) or None,
+                        on_delivery=done,
                     )
                     break
                 except BufferError:
@@ -168,7 +179,10 @@ class KafkaLog(EventLog):
                     "enable.auto.offset.store": False,
                     "isolation.level": "read_committed",
                     "enable.partition.eof": True,
-                    "fetch.wait.max.ms": 50,
+                    "fetch.wait.max.ms": 10,
+                    "max.partition.fetch.bytes": 16 * 1024 * 1024,
+                    "fetch.max.bytes": 64 * 1024 * 1024,
+                    "queued.max.messages.kbytes": 256 * 1024,
                     "auto.offset.reset": "earliest",
                 }
             )
@@ -199,17 +213,7 @@ class KafkaLog(EventLog):
                                 eof = True
                                 break
                             raise LogError(f"reading {topic}[{partition}]: {err}")
-                        out.append(
-                            Record(
-                                topic,
-                                partition,
-                                msg.offset(),
-                                msg.key(),
-                                msg.value(),
-                                tuple(msg.headers() or ()),
-                                msg.timestamp()[1],
-                            )
-                        )
+                        out.append(_record(topic, partition, msg))
                         if len(out) >= limit:
                             break
                     if eof:
@@ -240,7 +244,9 @@ class KafkaLog(EventLog):
         return consumer
 
     def committed(self, group: str, tp: TopicPartition) -> int | None:
-        got = self._group_consumer(group).committed([KafkaTopicPartition(tp.topic, tp.partition)], timeout=_TIMEOUT_S)
+        got = self._group_consumer(group).committed(
+            [KafkaTopicPartition(tp.topic, tp.partition)], timeout=_TIMEOUT_S
+        )
         off = got[0].offset
         return None if off < 0 else int(off)
 
@@ -250,7 +256,9 @@ class KafkaLog(EventLog):
     def transaction(self, group: str | None = None) -> Transaction:
         with self._lock:
             if self._tx_producer is None:
-                self._tx_producer = Producer({**self._producer_config, "transactional.id": self._transactional_id})
+                self._tx_producer = Producer(
+                    {**self._producer_config, "transactional.id": self._transactional_id}
+                )
                 self._tx_producer.init_transactions(_TIMEOUT_S)
             self._tx_producer.begin_transaction()
             return _KafkaTransaction(self, self._tx_producer, group)
@@ -267,6 +275,14 @@ class KafkaLog(EventLog):
                     consumer.close()
             self._reader = None
             self._groups.clear()
+
+
+def _record(topic: str, partition: int, msg: Any) -> Record:
+    """A Record from a confluent-kafka Message (headers normalized to bytes values)."""
+    headers = tuple((k, v if isinstance(v, bytes) else (v or "").encode()) for k, v in (msg.headers() or ()))
+    return Record(
+        topic, partition, int(msg.offset()), msg.key(), msg.value() or b"", headers, msg.timestamp()[1]
+    )
 
 
 def _kafka_offsets(offsets: Mapping[TopicPartition, int]) -> list[KafkaTopicPartition]:

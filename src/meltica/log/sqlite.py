@@ -81,7 +81,8 @@ class SqliteLog(EventLog):
                     raise LogError(f"topic {spec.name!r} exists with {row[0]} partitions")
                 return
             self._db.execute(
-                "INSERT INTO topics VALUES (?, ?, ?)", (spec.name, spec.partitions, json.dumps(dict(spec.config)))
+                "INSERT INTO topics VALUES (?, ?, ?)",
+                (spec.name, spec.partitions, json.dumps(dict(spec.config))),
             )
             self._db.executemany(
                 "INSERT INTO heads VALUES (?, ?, 0)", [(spec.name, p) for p in range(spec.partitions)]

@@ -1,0 +1,201 @@
+"""Meltica benchmarks: prints a table and writes JSON.
+
+    python -m benchmarks.run                 # everything that can run here
+    python -m benchmarks.run --only codec    # codec, decimals, sqlite, memory, kafka
+    python -m benchmarks.run --out results.json
+
+Kafka runs when MELTICA_KAFKA_BOOTSTRAP is set (scripts/kafka.sh start prints one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from rich.console import Console
+from rich.table import Table
+
+from meltica.events import Codec, default_catalog
+from meltica.events.examples import order_filled, quote_tick
+from meltica.log.base import EventLog, Message, TopicSpec
+from meltica.log.memory import MemoryLog
+from meltica.log.sqlite import SqliteLog
+
+
+@dataclass
+class Result:
+    group: str
+    name: str
+    ops_per_s: float
+    target: float | None = None
+
+    @property
+    def ok(self) -> bool | None:
+        return None if self.target is None else self.ops_per_s >= self.target
+
+
+def rate(fn: Callable[[], int], min_seconds: float = 1.0) -> float:
+    """Operations per second of `fn` (which returns how many it did), best of three runs."""
+    fn()  # warm up
+    best = 0.0
+    for _ in range(3):
+        done, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < min_seconds / 3:
+            done += fn()
+        best = max(best, done / elapsed)
+    return best
+
+
+# -- codec --------------------------------------------------------------------------------------
+def bench_codec() -> list[Result]:
+    codec = Codec()
+    out = []
+    for name, make in (("OrderFilled", order_filled), ("QuoteTick", quote_tick)):
+        records = [make(i) for i in range(1000)]
+        encoded = [codec.encode(name, r) for r in records]
+
+        def enc(records: list[dict[str, Any]] = records, name: str = name) -> int:
+            for r in records:
+                codec.encode(name, r)
+            return len(records)
+
+        def dec(encoded: list[bytes] = encoded) -> int:
+            for b in encoded:
+                codec.decode(b)
+            return len(encoded)
+
+        out.append(Result("codec", f"encode {name}", rate(enc), 150_000))
+        out.append(Result("codec", f"decode {name}", rate(dec), 150_000))
+    return out
+
+
+def bench_decimals() -> list[Result]:
+    """How to carry exact decimals in Avro: the measurement behind schemas/avro/README.md."""
+    base = default_catalog().get("QuoteTick").schema
+    as_bytes = json.loads(
+        json.dumps(base).replace(
+            '{"type": "string", "logicalType": "meltica-decimal"}',
+            '{"type": "bytes", "logicalType": "decimal", "precision": 38, "scale": 8}',
+        )
+    )
+    as_string = default_catalog().get("QuoteTick").parsed
+    as_bytes = parse_schema(as_bytes)
+    record = quote_tick()
+    record_8 = {**record, **{k: record[k].quantize(Decimal("1e-8")) for k in ("bid_px", "bid_qty", "ask_px", "ask_qty")}}
+    out = []
+    for label, schema, rec in (("string (meltica-decimal)", as_string, record), ("bytes decimal(38,8)", as_bytes, record_8)):
+        buf = io.BytesIO()
+        schemaless_writer(buf, schema, rec)
+        data = buf.getvalue()
+
+        def enc(schema: Any = schema, rec: dict[str, Any] = rec) -> int:
+            for _ in range(200):
+                schemaless_writer(io.BytesIO(), schema, rec)
+            return 200
+
+        def dec(schema: Any = schema, data: bytes = data) -> int:
+            for _ in range(200):
+                schemaless_reader(io.BytesIO(data), schema, None)
+            return 200
+
+        out.append(Result("decimals (fastavro, QuoteTick)", f"encode {label}", rate(enc)))
+        out.append(Result("decimals (fastavro, QuoteTick)", f"decode {label}", rate(dec)))
+    return out
+
+
+# -- logs ---------------------------------------------------------------------------------------
+def bench_log(group: str, log: EventLog, total: int, batch: int, targets: tuple[float | None, float | None]) -> list[Result]:
+    codec = Codec()
+    values = [codec.encode("OrderFilled", order_filled(i)) for i in range(1000)]
+    topic = f"bench.{uuid.uuid4().hex[:8]}"
+    log.create_topic(TopicSpec(topic, 4))
+    keys = [f"ACC-{i % 50}".encode() for i in range(1000)]
+    messages = [Message(topic, values[i % 1000], key=keys[i % 1000]) for i in range(batch)]
+
+    start = time.perf_counter()
+    for _ in range(total // batch):
+        log.append(messages)
+    append_rate = (total // batch) * batch / (time.perf_counter() - start)
+
+    start = time.perf_counter()
+    read = 0
+    for p in range(4):
+        offset = 0
+        while records := log.read(topic, p, offset, 10_000):
+            read += len(records)
+            offset = records[-1].offset + 1
+    read_rate = read / (time.perf_counter() - start)
+    assert read == (total // batch) * batch, f"read {read} records"
+    return [
+        Result(group, f"append (batches of {batch})", append_rate, targets[0]),
+        Result(group, "read", read_rate, targets[1]),
+    ]
+
+
+def bench_sqlite() -> list[Result]:
+    with tempfile.TemporaryDirectory() as tmp, SqliteLog(Path(tmp) / "bench.db") as log:
+        return bench_log("log: sqlite (synchronous=FULL)", log, 200_000, 1000, (100_000, 500_000))
+
+
+def bench_memory() -> list[Result]:
+    return bench_log("log: memory", MemoryLog(), 200_000, 1000, (None, None))
+
+
+def bench_kafka() -> list[Result]:
+    bootstrap = os.environ.get("MELTICA_KAFKA_BOOTSTRAP")
+    if not bootstrap:
+        return []
+    from meltica.log.kafka import KafkaLog
+
+    with KafkaLog(bootstrap, client_id="meltica-bench") as log:
+        return bench_log("log: kafka (acks=all, idempotent)", log, 300_000, 10_000, (100_000, 100_000))
+
+
+SUITES: dict[str, Callable[[], list[Result]]] = {
+    "codec": bench_codec,
+    "decimals": bench_decimals,
+    "sqlite": bench_sqlite,
+    "memory": bench_memory,
+    "kafka": bench_kafka,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", help="comma-separated suites: " + ",".join(SUITES))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/latest.json"))
+    args = parser.parse_args()
+    chosen = args.only.split(",") if args.only else list(SUITES)
+    results: list[Result] = []
+    for name in chosen:
+        results.extend(SUITES[name]())
+
+    table = Table("group", "benchmark", "ops/s", "target", "")
+    for r in results:
+        mark = "" if r.ok is None else ("[green]ok[/green]" if r.ok else "[red]below[/red]")
+        table.add_row(r.group, r.name, f"{r.ops_per_s:,.0f}", "" if r.target is None else f"{r.target:,.0f}", mark)
+    Console().print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "results": [{**asdict(r), "ok": r.ok} for r in results],
+    }
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: install Meltica with its dev extras, bring up
+# Kafka and PostgreSQL where this machine can (or use MELTICA_KAFKA_BOOTSTRAP /
+# MELTICA_DATABASE_URL if set), then lint, type-check and run pytest.
+# Extra arguments go to pytest, e.g. `scripts/test.sh tests/unit -x`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+in_ci() { case "${CI:-}" in 1|true|TRUE|yes) return 0 ;; *) return 1 ;; esac; }
+say() { echo "test.sh: $*" >&2; }
+
+python3 -m pip install -q --disable-pip-version-check -e ".[dev]"
+
+if [ -z "${MELTICA_KAFKA_BOOTSTRAP:-}" ]; then
+  if command -v java >/dev/null && command -v mvn >/dev/null; then
+    MELTICA_KAFKA_BOOTSTRAP=$(bash scripts/kafka.sh start)
+    export MELTICA_KAFKA_BOOTSTRAP
+  elif in_ci; then
+    say "CI needs Kafka, but java or mvn is missing"; exit 1
+  else
+    say "no java/mvn: Kafka tests will skip"
+  fi
+fi
+
+if [ -z "${MELTICA_DATABASE_URL:-}" ]; then
+  if [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; then
+    MELTICA_DATABASE_URL=$(bash scripts/postgres.sh start)
+    export MELTICA_DATABASE_URL
+  elif in_ci; then
+    say "CI needs PostgreSQL, but cannot install it (not root, no sudo)"; exit 1
+  else
+    say "cannot install PostgreSQL here (not root, no sudo): Postgres tests will skip"
+  fi
+fi
+
+say "Kafka: ${MELTICA_KAFKA_BOOTSTRAP:-none}; PostgreSQL: ${MELTICA_DATABASE_URL:-none}"
+
+ruff check .
+ruff format --check .
+mypy
+
+set +e
+python3 -m pytest "$@"
+rc=$?
+set -e
+if [ "$rc" = 5 ]; then
+  say "pytest collected no tests: that is a failure"
+  exit 1
+fi
+exit "$rc"

@@ -1,0 +1,193 @@
+"""`meltica`: inspect the event log, create topics, check schemas, migrate, run dev services."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from meltica import __version__
+from meltica.bootstrap import build, build_log
+from meltica.config import Settings
+from meltica.errors import MelticaError
+from meltica.resources import resource_dir
+from meltica.topics import TOPICS, topic_specs
+
+app = typer.Typer(help="Meltica: an event-sourced order management and trading system.", no_args_is_help=True)
+topics_app = typer.Typer(help="Topics of the event log.", no_args_is_help=True)
+schemas_app = typer.Typer(help="The Avro contract.", no_args_is_help=True)
+db_app = typer.Typer(help="Read-model database.", no_args_is_help=True)
+dev_app = typer.Typer(help="Local Kafka and PostgreSQL for development and tests.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+app.add_typer(schemas_app, name="schemas")
+app.add_typer(db_app, name="db")
+app.add_typer(dev_app, name="dev")
+
+out = Console()
+err = Console(stderr=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _fail(error: Exception) -> typer.Exit:
+    err.print(f"[red]error:[/red] {error}")
+    return typer.Exit(1)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(type(value).__name__)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    out.print(__version__)
+
+
+@app.command()
+def info(as_json: JsonFlag = False) -> None:
+    """Show the configuration and every topic with its partitions and records."""
+    settings = Settings()
+    try:
+        log = build_log(settings)
+    except MelticaError as e:
+        raise _fail(e) from e
+    with log:
+        rows = [
+            (name, n, sum(log.end_offset(name, p) for p in range(n)))
+            for name, n in sorted(log.topics().items())
+        ]
+    if as_json:
+        doc = {
+            "version": __version__,
+            "log_backend": settings.log_backend,
+            "log": str(settings.log_path) if settings.log_backend == "sqlite" else settings.kafka_bootstrap,
+            "topics": [{"name": n, "partitions": p, "records": r} for n, p, r in rows],
+        }
+        out.print_json(data=doc)
+        return
+    where = settings.log_path if settings.log_backend == "sqlite" else settings.kafka_bootstrap or "memory"
+    out.print(f"Meltica {__version__} — log backend [bold]{settings.log_backend}[/bold] at {where}")
+    table = Table("topic", "partitions", "records")
+    for name, n, records in rows:
+        table.add_row(name, str(n), str(records))
+    out.print(table)
+
+
+@topics_app.command("create")
+def topics_create(
+    partitions: Annotated[
+        int | None, typer.Option(help="Partitions per topic (default from settings).")
+    ] = None,
+) -> None:
+    """Create every topic of the system and its dead-letter topic (idempotent)."""
+    settings = Settings()
+    try:
+        with build_log(settings) as log:
+            for spec in topic_specs(partitions or settings.partitions):
+                log.create_topic(spec)
+    except MelticaError as e:
+        raise _fail(e) from e
+    out.print(f"{len(TOPICS)} topics and their dead-letter topics are ready.")
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """The topics the system uses, with their keys and contents."""
+    table = Table("topic", "key", "holds")
+    for t in TOPICS:
+        table.add_row(t.name, t.key, t.doc)
+    out.print(table)
+
+
+@app.command()
+def tail(
+    topic: str,
+    partition: Annotated[int | None, typer.Option(help="Only this partition.")] = None,
+    offset: Annotated[int, typer.Option("--from", help="First offset to show.")] = 0,
+    limit: Annotated[int, typer.Option(help="At most this many records per partition.")] = 20,
+    as_json: JsonFlag = False,
+) -> None:
+    """Decode and print events of a topic; records that do not decode are shown as errors."""
+    settings = Settings()
+    try:
+        application = build(settings, create_topics=False)
+    except MelticaError as e:
+        raise _fail(e) from e
+    with application.log as log:
+        try:
+            parts = [partition] if partition is not None else list(range(log.partitions(topic)))
+            records = [r for p in parts for r in log.read(topic, p, offset, limit)]
+        except MelticaError as e:
+            raise _fail(e) from e
+        for rec in records:
+            try:
+                name, fields = application.codec.decode_record(rec)
+            except MelticaError as e:
+                doc = {"partition": rec.partition, "offset": rec.offset, "error": str(e)}
+            else:
+                doc = {"partition": rec.partition, "offset": rec.offset, "type": name, "event": fields}
+            if as_json:
+                print(json.dumps(doc, default=_jsonable))
+            else:
+                out.print(doc)
+
+
+@schemas_app.command("list")
+def schemas_list() -> None:
+    """Every schema of the contract with its fingerprint."""
+    from meltica.events.catalog import default_catalog
+
+    table = Table("schema", "kind", "fingerprint")
+    for entry in default_catalog().entries():
+        kind = "event" if entry.is_event else entry.schema["type"]
+        table.add_row(entry.name, kind, entry.fingerprint.hex())
+    out.print(table)
+
+
+@schemas_app.command("check")
+def schemas_check() -> None:
+    """Register this build's schemas with the log's registry; fails on an incompatible change."""
+    try:
+        application = build(Settings(), create_topics=False)
+        application.close()
+    except MelticaError as e:
+        raise _fail(e) from e
+    out.print("schemas are compatible with every version registered in the log")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Migrate the read-model database (MELTICA_DATABASE_URL, else SQLite in the data directory)."""
+    from meltica.projections.migrations import upgrade
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.read_model_url, revision)
+    out.print(f"read models at revision {revision}")
+
+
+def _script(name: str) -> Path:
+    return resource_dir("scripts", "scripts") / name
+
+
+@dev_app.command("kafka")
+def dev_kafka(action: Annotated[str, typer.Argument(help="install, start, stop or status")]) -> None:
+    """Single-node KRaft Kafka from Maven Central jars (needs Java 17+ and Maven)."""
+    raise typer.Exit(subprocess.call(["bash", str(_script("kafka.sh")), action]))
+
+
+@dev_app.command("postgres")
+def dev_postgres(action: Annotated[str, typer.Argument(help="install, start, stop or status")]) -> None:
+    """PostgreSQL from Debian's packages (needs root or sudo)."""
+    raise typer.Exit(subprocess.call(["bash", str(_script("postgres.sh")), action]))

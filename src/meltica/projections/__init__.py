@@ -1,0 +1,1 @@
+"""Read models: SQL tables fed by the projector, their migrations and queries."""
