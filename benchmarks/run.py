@@ -93,9 +93,15 @@ def bench_decimals() -> list[Result]:
     as_string = default_catalog().get("QuoteTick").parsed
     as_bytes = parse_schema(as_bytes)
     record = quote_tick()
-    record_8 = {**record, **{k: record[k].quantize(Decimal("1e-8")) for k in ("bid_px", "bid_qty", "ask_px", "ask_qty")}}
+    record_8 = {
+        **record,
+        **{k: record[k].quantize(Decimal("1e-8")) for k in ("bid_px", "bid_qty", "ask_px", "ask_qty")},
+    }
     out = []
-    for label, schema, rec in (("string (meltica-decimal)", as_string, record), ("bytes decimal(38,8)", as_bytes, record_8)):
+    for label, schema, rec in (
+        ("string (meltica-decimal)", as_string, record),
+        ("bytes decimal(38,8)", as_bytes, record_8),
+    ):
         buf = io.BytesIO()
         schemaless_writer(buf, schema, rec)
         data = buf.getvalue()
@@ -116,7 +122,9 @@ def bench_decimals() -> list[Result]:
 
 
 # -- logs ---------------------------------------------------------------------------------------
-def bench_log(group: str, log: EventLog, total: int, batch: int, targets: tuple[float | None, float | None]) -> list[Result]:
+def bench_log(
+    group: str, log: EventLog, total: int, batch: int, targets: tuple[float | None, float | None]
+) -> list[Result]:
     codec = Codec()
     values = [codec.encode("OrderFilled", order_filled(i)) for i in range(1000)]
     topic = f"bench.{uuid.uuid4().hex[:8]}"
@@ -173,7 +181,9 @@ SUITES: dict[str, Callable[[], list[Result]]] = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", help="comma-separated suites: " + ",".join(SUITES))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/latest.json"))
     args = parser.parse_args()
@@ -185,12 +195,18 @@ def main() -> None:
     table = Table("group", "benchmark", "ops/s", "target", "")
     for r in results:
         mark = "" if r.ok is None else ("[green]ok[/green]" if r.ok else "[red]below[/red]")
-        table.add_row(r.group, r.name, f"{r.ops_per_s:,.0f}", "" if r.target is None else f"{r.target:,.0f}", mark)
+        table.add_row(
+            r.group, r.name, f"{r.ops_per_s:,.0f}", "" if r.target is None else f"{r.target:,.0f}", mark
+        )
     Console().print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
         "results": [{**asdict(r), "ok": r.ok} for r in results],
     }
     args.out.write_text(json.dumps(doc, indent=2) + "\n")

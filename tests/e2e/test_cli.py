@@ -18,7 +18,12 @@ from meltica.log.sqlite import SqliteLog
 def meltica(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MELTICA_DATA_DIR": str(data_dir), "MELTICA_LOG_BACKEND": "sqlite"}
     return subprocess.run(
-        [sys.executable, "-m", "meltica", *args], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-m", "meltica", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
 
 
@@ -35,7 +40,9 @@ def test_topics_info_and_tail_on_a_fresh_data_dir(tmp_path: Path) -> None:
         codec = Codec(registry=EmbeddedSchemaRegistry(log))
         log.append(
             [
-                Message("orders.events", codec.encode("OrderFilled", order_filled(1)), key=b"ACC-1", partition=0),
+                Message(
+                    "orders.events", codec.encode("OrderFilled", order_filled(1)), key=b"ACC-1", partition=0
+                ),
                 Message("orders.events", b"\xc3\x01garbage", key=b"ACC-1", partition=0),
             ]
         )
