@@ -16,7 +16,8 @@ from meltica.log.sqlite import SqliteLog
 
 
 def meltica(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MELTICA_DATA_DIR": str(data_dir), "MELTICA_LOG_BACKEND": "sqlite"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MELTICA_")}
+    env |= {"MELTICA_DATA_DIR": str(data_dir), "MELTICA_LOG_BACKEND": "sqlite"}
     return subprocess.run(
         [sys.executable, "-m", "meltica", *args],
         check=False,
