@@ -110,7 +110,7 @@ print_logs() {
 
 start() {
   install
-  if is_running && answers; then log "already running on $bootstrap"; echo "$bootstrap"; return 0; fi
+  if answers; then log "a broker already answers on $bootstrap; using it"; echo "$bootstrap"; return 0; fi
   local attempt
   for attempt in 1 2 3; do
     if start_once; then log "ready on $bootstrap"; echo "$bootstrap"; return 0; fi

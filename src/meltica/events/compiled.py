@@ -378,6 +378,13 @@ _RUNTIME: dict[str, Any] = {
 }
 
 
+def _define(g: _Gen, function: str, label: str) -> Any:
+    """Compile the emitted source and return the function it defines."""
+    namespace = {**_RUNTIME, **g.consts}
+    exec(compile("\n".join(g.lines), f"<avro {label}>", "exec"), namespace)
+    return namespace[function]
+
+
 def compile_encoder(schema: dict[str, Any]) -> Encoder:
     """An encoder for a self-contained (expanded) schema: record -> Avro binary body."""
     g = _Gen()
@@ -386,9 +393,7 @@ def compile_encoder(schema: dict[str, Any]) -> Encoder:
     g.emit(1, "w = parts.append")
     _enc(g, schema, "rec", 1, {})
     g.emit(1, "return b''.join(parts)")
-    namespace = {**_RUNTIME, **g.consts}
-    exec(compile("\n".join(g.lines), f"<avro encoder {schema.get('name')}>", "exec"), namespace)
-    encoder: Encoder = namespace["encode"]
+    encoder: Encoder = _define(g, "encode", f"encoder {schema.get('name')}")
     return encoder
 
 
@@ -399,7 +404,5 @@ def compile_decoder(schema: dict[str, Any]) -> Decoder:
     g.emit(1, "n = len(d)")
     _dec(g, schema, "out", 1, {})
     g.emit(1, "return out, p")
-    namespace = {**_RUNTIME, **g.consts}
-    exec(compile("\n".join(g.lines), f"<avro decoder {schema.get('name')}>", "exec"), namespace)
-    decoder: Decoder = namespace["decode"]
+    decoder: Decoder = _define(g, "decode", f"decoder {schema.get('name')}")
     return decoder

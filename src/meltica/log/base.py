@@ -129,6 +129,7 @@ class EventLog(ABC):
 
     def __init__(self) -> None:
         self._round_robin = itertools.count()
+        self._topic_cache: dict[str, int] = {}
 
     # -- topics ---------------------------------------------------------------------------
     @abstractmethod
@@ -145,6 +146,16 @@ class EventLog(ABC):
             return self.topics()[topic]
         except KeyError:
             raise UnknownTopicError(f"unknown topic {topic!r}") from None
+
+    def _partitions_cached(self, topic: str) -> int:
+        """Partitions of `topic`, asking the backend only for topics not seen before."""
+        n = self._topic_cache.get(topic)
+        if n is None:
+            self._topic_cache = self.topics()
+            n = self._topic_cache.get(topic)
+            if n is None:
+                raise UnknownTopicError(f"unknown topic {topic!r}")
+        return n
 
     # -- records --------------------------------------------------------------------------
     @abstractmethod

@@ -65,7 +65,6 @@ class KafkaLog(EventLog):
         self._tx_producer: Producer | None = None
         self._reader: Consumer | None = None
         self._groups: dict[str, Consumer] = {}
-        self._topics: dict[str, int] = {}
 
     # -- topics ---------------------------------------------------------------------------
     def create_topic(self, spec: TopicSpec) -> None:
@@ -92,27 +91,18 @@ class KafkaLog(EventLog):
             md = self._admin.list_topics(topic=name, timeout=_TIMEOUT_S)
             t = md.topics.get(name)
             if t is not None and t.error is None and t.partitions:
-                self._topics[name] = len(t.partitions)
+                self._topic_cache[name] = len(t.partitions)
                 return
             threading.Event().wait(0.1)
         raise LogError(f"topic {name!r} did not appear in metadata")
 
     def topics(self) -> dict[str, int]:
         md = self._admin.list_topics(timeout=_TIMEOUT_S)
-        self._topics = {
+        return {
             name: len(t.partitions)
             for name, t in md.topics.items()
             if t.error is None and not name.startswith("__")
         }
-        return dict(self._topics)
-
-    def _partitions_cached(self, topic: str) -> int:
-        n = self._topics.get(topic)
-        if n is None:
-            n = self.topics().get(topic)
-            if n is None:
-                raise UnknownTopicError(f"unknown topic {topic!r}")
-        return n
 
     # -- records --------------------------------------------------------------------------
     def _plain_producer(self) -> Producer:

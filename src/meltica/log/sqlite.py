@@ -70,7 +70,6 @@ class SqliteLog(EventLog):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.executescript(_SCHEMA)
-        self._topics: dict[str, int] = {}
 
     # -- topics ---------------------------------------------------------------------------
     def create_topic(self, spec: TopicSpec) -> None:
@@ -90,16 +89,7 @@ class SqliteLog(EventLog):
 
     def topics(self) -> dict[str, int]:
         with self._lock:
-            self._topics = dict(self._db.execute("SELECT name, partitions FROM topics").fetchall())
-            return dict(self._topics)
-
-    def _partitions_cached(self, topic: str) -> int:
-        n = self._topics.get(topic)
-        if n is None:
-            n = self.topics().get(topic)
-            if n is None:
-                raise UnknownTopicError(f"unknown topic {topic!r}")
-        return n
+            return dict(self._db.execute("SELECT name, partitions FROM topics").fetchall())
 
     # -- records --------------------------------------------------------------------------
     def append(self, messages: Sequence[Message]) -> list[Position]:
