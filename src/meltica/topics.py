@@ -30,6 +30,7 @@ TOPICS: tuple[TopicDef, ...] = (
     TopicDef("orders.events", "account_id", _FOREVER, "OrderAccepted, OrderDenied, ... OrderFilled"),
     TopicDef("venue.requests", "account_id", _FOREVER, "VenueSubmitOrder, VenueCancelOrder, VenueAmendOrder"),
     TopicDef("venue.reports", "account_id", _FOREVER, "ExecutionReport"),
+    TopicDef("portfolio.commands", "account_id", _FOREVER, "AdjustBalance"),
     TopicDef("portfolio.events", "account_id", _FOREVER, "PositionChanged, BalanceChanged, PnLMarked"),
     TopicDef("risk.commands", "scope_id", _FOREVER, "SetRiskLimits, SetTradingState, TripKillSwitch, ..."),
     TopicDef("risk.events", "scope_id", _FOREVER, "RiskLimitsChanged, TradingStateChanged, KillSwitch*"),

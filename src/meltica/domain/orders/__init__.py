@@ -1,0 +1,1 @@
+"""Orders: commands, events, the transition table and the order-book decider."""

@@ -1,0 +1,1 @@
+"""Portfolio: positions (netting, average cost), balances, PnL and execution analytics."""

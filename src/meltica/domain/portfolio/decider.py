@@ -1,0 +1,321 @@
+"""The portfolio decider: fills and marks become position, balance and PnL events.
+
+Balances are per account and asset, split into free and locked (what open orders hold
+back). Equity, per account and currency, is that currency's cash plus the market value of
+the positions quoted in it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from meltica.domain.instruments import Instrument
+from meltica.domain.marketdata import QuoteTick, TradeTick
+from meltica.domain.orders.events import (
+    OrderAccepted,
+    OrderAcknowledged,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderPartiallyFilled,
+    OrderRejected,
+)
+from meltica.domain.portfolio.analytics import ExecutionAnalytics
+from meltica.domain.portfolio.events import AdjustBalance, BalanceChanged, PnLMarked, PositionChanged
+from meltica.domain.portfolio.positions import Position, after_fill
+from meltica.domain.reservations import reservation
+from meltica.domain.values import ZERO
+
+Event = Any
+
+
+@dataclass(slots=True)
+class Balance:
+    total: Decimal = ZERO
+    locked: Decimal = ZERO
+
+    @property
+    def free(self) -> Decimal:
+        return self.total - self.locked
+
+
+@dataclass(slots=True)
+class Lock:
+    """What an open order holds back: `amount` of `asset` for `quantity`, released as it fills."""
+
+    account_id: str
+    asset: str
+    amount: Decimal
+    quantity: Decimal
+    leaves: Decimal
+
+    @property
+    def held(self) -> Decimal:
+        return self.amount * self.leaves / self.quantity
+
+
+@dataclass(slots=True)
+class PortfolioState:
+    instruments: dict[str, Instrument] = field(default_factory=dict)
+    positions: dict[tuple[str, str], Position] = field(default_factory=dict)
+    balances: dict[tuple[str, str], Balance] = field(default_factory=dict)
+    locks: dict[str, Lock] = field(default_factory=dict)
+    marks: dict[str, Decimal] = field(default_factory=dict)
+    analytics: dict[str, ExecutionAnalytics] = field(default_factory=dict)
+
+    def balance(self, account_id: str, asset: str) -> Balance:
+        return self.balances.get((account_id, asset)) or Balance()
+
+    def position(self, account_id: str, instrument_id: str) -> Position:
+        found = self.positions.get((account_id, instrument_id))
+        if found is not None:
+            return found
+        inst = self.instruments.get(instrument_id)
+        currency = inst.settlement_currency if inst is not None else ""
+        multiplier = inst.multiplier if inst is not None else Decimal(1)
+        return Position(
+            account_id, instrument_id, currency, multiplier, mark_px=self.marks.get(instrument_id)
+        )
+
+    def equity(self, account_id: str, currency: str) -> Decimal:
+        cash = self.balance(account_id, currency).total
+        return cash + sum(
+            (
+                p.market_value()
+                for (a, _), p in self.positions.items()
+                if a == account_id and p.currency == currency
+            ),
+            ZERO,
+        )
+
+
+def _balance_event(
+    state: PortfolioState,
+    account_id: str,
+    asset: str,
+    delta: Decimal,
+    lock_delta: Decimal,
+    reason: str,
+    ts: int,
+) -> BalanceChanged:
+    b = state.balance(account_id, asset)
+    total, locked = b.total + delta, b.locked + lock_delta
+    return BalanceChanged(account_id, asset, total, total - locked, locked, delta, reason, ts)
+
+
+def decide(state: PortfolioState, inp: Any) -> list[Event]:
+    """Portfolio events that follow from `inp`. Pure."""
+    if isinstance(inp, AdjustBalance):
+        return [_balance_event(state, inp.account_id, inp.asset, inp.delta, ZERO, inp.reason, inp.ts)]
+    if isinstance(inp, OrderAccepted):
+        lock = _lock_for(state, inp)
+        if lock is None:
+            return []
+        return [_balance_event(state, lock.account_id, lock.asset, ZERO, lock.amount, "reserve", inp.ts)]
+    if isinstance(inp, OrderFilled | OrderPartiallyFilled):
+        return _on_fill(state, inp)
+    if isinstance(inp, OrderCanceled | OrderExpired | OrderRejected):
+        lock = state.locks.get(inp.order_id)
+        if lock is None or lock.held == ZERO:
+            return []
+        return [_balance_event(state, lock.account_id, lock.asset, ZERO, -lock.held, "release", inp.ts)]
+    if isinstance(inp, QuoteTick | TradeTick):
+        return _on_mark(state, inp)
+    return []
+
+
+def _lock_for(state: PortfolioState, e: OrderAccepted) -> Lock | None:
+    spec = e.order
+    inst = state.instruments.get(spec.instrument_id)
+    price = (
+        spec.price if spec.price is not None else spec.trigger_price or state.marks.get(spec.instrument_id)
+    )
+    if inst is None or price is None:
+        return None
+    asset, amount = reservation(spec.side, spec.quantity, price, inst)
+    return Lock(spec.account_id, asset, amount, spec.quantity, spec.quantity)
+
+
+def _on_fill(state: PortfolioState, e: OrderFilled | OrderPartiallyFilled) -> list[Event]:
+    fill, ts = e.fill, e.ts
+    inst = state.instruments.get(e.instrument_id)
+    pos = state.position(e.account_id, e.instrument_id)
+    lots, realized = after_fill(pos.lots, fill.last_qty * fill.side.sign, fill.last_px, pos.multiplier)
+    fees = pos.fees + (fill.fee if fill.fee_currency == pos.currency else ZERO)
+    mark = state.marks.get(e.instrument_id, fill.last_px)
+    moved = Position(
+        pos.account_id,
+        pos.instrument_id,
+        pos.currency,
+        pos.multiplier,
+        lots,
+        pos.realized_pnl + realized,
+        fees,
+        mark,
+    )
+    out: list[Event] = [
+        PositionChanged(
+            e.account_id,
+            e.instrument_id,
+            moved.side,
+            moved.quantity,
+            moved.avg_px,
+            moved.realized_pnl,
+            moved.unrealized_pnl,
+            fees,
+            pos.currency,
+            ts,
+            mark,
+            fill.trade_id,
+            lots,
+        )
+    ]
+    # cash moves: the settlement currency pays or receives the notional, a spot base asset moves too
+    lock = state.locks.get(e.order_id)
+    release = ZERO
+    if lock is not None:
+        release = lock.held - lock.amount * e.leaves_qty / lock.quantity
+    changes: dict[str, tuple[Decimal, Decimal]] = {}
+
+    def add(asset: str, delta: Decimal, lock_delta: Decimal = ZERO) -> None:
+        d, ld = changes.get(asset, (ZERO, ZERO))
+        changes[asset] = (d + delta, ld + lock_delta)
+
+    notional = fill.last_qty * fill.last_px * pos.multiplier
+    add(pos.currency, -notional * fill.side.sign)
+    if inst is not None and inst.base_currency is not None:
+        add(inst.base_currency, fill.last_qty * fill.side.sign)
+    if fill.fee:
+        add(fill.fee_currency, -fill.fee)
+    if lock is not None and release:
+        add(lock.asset, ZERO, -release)
+    for asset, (delta, lock_delta) in changes.items():
+        out.append(_balance_event(state, e.account_id, asset, delta, lock_delta, "fill", ts))
+    return out
+
+
+def _on_mark(state: PortfolioState, tick: QuoteTick | TradeTick) -> list[Event]:
+    mark = tick.price if isinstance(tick, TradeTick) else (tick.bid_px + tick.ask_px) / 2
+    if state.marks.get(tick.instrument_id) == mark:
+        return []
+    out: list[Event] = []
+    for (account_id, instrument_id), pos in state.positions.items():
+        if instrument_id != tick.instrument_id or pos.quantity == ZERO:
+            continue
+        marked = Position(
+            pos.account_id,
+            pos.instrument_id,
+            pos.currency,
+            pos.multiplier,
+            pos.lots,
+            pos.realized_pnl,
+            pos.fees,
+            mark,
+        )
+        equity = state.equity(account_id, pos.currency) - pos.market_value() + marked.market_value()
+        out.append(
+            PnLMarked(
+                account_id,
+                marked.realized_pnl,
+                marked.unrealized_pnl,
+                marked.fees,
+                equity,
+                pos.currency,
+                tick.ts,
+                instrument_id,
+                mark,
+            )
+        )
+    return out
+
+
+# -- evolve -----------------------------------------------------------------------------------
+def evolve(state: PortfolioState, event: Any) -> PortfolioState:
+    """Apply one event or market fact (in place) and return the state."""
+    handler = _EVOLVE.get(type(event))
+    if handler is not None:
+        handler(state, event)
+    return state
+
+
+def _position(state: PortfolioState, e: PositionChanged) -> None:
+    pos = state.position(e.account_id, e.instrument_id)
+    pos.set_lots(e.lots)
+    pos.realized_pnl, pos.fees, pos.mark_px = e.realized_pnl, e.fees, e.last_px
+    state.positions[(e.account_id, e.instrument_id)] = pos
+
+
+def _balance(state: PortfolioState, e: BalanceChanged) -> None:
+    state.balances[(e.account_id, e.asset)] = Balance(e.total, e.locked)
+
+
+def _marked(state: PortfolioState, e: PnLMarked) -> None:
+    if e.instrument_id is not None and e.mark_px is not None:
+        state.marks[e.instrument_id] = e.mark_px
+        pos = state.positions.get((e.account_id, e.instrument_id))
+        if pos is not None:
+            pos.mark_px = e.mark_px
+
+
+def _accepted(state: PortfolioState, e: OrderAccepted) -> None:
+    lock = _lock_for(state, e)
+    if lock is not None:
+        state.locks[e.order.order_id] = lock
+    spec = e.order
+    state.analytics[spec.order_id] = ExecutionAnalytics(
+        spec.order_id, spec.side, e.ts, arrival_px=state.marks.get(spec.instrument_id)
+    )
+
+
+def _acknowledged(state: PortfolioState, e: OrderAcknowledged) -> None:
+    a = state.analytics.get(e.order_id)
+    if a is not None and a.ts_acknowledged is None:
+        a.ts_acknowledged = e.ts
+
+
+def _filled(state: PortfolioState, e: OrderFilled | OrderPartiallyFilled) -> None:
+    lock = state.locks.get(e.order_id)
+    if lock is not None:
+        lock.leaves = e.leaves_qty
+        if e.leaves_qty == ZERO:
+            del state.locks[e.order_id]
+    a = state.analytics.get(e.order_id)
+    if a is not None:
+        a.filled_qty, a.avg_fill_px = e.cum_qty, e.avg_px
+        if isinstance(e, OrderFilled):
+            a.ts_filled = e.ts
+
+
+def _ended(state: PortfolioState, e: OrderCanceled | OrderExpired | OrderRejected) -> None:
+    state.locks.pop(e.order_id, None)
+
+
+def _instrument(state: PortfolioState, e: Instrument) -> None:
+    state.instruments[e.instrument_id] = e
+
+
+def _tick(state: PortfolioState, e: QuoteTick | TradeTick) -> None:
+    mark = e.price if isinstance(e, TradeTick) else (e.bid_px + e.ask_px) / 2
+    state.marks[e.instrument_id] = mark
+    for (_, instrument_id), pos in state.positions.items():
+        if instrument_id == e.instrument_id:
+            pos.mark_px = mark
+
+
+_EVOLVE: dict[type, Any] = {
+    PositionChanged: _position,
+    BalanceChanged: _balance,
+    PnLMarked: _marked,
+    OrderAccepted: _accepted,
+    OrderAcknowledged: _acknowledged,
+    OrderFilled: _filled,
+    OrderPartiallyFilled: _filled,
+    OrderCanceled: _ended,
+    OrderExpired: _ended,
+    OrderRejected: _ended,
+    Instrument: _instrument,
+    QuoteTick: _tick,
+    TradeTick: _tick,
+}

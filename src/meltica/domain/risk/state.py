@@ -1,0 +1,94 @@
+"""What the risk decider knows: limits, trading states, accounts and market prices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from meltica.domain.instruments import Instrument
+from meltica.domain.risk.limits import DEFAULT_LIMITS, RiskLimits
+from meltica.domain.values import ZERO, OrderSide, RiskScope, TradingState
+
+
+@dataclass(slots=True)
+class OpenOrder:
+    """A live order as risk tracks it: remaining quantity and what it holds back."""
+
+    instrument_id: str
+    side: OrderSide
+    quantity: Decimal
+    leaves: Decimal
+    price: Decimal
+    asset: str
+    reserved: Decimal
+
+    @property
+    def held(self) -> Decimal:
+        """The part of the reservation still held (proportional to what is left)."""
+        return self.reserved * self.leaves / self.quantity if self.quantity else ZERO
+
+
+@dataclass(slots=True)
+class AccountRisk:
+    account_id: str
+    positions: dict[str, Decimal] = field(default_factory=dict)
+    open_orders: dict[str, OpenOrder] = field(default_factory=dict)
+    balances: dict[str, Decimal] = field(default_factory=dict)
+    client_order_ids: set[str] = field(default_factory=set)
+    tokens: Decimal | None = None
+    tokens_ts: int = 0
+    breaches: tuple[int, ...] = ()
+
+    def reserved(self, asset: str) -> Decimal:
+        return sum((o.held for o in self.open_orders.values() if o.asset == asset), ZERO)
+
+    def available(self, asset: str) -> Decimal:
+        return self.balances.get(asset, ZERO) - self.reserved(asset)
+
+
+@dataclass(slots=True)
+class RiskState:
+    """Everything pre-trade risk decides on; built only by `evolve`."""
+
+    defaults: RiskLimits = DEFAULT_LIMITS
+    require_balance: bool = True
+    limits: dict[tuple[RiskScope, str], RiskLimits] = field(default_factory=dict)
+    portfolios: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    trading: dict[tuple[RiskScope, str], TradingState] = field(default_factory=dict)
+    kill_switches: dict[tuple[RiskScope, str], str] = field(default_factory=dict)
+    accounts: dict[str, AccountRisk] = field(default_factory=dict)
+    instruments: dict[str, Instrument] = field(default_factory=dict)
+    prices: dict[str, Decimal] = field(default_factory=dict)
+    known_orders: set[str] = field(default_factory=set)
+
+    def account(self, account_id: str) -> AccountRisk:
+        found = self.accounts.get(account_id)
+        return found if found is not None else AccountRisk(account_id)
+
+    def portfolio_of(self, account_id: str) -> str | None:
+        return next((p for p, members in self.portfolios.items() if account_id in members), None)
+
+    def effective_limits(self, account_id: str, instrument_id: str) -> RiskLimits:
+        """Instrument over account over portfolio over global limits, over the defaults."""
+        chain = [(RiskScope.INSTRUMENT, instrument_id), (RiskScope.ACCOUNT, account_id)]
+        portfolio = self.portfolio_of(account_id)
+        if portfolio is not None:
+            chain.append((RiskScope.PORTFOLIO, portfolio))
+        chain.append((RiskScope.GLOBAL, ""))
+        result = self.defaults
+        for key in reversed(chain):
+            limits = self.limits.get(key)
+            if limits is not None:
+                result = limits.over(result)
+        return result
+
+    def scopes_of(self, account_id: str, instrument_id: str) -> list[tuple[RiskScope, str]]:
+        scopes = [
+            (RiskScope.GLOBAL, ""),
+            (RiskScope.ACCOUNT, account_id),
+            (RiskScope.INSTRUMENT, instrument_id),
+        ]
+        portfolio = self.portfolio_of(account_id)
+        if portfolio is not None:
+            scopes.append((RiskScope.PORTFOLIO, portfolio))
+        return scopes
