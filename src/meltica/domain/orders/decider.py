@@ -57,13 +57,31 @@ Event = Any  # an order event or a venue request
 
 @dataclass(slots=True)
 class OrderBook:
-    """All orders one order processor knows, by id."""
+    """All orders one order processor knows, by id, with indexes kept by `evolve`."""
 
     orders: dict[str, Order] = field(default_factory=dict)
     denied: dict[str, str] = field(default_factory=dict)
+    open_ids: dict[str, None] = field(default_factory=dict)  # insertion-ordered set
+    children: dict[str, list[str]] = field(default_factory=dict)  # OTO parent -> children
+    held: dict[str, dict[str, None]] = field(default_factory=dict)  # instrument -> orders not at a venue
 
     def open_orders(self) -> Iterator[Order]:
-        return (o for o in self.orders.values() if o.is_open)
+        return (self.orders[oid] for oid in list(self.open_ids))
+
+    def children_of(self, order_id: str) -> Iterator[Order]:
+        return (self.orders[c] for c in self.children.get(order_id, ()))
+
+    def held_on(self, instrument_id: str) -> Iterator[Order]:
+        return (self.orders[oid] for oid in list(self.held.get(instrument_id, ())))
+
+    def _index(self, order: Order) -> None:
+        oid, inst = order.order_id, order.spec.instrument_id
+        if order.is_terminal:
+            self.open_ids.pop(oid, None)
+        if order.is_terminal or order.routed:
+            held = self.held.get(inst)
+            if held is not None:
+                held.pop(oid, None)
 
 
 def _ids(order: Order) -> dict[str, Any]:
@@ -135,9 +153,16 @@ def _released(book: OrderBook, spec: OrderSpec) -> bool:
 
 def _route(order: Order, ts: int, spec: OrderSpec | None = None) -> list[Event]:
     """Send an order (or its triggered form `spec`) to its venue."""
-    spec = spec or dataclasses.replace(
-        order.spec, quantity=order.quantity, price=order.price, trigger_price=order.trigger_price
-    )
+    if spec is None:
+        spec = order.spec
+        if (order.quantity, order.price, order.trigger_price) != (
+            spec.quantity,
+            spec.price,
+            spec.trigger_price,
+        ):
+            spec = dataclasses.replace(
+                spec, quantity=order.quantity, price=order.price, trigger_price=order.trigger_price
+            )
     return [OrderSubmitted(**_ids(order), ts=ts, venue=spec.venue), VenueSubmitOrder(spec.venue, spec, ts)]
 
 
@@ -269,9 +294,8 @@ def _contingencies_after_fill(
                 else:
                     out += _amend(sibling, ts, reduced, sibling.price, sibling.trigger_price)
     if full:  # OTO: release the children
-        for child in list(book.orders.values()):
-            waiting = child.spec.parent_order_id == spec.order_id and child.is_open and not child.at_venue
-            if waiting and not child.spec.order_type.has_trigger:
+        for child in book.children_of(spec.order_id):
+            if child.is_open and not child.at_venue and not child.spec.order_type.has_trigger:
                 out += _route(child, ts)
     return out
 
@@ -280,8 +304,8 @@ def _cancel_children(book: OrderBook, order: Order, ts: int) -> list[Event]:
     """A parent that ends without filling takes its waiting OTO children with it."""
     return [
         e
-        for child in book.orders.values()
-        if child.spec.parent_order_id == order.order_id and child.is_open and not child.at_venue
+        for child in book.children_of(order.order_id)
+        if child.is_open and not child.at_venue
         for e in _cancel(child, ts, f"OTO parent {order.order_id} {order.status.lower()}")
     ]
 
@@ -362,11 +386,10 @@ def _on_amend(book: OrderBook, cmd: AmendOrder) -> list[Event]:
 
 def _on_market(book: OrderBook, tick: MarketData) -> list[Event]:
     out: list[Event] = []
-    for order in book.orders.values():
+    for order in book.held_on(tick.instrument_id):
         s = order.spec
         if (
-            s.instrument_id != tick.instrument_id
-            or not s.order_type.has_trigger
+            not s.order_type.has_trigger
             or order.triggered
             or order.at_venue
             or not order.is_open
@@ -416,7 +439,13 @@ def _new_order(spec: OrderSpec, ts: int) -> Order:
 def evolve(book: OrderBook, event: Event) -> OrderBook:
     """Apply one event to the book (in place) and return it. Venue requests change nothing."""
     if isinstance(event, OrderAccepted):
-        book.orders.setdefault(event.order.order_id, _new_order(event.order, event.ts))
+        spec = event.order
+        if spec.order_id not in book.orders:
+            book.orders[spec.order_id] = _new_order(spec, event.ts)
+            book.open_ids[spec.order_id] = None
+            book.held.setdefault(spec.instrument_id, {})[spec.order_id] = None
+            if spec.parent_order_id is not None:
+                book.children.setdefault(spec.parent_order_id, []).append(spec.order_id)
         return book
     if isinstance(event, OrderDenied):
         book.denied[event.order_id] = event.reason
@@ -426,6 +455,7 @@ def evolve(book: OrderBook, event: Event) -> OrderBook:
         return book
     _APPLY.get(type(event), _ignore)(order, event)
     order.version += 1
+    book._index(order)
     return book
 
 

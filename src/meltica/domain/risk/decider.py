@@ -249,8 +249,13 @@ def _balance(state: RiskState, e: BalanceChanged) -> None:
 
 def _limits(state: RiskState, e: RiskLimitsChanged) -> None:
     state.limits[(e.scope, e.scope_id)] = e.limits
+    state.limits_cache.clear()
     if e.scope is RiskScope.PORTFOLIO:
+        for account in state.portfolios.get(e.scope_id, ()):
+            state.portfolio_by_account.pop(account, None)
         state.portfolios[e.scope_id] = e.accounts
+        for account in e.accounts:
+            state.portfolio_by_account[account] = e.scope_id
 
 
 def _trading(state: RiskState, e: TradingStateChanged) -> None:

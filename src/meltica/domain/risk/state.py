@@ -60,16 +60,21 @@ class RiskState:
     instruments: dict[str, Instrument] = field(default_factory=dict)
     prices: dict[str, Decimal] = field(default_factory=dict)
     known_orders: set[str] = field(default_factory=set)
+    portfolio_by_account: dict[str, str] = field(default_factory=dict)
+    limits_cache: dict[tuple[str, str], RiskLimits] = field(default_factory=dict, compare=False)
 
     def account(self, account_id: str) -> AccountRisk:
         found = self.accounts.get(account_id)
         return found if found is not None else AccountRisk(account_id)
 
     def portfolio_of(self, account_id: str) -> str | None:
-        return next((p for p, members in self.portfolios.items() if account_id in members), None)
+        return self.portfolio_by_account.get(account_id)
 
     def effective_limits(self, account_id: str, instrument_id: str) -> RiskLimits:
         """Instrument over account over portfolio over global limits, over the defaults."""
+        cached = self.limits_cache.get((account_id, instrument_id))
+        if cached is not None:
+            return cached
         chain = [(RiskScope.INSTRUMENT, instrument_id), (RiskScope.ACCOUNT, account_id)]
         portfolio = self.portfolio_of(account_id)
         if portfolio is not None:
@@ -80,6 +85,7 @@ class RiskState:
             limits = self.limits.get(key)
             if limits is not None:
                 result = limits.over(result)
+        self.limits_cache[(account_id, instrument_id)] = result
         return result
 
     def scopes_of(self, account_id: str, instrument_id: str) -> list[tuple[RiskScope, str]]:
