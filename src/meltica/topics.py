@@ -3,10 +3,44 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from meltica.log.base import TopicSpec
 
 DLQ_SUFFIX = ".dlq"
+
+ORDER_COMMANDS = "orders.commands"
+ORDER_EVENTS = "orders.events"
+VENUE_REQUESTS = "venue.requests"
+VENUE_REPORTS = "venue.reports"
+PORTFOLIO_COMMANDS = "portfolio.commands"
+PORTFOLIO_EVENTS = "portfolio.events"
+RISK_COMMANDS = "risk.commands"
+RISK_EVENTS = "risk.events"
+INSTRUMENTS = "instruments"
+QUOTES = "marketdata.quotes"
+TRADES = "marketdata.trades"
+BOOK = "marketdata.book"
+BARS = "marketdata.bars"
+MARKET_DATA = (QUOTES, TRADES, BOOK, BARS)
+
+# Topics written from outside the processors (clients, feeds, operators): the runtime's inputs.
+EXTERNAL = (INSTRUMENTS, RISK_COMMANDS, PORTFOLIO_COMMANDS, ORDER_COMMANDS, *MARKET_DATA)
+
+# Which processor reads which topics; the order of processors is the order of delivery in a step.
+TOPOLOGY: dict[str, tuple[str, ...]] = {
+    "risk": (INSTRUMENTS, QUOTES, TRADES, RISK_COMMANDS, ORDER_COMMANDS, ORDER_EVENTS, PORTFOLIO_EVENTS),
+    "orders": (QUOTES, TRADES, ORDER_COMMANDS, ORDER_EVENTS, VENUE_REPORTS, RISK_EVENTS),
+    "venue": (INSTRUMENTS, QUOTES, TRADES, BOOK, BARS, VENUE_REQUESTS),
+    "portfolio": (INSTRUMENTS, QUOTES, TRADES, PORTFOLIO_COMMANDS, ORDER_EVENTS),
+    "strategies": (INSTRUMENTS, QUOTES, TRADES, BARS, ORDER_EVENTS),
+}
+
+
+def inputs_of(processor: str) -> tuple[str, ...]:
+    """The topics `processor` reads."""
+    return TOPOLOGY[processor]
+
 
 _FOREVER = {"retention.ms": "-1", "cleanup.policy": "delete"}
 _WEEK = {"retention.ms": str(7 * 24 * 3600 * 1000), "cleanup.policy": "delete"}
@@ -54,3 +88,23 @@ def topic_specs(partitions: int) -> list[TopicSpec]:
         specs.append(TopicSpec(t.name, partitions, t.config))
         specs.append(TopicSpec(dead_letter_topic(t.name), partitions, _FOREVER))
     return specs
+
+
+def key_of(event: Any) -> str:
+    """The partition key of an event (DESIGN §3): its account, else instrument, else risk scope."""
+    for attr in ("account_id", "instrument_id", "scope_id"):
+        value = getattr(event, attr, None)
+        if value:
+            return str(value)
+    order = getattr(event, "order", None)
+    if order is not None:
+        return str(order.account_id)
+    return "*"
+
+
+def order_id_of(event: Any) -> str | None:
+    """The order an event is about, if any."""
+    order_id = getattr(event, "order_id", None)
+    if order_id is None and getattr(event, "order", None) is not None:
+        order_id = event.order.order_id
+    return order_id if isinstance(order_id, str) else None

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
+from meltica.domain.values import OrderSide
+
 
 class AggressorSide(StrEnum):
     NONE = "NO_AGGRESSOR"
@@ -37,6 +39,57 @@ class TradeTick:
 class ClockTick:
     """Time passed (a timer, not an event): expiries are decided on it."""
 
+    ts: int
+
+
+class BookAction(StrEnum):
+    ADD = "ADD"
+    UPDATE = "UPDATE"
+    DELETE = "DELETE"
+    CLEAR = "CLEAR"
+
+
+@dataclass(frozen=True, slots=True)
+class BookLevel:
+    price: Decimal
+    size: Decimal
+    orders: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OrderBookSnapshot:
+    instrument_id: str
+    sequence: int
+    bids: tuple[BookLevel, ...]
+    asks: tuple[BookLevel, ...]
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderBookDelta:
+    """One L2 change: `size` is the new total at `price` (DELETE or size 0 removes the level)."""
+
+    instrument_id: str
+    action: BookAction
+    side: OrderSide
+    price: Decimal
+    size: Decimal
+    sequence: int
+    ts: int
+    order_id: str | None = None
+    flags: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    instrument_id: str
+    spec: str
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    ts_open: int
     ts: int
 
 

@@ -13,7 +13,7 @@ from functools import cache
 from typing import Any
 
 from meltica.domain.instruments import Instrument
-from meltica.domain.marketdata import QuoteTick, TradeTick
+from meltica.domain.marketdata import Bar, OrderBookDelta, OrderBookSnapshot, QuoteTick, TradeTick
 from meltica.domain.orders import commands as order_commands
 from meltica.domain.orders import events as order_events
 from meltica.domain.portfolio import events as portfolio_events
@@ -41,6 +41,9 @@ DOMAIN_TYPES: dict[str, type] = {
     **_classes(portfolio_events),
     "QuoteTick": QuoteTick,
     "TradeTick": TradeTick,
+    "OrderBookDelta": OrderBookDelta,
+    "OrderBookSnapshot": OrderBookSnapshot,
+    "Bar": Bar,
     "InstrumentDefined": Instrument,
 }
 NAMES: dict[type, str] = {cls: name for name, cls in DOMAIN_TYPES.items()}

@@ -44,6 +44,8 @@ class Record(NamedTuple):
     value: bytes
     headers: Headers
     timestamp_ms: int
+    seq: int = -1
+    """Global append order across all topics where the backend keeps one (memory, SQLite); -1 otherwise."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ class MemoryLog(EventLog):
         self._lock = threading.RLock()
         self._parts: dict[str, list[list[Record]]] = {}
         self._groups: dict[tuple[str, TopicPartition], int] = {}
+        self._seq = 0
 
     def create_topic(self, spec: TopicSpec) -> None:
         with self._lock:
@@ -61,7 +62,8 @@ class MemoryLog(EventLog):
         now = time.time_ns() // 1_000_000
         positions = []
         for target, m, p in placed:
-            rec = Record(m.topic, p, len(target), m.key, m.value, m.headers, now)
+            rec = Record(m.topic, p, len(target), m.key, m.value, m.headers, now, self._seq)
+            self._seq += 1
             target.append(rec)
             positions.append(Position(m.topic, p, rec.offset))
         for tp, off in offsets.items():

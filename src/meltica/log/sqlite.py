@@ -28,6 +28,7 @@ from meltica.log.base import (
 )
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+_SEQ = ("", -1)  # the heads row holding the next global sequence number
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (
@@ -37,7 +38,7 @@ CREATE TABLE IF NOT EXISTS heads (
   PRIMARY KEY (topic, partition)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS records (
   topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL,
-  key BLOB, value BLOB NOT NULL, headers BLOB, ts INTEGER NOT NULL,
+  key BLOB, value BLOB NOT NULL, headers BLOB, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
   PRIMARY KEY (topic, partition, "offset")) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS group_offsets (
   grp TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL,
@@ -100,25 +101,30 @@ class SqliteLog(EventLog):
         if not messages:
             return []
         parts = [self._partition_of(m, self._partitions_cached(m.topic)) for m in messages]
-        heads: dict[tuple[str, int], int] = {}
+        heads: dict[tuple[str, int], int] = {_SEQ: 0}
         for m, p in zip(messages, parts, strict=True):
             heads.setdefault((m.topic, p), 0)
         for tp in heads:
-            heads[tp] = self._db.execute(
+            row = self._db.execute(
                 "SELECT next_offset FROM heads WHERE topic = ? AND partition = ?", tp
-            ).fetchone()[0]
+            ).fetchone()
+            heads[tp] = 0 if row is None else row[0]
+        seq = heads[_SEQ]
         now = time.time_ns() // 1_000_000
         rows = []
         positions = []
         for m, p in zip(messages, parts, strict=True):
             off = heads[(m.topic, p)]
             heads[(m.topic, p)] = off + 1
-            rows.append((m.topic, p, off, m.key, m.value, _pack_headers(m.headers), now))
+            rows.append((m.topic, p, off, m.key, m.value, _pack_headers(m.headers), now, seq))
+            seq += 1
             positions.append(Position(m.topic, p, off))
-        self._db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        heads[_SEQ] = seq
+        self._db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         self._db.executemany(
-            "UPDATE heads SET next_offset = ? WHERE topic = ? AND partition = ?",
-            [(off, t, p) for (t, p), off in heads.items()],
+            "INSERT INTO heads VALUES (?, ?, ?) "
+            "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
+            [(t, p, off) for (t, p), off in heads.items()],
         )
         return positions
 
@@ -126,13 +132,13 @@ class SqliteLog(EventLog):
         self._check_partition(topic, partition)
         with self._lock:
             rows = self._db.execute(
-                'SELECT "offset", key, value, headers, ts FROM records '
+                'SELECT "offset", key, value, headers, ts, seq FROM records '
                 'WHERE topic = ? AND partition = ? AND "offset" >= ? ORDER BY "offset" LIMIT ?',
                 (topic, partition, offset, limit),
             ).fetchall()
         return [
-            Record(topic, partition, off, key, value, _unpack_headers(h) if h else (), ts)
-            for off, key, value, h, ts in rows
+            Record(topic, partition, off, key, value, _unpack_headers(h) if h else (), ts, seq)
+            for off, key, value, h, ts, seq in rows
         ]
 
     def end_offset(self, topic: str, partition: int) -> int:

@@ -1,0 +1,1 @@
+"""Market data: instrument definitions, a synthetic feed, and replay of recorded files."""

@@ -1,0 +1,88 @@
+"""Recorded market data files as Meltica events: Binance klines, TrueFX quotes, Tardis trades.
+
+Each reader yields domain events in file order and raises `ValueError` naming the line of
+the first malformed row.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from meltica.domain.marketdata import AggressorSide, Bar, QuoteTick, TradeTick
+
+MS = 1_000_000
+US = 1_000
+
+
+def _rows(path: Path, header: bool) -> Iterator[tuple[int, list[str]]]:
+    with path.open(newline="") as f:
+        reader = csv.reader(f)
+        if header:
+            next(reader, None)
+        for line, row in enumerate(reader, start=2 if header else 1):
+            if row:
+                yield line, row
+
+
+def _bad(path: Path, line: int, err: Exception) -> ValueError:
+    return ValueError(f"{path.name}:{line}: {err}")
+
+
+def binance_klines(path: Path, instrument_id: str, interval: str = "1-MINUTE") -> Iterator[Bar]:
+    """Binance kline CSV (no header): open_time_ms, open, high, low, close, volume, close_time_ms, ..."""
+    for line, row in _rows(path, header=False):
+        try:
+            open_ms, o, h, lo, c, v, close_ms = row[:7]
+            yield Bar(
+                instrument_id,
+                f"{interval}-LAST",
+                Decimal(o),
+                Decimal(h),
+                Decimal(lo),
+                Decimal(c),
+                Decimal(v),
+                int(open_ms) * MS,
+                (int(close_ms) + 1) * MS,
+            )
+        except (ValueError, InvalidOperation) as err:
+            raise _bad(path, line, err) from err
+
+
+def truefx_quotes(path: Path, instrument_id: str, size: Decimal = Decimal(1_000_000)) -> Iterator[QuoteTick]:
+    """Bid/ask CSV with header timestamp, bid, ask (timestamps like 2020-01-02 00:00:00.123 or epoch ms)."""
+    for line, row in _rows(path, header=True):
+        try:
+            stamp, bid, ask = row[:3]
+            yield QuoteTick(instrument_id, Decimal(bid), size, Decimal(ask), size, _timestamp_ns(stamp))
+        except (ValueError, InvalidOperation) as err:
+            raise _bad(path, line, err) from err
+
+
+def tardis_trades(path: Path, instrument_id: str) -> Iterator[TradeTick]:
+    """Tardis trades CSV: exchange, symbol, timestamp(us), local_timestamp(us), id, side, price, amount."""
+    for line, row in _rows(path, header=True):
+        try:
+            _ex, _sym, ts_us, _local, trade_id, side, price, amount = row[:8]
+            aggressor = {"buy": AggressorSide.BUYER, "sell": AggressorSide.SELLER}.get(
+                side, AggressorSide.NONE
+            )
+            yield TradeTick(
+                instrument_id, Decimal(price), Decimal(amount), aggressor, trade_id, int(ts_us) * US
+            )
+        except (ValueError, InvalidOperation) as err:
+            raise _bad(path, line, err) from err
+
+
+def _timestamp_ns(stamp: str) -> int:
+    """Epoch milliseconds, or an ISO-8601 time (UTC when no offset is given)."""
+    if stamp.isdigit():
+        return int(stamp) * MS
+    dt = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    seconds = int((dt - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() // 1)
+    return seconds * 1_000_000_000 + dt.microsecond * 1_000

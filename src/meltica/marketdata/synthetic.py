@@ -1,0 +1,73 @@
+"""A synthetic market: a seeded random walk of quotes and trades, in whole price ticks."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from meltica.domain.instruments import Instrument
+from meltica.domain.marketdata import AggressorSide, QuoteTick, TradeTick
+
+START_PRICES = {"BTCUSDT.SIM": Decimal("43000"), "ETHUSDT.SIM": Decimal("2300"), "USDJPY.SIM": Decimal("150")}
+
+
+@dataclass
+class _Walk:
+    instrument: Instrument
+    ticks: int  # mid in price increments
+
+    def price(self, ticks: int) -> Decimal:
+        return self.instrument.price_increment * ticks
+
+
+class SyntheticFeed:
+    """Ticks for `instruments`, `interval_ns` apart, the same sequence for the same seed."""
+
+    def __init__(
+        self,
+        instruments: Sequence[Instrument],
+        *,
+        seed: int = 7,
+        interval_ns: int = 200_000_000,
+        trade_probability: float = 0.3,
+    ) -> None:
+        self._rng = random.Random(seed)
+        self.interval_ns = interval_ns
+        self.trade_probability = trade_probability
+        self._walks = [
+            _Walk(i, int(START_PRICES.get(i.instrument_id, Decimal(100)) / i.price_increment))
+            for i in instruments
+        ]
+        self._trades = 0
+
+    def ticks(self, start_ns: int) -> Iterator[QuoteTick | TradeTick]:
+        """Endless ticks from `start_ns`, one instrument after another."""
+        ts = start_ns
+        while True:
+            for walk in self._walks:
+                yield from self._step(walk, ts)
+            ts += self.interval_ns
+
+    def _step(self, walk: _Walk, ts: int) -> list[QuoteTick | TradeTick]:
+        rng, inst = self._rng, walk.instrument
+        walk.ticks = max(10, walk.ticks + rng.choice((-3, -2, -1, 0, 0, 1, 2, 3)))
+        half = rng.randint(1, 3)
+        bid, ask = walk.price(walk.ticks - half), walk.price(walk.ticks + half)
+        size = inst.size_increment * rng.randint(10, 500)
+        out: list[QuoteTick | TradeTick] = [QuoteTick(inst.instrument_id, bid, size, ask, size * 2, ts)]
+        if rng.random() < self.trade_probability:
+            self._trades += 1
+            buyer = rng.random() < 0.5
+            out.append(
+                TradeTick(
+                    inst.instrument_id,
+                    ask if buyer else bid,
+                    inst.size_increment * rng.randint(1, 100),
+                    AggressorSide.BUYER if buyer else AggressorSide.SELLER,
+                    f"SYN-{self._trades}",
+                    ts,
+                )
+            )
+        return out

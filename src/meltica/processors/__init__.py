@@ -1,0 +1,1 @@
+"""Thin adapters between the runtime and the deciders: route inputs, key outputs."""

@@ -1,0 +1,1 @@
+"""Hosting processors on an event log: steps, atomic commits, recovery by deterministic replay."""

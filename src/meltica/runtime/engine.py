@@ -1,0 +1,283 @@
+"""The embedded runtime: hosts every processor on one event log, one step at a time.
+
+A step is one record of an external topic (a command, a tick, an instrument), delivered
+to the processors that read its topic, in a fixed order; their outputs are delivered in
+memory to the processors that read those topics, until nothing is left to deliver. A batch
+of steps is committed in one atomic transaction: all outputs, dead letters and the engine's
+position in every external topic. Steps are deterministic, so after a crash the engine
+rebuilds every processor's state by replaying the committed steps (the same inputs in the
+same order, outputs discarded) and resumes with the next record: nothing lost, nothing
+doubled. Records the engine itself wrote to an external topic (a strategy's commands)
+carry the `meltica.engine` header and are not taken as external input.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
+
+from meltica import telemetry
+from meltica.clock import Clock, LiveClock
+from meltica.errors import DecodeError, MelticaError
+from meltica.events.codec import Codec
+from meltica.events.envelope import derive_event_id
+from meltica.events.mapping import from_record, to_record
+from meltica.log.base import EventLog, Headers, Message, Record, TopicPartition
+from meltica.runtime.processor import Output, Processor
+from meltica.topics import dead_letter_topic
+
+ENGINE_GROUP = "meltica-engine"
+ENGINE_HEADER = "meltica.engine"
+
+
+@dataclass
+class StepResult:
+    """What one step produced."""
+
+    messages: list[Message] = field(default_factory=list)
+    dead_letters: list[Message] = field(default_factory=list)
+
+
+@dataclass
+class EngineStats:
+    steps: int = 0
+    outputs: int = 0
+    dead_letters: int = 0
+    replayed: int = 0
+
+
+class Engine:
+    """Processors on an event log, driven by the records of the external topics."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        codec: Codec,
+        processors: Sequence[Processor],
+        *,
+        external_topics: Sequence[str],
+        clock: Clock | None = None,
+        tracer: Tracer | None = None,
+        group: str = ENGINE_GROUP,
+    ) -> None:
+        self.log = log
+        self.codec = codec
+        self.processors = list(processors)
+        self.clock = clock or LiveClock()
+        self.tracer = tracer or trace.get_tracer("meltica.runtime")
+        self.group = group
+        self.external_topics = list(external_topics)
+        self.stats = EngineStats()
+        self._subscribers: dict[str, list[Processor]] = {}
+        for p in self.processors:
+            for topic in p.inputs:
+                self._subscribers.setdefault(topic, []).append(p)
+        self._cursor: dict[TopicPartition, int] = {}
+        self._traces: dict[str, Headers] = {}
+        self._recovered = False
+
+    # -- positions ------------------------------------------------------------------------------
+    def _load_cursor(self) -> None:
+        for topic in self.external_topics:
+            for p in range(self.log.partitions(topic)):
+                tp = TopicPartition(topic, p)
+                self._cursor[tp] = self.log.committed(self.group, tp) or 0
+
+    def _pending(self, limit: int, upto: dict[TopicPartition, int] | None = None) -> list[Record]:
+        """External records after the cursor in global append order (at most `limit`)."""
+        batches: list[list[Record]] = []
+        cutoff: int | None = None
+        for tp, pos in self._cursor.items():
+            end = None if upto is None else upto.get(tp, 0)
+            if end is not None and pos >= end:
+                continue
+            n = limit if end is None else min(limit, end - pos)
+            records = self.log.read(tp.topic, tp.partition, pos, n)
+            if end is not None:
+                records = [r for r in records if r.offset < end]
+            if records:
+                batches.append(records)
+                if len(records) == n and (end is None or records[-1].offset + 1 < end):
+                    last = _order(records[-1])
+                    cutoff = last if cutoff is None else min(cutoff, last)
+        merged = sorted((r for b in batches for r in b), key=_order_key)
+        if cutoff is not None:
+            merged = [r for r in merged if _order(r) <= cutoff]
+        return merged[:limit]
+
+    # -- recovery ---------------------------------------------------------------------------------
+    def recover(self) -> int:
+        """Rebuild every processor's state by replaying the committed steps. Returns their number."""
+        self._load_cursor()
+        committed = dict(self._cursor)
+        self._cursor = dict.fromkeys(committed, 0)
+        replayed = 0
+        while True:
+            records = self._pending(5000, upto=committed)
+            if not records:
+                break
+            for rec in records:
+                self._cursor[TopicPartition(rec.topic, rec.partition)] = rec.offset + 1
+                if not _is_engine_record(rec):
+                    self._step(rec, live=False)
+                    replayed += 1
+        self._cursor = committed
+        self.stats.replayed = replayed
+        self._recovered = True
+        return replayed
+
+    # -- running ----------------------------------------------------------------------------------
+    def poll_once(self, max_steps: int = 500) -> int:
+        """Process up to `max_steps` available external records and commit them. Returns how many."""
+        if not self._recovered:
+            self.recover()
+        records = self._pending(max_steps)
+        if not records:
+            return 0
+        out: list[Message] = []
+        dead: list[Message] = []
+        cursor = dict(self._cursor)
+        steps = 0
+        for rec in records:
+            cursor[TopicPartition(rec.topic, rec.partition)] = rec.offset + 1
+            if _is_engine_record(rec):
+                continue
+            result = self._step(rec, live=True)
+            out += result.messages
+            dead += result.dead_letters
+            steps += 1
+        self.log.append_and_commit([*out, *dead], self.group, cursor)
+        self._cursor = cursor
+        self.stats.steps += steps
+        self.stats.outputs += len(out)
+        self.stats.dead_letters += len(dead)
+        return steps
+
+    def run(self, stop: threading.Event, *, poll_interval: float = 0.002, max_steps: int = 500) -> None:
+        """Poll and process until `stop` is set; the batch in flight is committed before returning."""
+        if not self._recovered:
+            self.recover()
+        while not stop.is_set():
+            if self.poll_once(max_steps) == 0:
+                stop.wait(poll_interval)
+
+    def drain(self, max_steps: int = 500) -> int:
+        """Process everything available now (tests, backtests)."""
+        total = 0
+        while n := self.poll_once(max_steps):
+            total += n
+        return total
+
+    # -- one step ---------------------------------------------------------------------------------
+    def _step(self, rec: Record, *, live: bool) -> StepResult:
+        result = StepResult()
+        try:
+            name, fields = self.codec.decode_record(rec)
+            event = from_record(name, fields)
+        except DecodeError as err:
+            result.dead_letters.append(_dead(rec, err.reason))
+            return result
+        except (MelticaError, KeyError, TypeError, ValueError) as err:
+            result.dead_letters.append(_dead(rec, f"cannot map {rec.topic} record: {err}"))
+            return result
+        source = {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset}
+        queue: deque[tuple[str, Any, dict[str, Any], Headers, Processor | None]] = deque(
+            [(rec.topic, event, fields["meta"], rec.headers, None)]
+        )
+        produced: list[tuple[Output, dict[str, Any], Headers]] = []
+        try:
+            while queue:
+                topic, inp, meta, headers, producer = queue.popleft()
+                for p in self._subscribers.get(topic, ()):
+                    if p is producer:
+                        continue
+                    outputs, out_headers = self._handle(p, topic, inp, headers, live)
+                    for i, out in enumerate(outputs):
+                        out_meta = self._meta(out, meta, p.name, i, source)
+                        hdrs = self._trace_headers(out, out_headers) if live else ()
+                        produced.append((out, out_meta, hdrs))
+                        queue.append((out.topic, out.event, out_meta, hdrs, p))
+        except Exception as err:  # a processor bug must not stop the engine: dead-letter the input
+            result.dead_letters.append(_dead(rec, f"processing failed: {type(err).__name__}: {err}"))
+            return result
+        if live:
+            for out, meta, hdrs in produced:
+                name, record = to_record(out.event, meta)
+                value = self.codec.encode(name, record)
+                result.messages.append(
+                    Message(out.topic, value, out.key.encode(), (*hdrs, (ENGINE_HEADER, b"1")))
+                )
+        return result
+
+    def _handle(
+        self, p: Processor, topic: str, inp: Any, headers: Headers, live: bool
+    ) -> tuple[list[Output], Headers]:
+        if not live:
+            return p.handle(topic, inp, self.clock), ()
+        with self.tracer.start_as_current_span(
+            f"{p.name} {type(inp).__name__}", context=telemetry.extract(headers)
+        ) as span:
+            span.set_attribute("meltica.topic", topic)
+            outputs = p.handle(topic, inp, self.clock)
+            return outputs, telemetry.inject()
+
+    def _trace_headers(self, out: Output, current: Headers) -> Headers:
+        """An order keeps one trace: later outputs about it continue the trace of its first."""
+        if out.trace_key is None:
+            return current
+        known = self._traces.get(out.trace_key)
+        if known is None:
+            if len(self._traces) > 100_000:
+                self._traces.clear()
+            self._traces[out.trace_key] = current
+            return current
+        return known
+
+    def _meta(
+        self, out: Output, cause: dict[str, Any], producer: str, index: int, source: dict[str, Any]
+    ) -> dict[str, Any]:
+        ts_event = getattr(out.event, "ts", None)
+        return {
+            "event_id": derive_event_id(f"{cause['event_id']}/{producer}", index),
+            "causation_id": cause["event_id"],
+            "correlation_id": cause["correlation_id"],
+            "ts_event": cause["ts_event"] if ts_event is None else ts_event,
+            "ts_init": self.clock.now_ns(),
+            "key": out.key,
+            "version": out.version,
+            "source": source,
+        }
+
+
+def _order(rec: Record) -> int:
+    return rec.seq if rec.seq >= 0 else rec.timestamp_ms
+
+
+def _order_key(rec: Record) -> tuple[int, str, int, int]:
+    return (_order(rec), rec.topic, rec.partition, rec.offset)
+
+
+def _is_engine_record(rec: Record) -> bool:
+    return any(k == ENGINE_HEADER for k, _ in rec.headers)
+
+
+def _dead(rec: Record, reason: str) -> Message:
+    headers = (
+        *rec.headers,
+        ("meltica.dlq.reason", reason.encode()),
+        ("meltica.dlq.topic", rec.topic.encode()),
+        ("meltica.dlq.partition", str(rec.partition).encode()),
+        ("meltica.dlq.offset", str(rec.offset).encode()),
+    )
+    return Message(dead_letter_topic(rec.topic), rec.value, rec.key, headers, partition=rec.partition)
+
+
+def outputs_of(records: Iterable[Record]) -> list[Record]:
+    """The records among `records` that the engine wrote."""
+    return [r for r in records if _is_engine_record(r)]

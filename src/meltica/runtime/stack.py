@@ -1,0 +1,43 @@
+"""The embedded stack: the processors wired on one log (used by `meltica up`, tests, backtests)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from opentelemetry.trace import Tracer
+
+from meltica.clock import Clock
+from meltica.domain.risk.state import RiskState
+from meltica.events.codec import Codec
+from meltica.log.base import EventLog
+from meltica.processors.orders import OrderProcessor
+from meltica.processors.portfolio import PortfolioProcessor
+from meltica.processors.risk import RiskProcessor
+from meltica.processors.strategies import StrategyHost
+from meltica.processors.venue import VenueProcessor
+from meltica.runtime.engine import Engine
+from meltica.runtime.processor import Processor
+from meltica.strategies.base import Strategy
+from meltica.topics import EXTERNAL
+from meltica.venues.sim.matching import SimVenue
+
+
+def build_engine(
+    log: EventLog,
+    codec: Codec,
+    *,
+    venues: Sequence[SimVenue] | None = None,
+    strategies: Sequence[Strategy] = (),
+    risk: RiskState | None = None,
+    clock: Clock | None = None,
+    tracer: Tracer | None = None,
+) -> Engine:
+    """Risk, orders, venue(s), portfolio and strategies, in that order of delivery."""
+    processors: list[Processor] = [
+        RiskProcessor(risk),
+        OrderProcessor(),
+        VenueProcessor(list(venues) if venues is not None else [SimVenue("SIM")]),
+        PortfolioProcessor(),
+        StrategyHost(list(strategies)),
+    ]
+    return Engine(log, codec, processors, external_topics=EXTERNAL, clock=clock, tracer=tracer)

@@ -1,0 +1,1 @@
+"""Strategies: processors that read market data and their own order events and emit commands."""

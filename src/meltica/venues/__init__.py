@@ -1,0 +1,1 @@
+"""Venue adapters: translate between venues and Meltica's venue requests and reports."""
