@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,8 +15,12 @@ from rich.table import Table
 
 from meltica import __version__
 from meltica.bootstrap import build, build_log
+from meltica.cli.trading import deposit, orders_app, risk_app
+from meltica.cli.up import up
 from meltica.config import Settings
 from meltica.errors import MelticaError
+from meltica.events.codec import Codec
+from meltica.log.base import Record
 from meltica.resources import resource_dir
 from meltica.topics import TOPICS, topic_specs
 
@@ -28,6 +33,10 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(db_app, name="db")
 app.add_typer(dev_app, name="dev")
+app.add_typer(orders_app, name="orders")
+app.add_typer(risk_app, name="risk")
+app.command()(up)
+app.command()(deposit)
 
 out = Console()
 err = Console(stderr=True)
@@ -115,7 +124,10 @@ def tail(
     topic: str,
     partition: Annotated[int | None, typer.Option(help="Only this partition.")] = None,
     offset: Annotated[int, typer.Option("--from", help="First offset to show.")] = 0,
-    limit: Annotated[int, typer.Option(help="At most this many records per partition.")] = 20,
+    limit: Annotated[int, typer.Option(help="At most this many records per partition and read.")] = 20,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new records until Ctrl-C.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Decode and print events of a topic; records that do not decode are shown as errors."""
@@ -127,20 +139,33 @@ def tail(
     with application.log as log:
         try:
             parts = [partition] if partition is not None else list(range(log.partitions(topic)))
-            records = [r for p in parts for r in log.read(topic, p, offset, limit)]
         except MelticaError as e:
             raise _fail(e) from e
-        for rec in records:
+        positions = dict.fromkeys(parts, offset)
+        while True:
+            records = [r for p in parts for r in log.read(topic, p, positions[p], limit)]
+            for rec in sorted(records, key=lambda r: (r.seq, r.partition, r.offset)):
+                positions[rec.partition] = rec.offset + 1
+                _print_record(application.codec, rec, as_json)
+            if not follow:
+                return
             try:
-                name, fields = application.codec.decode_record(rec)
-            except MelticaError as e:
-                doc = {"partition": rec.partition, "offset": rec.offset, "error": str(e)}
-            else:
-                doc = {"partition": rec.partition, "offset": rec.offset, "type": name, "event": fields}
-            if as_json:
-                print(json.dumps(doc, default=_jsonable))
-            else:
-                out.print(doc)
+                time.sleep(0.5)
+            except KeyboardInterrupt:
+                return
+
+
+def _print_record(codec: Codec, rec: Record, as_json: bool) -> None:
+    try:
+        name, fields = codec.decode_record(rec)
+    except MelticaError as e:
+        doc = {"partition": rec.partition, "offset": rec.offset, "error": str(e)}
+    else:
+        doc = {"partition": rec.partition, "offset": rec.offset, "type": name, "event": fields}
+    if as_json:
+        print(json.dumps(doc, default=_jsonable), flush=True)
+    else:
+        out.print(doc)
 
 
 @schemas_app.command("list")

@@ -1,0 +1,93 @@
+"""`meltica up`: the embedded stack in one process."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from decimal import Decimal
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from meltica.bootstrap import build
+from meltica.clock import LiveClock
+from meltica.config import Settings
+from meltica.domain.portfolio.events import AdjustBalance
+from meltica.domain.risk.events import SetRiskLimits
+from meltica.domain.risk.limits import RiskLimits
+from meltica.domain.values import RiskScope
+from meltica.marketdata.instruments import DEFAULT_INSTRUMENTS
+from meltica.marketdata.synthetic import SyntheticFeed
+from meltica.runtime.publisher import Publisher
+from meltica.runtime.stack import build_engine
+from meltica.strategies.demo import DemoStrategy
+from meltica.topics import INSTRUMENTS, MARKET_DATA, PORTFOLIO_COMMANDS, RISK_COMMANDS
+
+out = Console()
+
+DEMO_FUNDS = {"USDT": "1000000", "BTC": "10", "ETH": "100", "USD": "100000", "JPY": "10000000"}
+DEMO_SIZES = {"BTCUSDT.SIM": "0.01", "ETHUSDT.SIM": "0.1", "USDJPY.SIM": "100"}
+
+
+def up(
+    tick_ms: Annotated[int, typer.Option(help="Synthetic feed: milliseconds between ticks.")] = 500,
+    demo: Annotated[bool, typer.Option(help="Run the demo strategy on account DEMO.")] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic market.")] = 7,
+) -> None:
+    """Start the embedded stack: SQLite log, every processor, the simulated venue, a synthetic market."""
+    settings = Settings()
+    app = build(settings)
+    clock = LiveClock()
+    publisher = Publisher(app.log, app.codec, clock)
+    first_start = all(app.log.end_offset(INSTRUMENTS, p) == 0 for p in range(app.log.partitions(INSTRUMENTS)))
+    if first_start:
+        publisher.define(DEFAULT_INSTRUMENTS)
+        # FX trades in units of 100k: the reference limits (position 250, notional 50,000) are for crypto
+        fx = RiskLimits(max_position=Decimal(1_000_000), max_order_notional=Decimal(20_000_000))
+        publisher.publish(
+            RISK_COMMANDS, SetRiskLimits(RiskScope.INSTRUMENT, "USDJPY.SIM", fx, "meltica up", clock.now_ns())
+        )
+        for asset, amount in DEMO_FUNDS.items():
+            publisher.publish(
+                PORTFOLIO_COMMANDS,
+                AdjustBalance("DEMO", asset, Decimal(amount), "demo funds", clock.now_ns()),
+            )
+    strategies = [DemoStrategy(sizes=DEMO_SIZES)] if demo else []
+    engine = build_engine(app.log, app.codec, strategies=strategies, clock=clock)
+    started = time.monotonic()
+    replayed = engine.recover()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+    ticks_written = sum(app.log.end_offset(t, p) for t in MARKET_DATA for p in range(app.log.partitions(t)))
+    feed = SyntheticFeed(DEFAULT_INSTRUMENTS, seed=seed + ticks_written, interval_ns=tick_ms * 1_000_000)
+
+    def run_feed() -> None:
+        for tick in feed.ticks(clock.now_ns()):
+            if stop.wait(max(0.0, (tick.ts - clock.now_ns()) / 1e9)):
+                return
+            topic = "marketdata.quotes" if type(tick).__name__ == "QuoteTick" else "marketdata.trades"
+            publisher.publish(topic, tick)
+
+    threads = [threading.Thread(target=run_feed, name="feed", daemon=True),
+               threading.Thread(target=engine.run, args=(stop,), name="engine")]  # fmt: skip
+    for t in threads:
+        t.start()
+    out.print(f"[bold green]Meltica is up[/bold green] — embedded log at [bold]{settings.log_path}[/bold]")
+    out.print(f"  replayed {replayed} steps in {time.monotonic() - started:.1f}s; instruments: "
+              + ", ".join(i.instrument_id for i in DEFAULT_INSTRUMENTS))  # fmt: skip
+    out.print("  watch:  meltica tail orders.events --follow     submit: meltica orders submit --help")
+    out.print("  Ctrl-C stops it; nothing is lost, and the next `meltica up` continues from here.")
+    last = 0.0
+    while not stop.wait(0.2):
+        if time.monotonic() - last >= 5:
+            last = time.monotonic()
+            s = engine.stats
+            out.print(f"  steps {s.steps}  events out {s.outputs}  dead letters {s.dead_letters}")
+    for t in threads:
+        t.join(timeout=10)
+    app.close()
+    out.print(f"[bold]stopped[/bold] after {engine.stats.steps} steps; state is in {settings.data_dir}")
