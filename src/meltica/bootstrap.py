@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from meltica import telemetry
 from meltica.config import Settings
 from meltica.errors import ConfigurationError
 from meltica.events.catalog import default_catalog
@@ -56,6 +57,7 @@ class App:
 def build(settings: Settings | None = None, *, create_topics: bool = True) -> App:
     """Wire a Meltica process from `settings` (default: the environment)."""
     settings = settings or Settings()
+    telemetry.configure(None if settings.tracing == "none" else settings.tracing)
     log = build_log(settings)
     if create_topics:
         for spec in topic_specs(settings.partitions):

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
         default="FULL", description="FULL survives power loss; NORMAL survives a process crash."
     )
+    tracing: Literal["none", "console"] = Field(
+        default="none", description="Export OpenTelemetry spans: none (ids only) or console."
+    )
     client_id: str = Field(default="meltica", description="Kafka client id and transactional id prefix.")
 
     @property

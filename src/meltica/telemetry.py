@@ -26,6 +26,16 @@ def tracer_provider(exporter: str | SpanExporter | None = None) -> TracerProvide
     return provider
 
 
+_installed: list[TracerProvider] = []
+
+
+def configure(exporter: str | None = None) -> None:
+    """Install the process-wide tracer provider once (ids for every event; export if asked)."""
+    if not _installed:
+        _installed.append(tracer_provider(exporter))
+        trace.set_tracer_provider(_installed[0])
+
+
 def extract(headers: Headers) -> Context:
     """The trace context carried by record headers (empty context if none)."""
     carrier = {k: v.decode("latin-1") for k, v in headers if k in _TRACE_HEADERS}

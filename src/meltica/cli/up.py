@@ -72,13 +72,17 @@ def up(
             topic = "marketdata.quotes" if type(tick).__name__ == "QuoteTick" else "marketdata.trades"
             publisher.publish(topic, tick)
 
-    threads = [threading.Thread(target=run_feed, name="feed", daemon=True),
-               threading.Thread(target=engine.run, args=(stop,), name="engine")]  # fmt: skip
+    threads = [
+        threading.Thread(target=run_feed, name="feed", daemon=True),
+        threading.Thread(target=engine.run, args=(stop,), name="engine"),
+    ]
     for t in threads:
         t.start()
     out.print(f"[bold green]Meltica is up[/bold green] — embedded log at [bold]{settings.log_path}[/bold]")
-    out.print(f"  replayed {replayed} steps in {time.monotonic() - started:.1f}s; instruments: "
-              + ", ".join(i.instrument_id for i in DEFAULT_INSTRUMENTS))  # fmt: skip
+    out.print(
+        f"  replayed {replayed} steps in {time.monotonic() - started:.1f}s; instruments: "
+        + ", ".join(i.instrument_id for i in DEFAULT_INSTRUMENTS)
+    )
     out.print("  watch:  meltica tail orders.events --follow     submit: meltica orders submit --help")
     out.print("  Ctrl-C stops it; nothing is lost, and the next `meltica up` continues from here.")
     last = 0.0

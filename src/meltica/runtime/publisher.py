@@ -17,16 +17,17 @@ from meltica.events.mapping import to_record
 from meltica.log.base import EventLog, Message, Position
 from meltica.topics import INSTRUMENTS, MARKET_DATA, key_of
 
-_tracer = trace.get_tracer("meltica.publisher")
-
 
 class Publisher:
     """Appends domain events as Avro records, each the root of a new trace unless one is given."""
 
-    def __init__(self, log: EventLog, codec: Codec, clock: Clock | None = None) -> None:
+    def __init__(
+        self, log: EventLog, codec: Codec, clock: Clock | None = None, tracer: trace.Tracer | None = None
+    ):
         self.log = log
         self.codec = codec
         self.clock = clock or LiveClock()
+        self.tracer = tracer or trace.get_tracer("meltica.publisher")
 
     def message(self, topic: str, event: Any, *, correlation_id: str | None = None) -> Message:
         now = self.clock.now_ns()
@@ -45,7 +46,7 @@ class Publisher:
         name, record = to_record(event, meta)
         headers: tuple[tuple[str, bytes], ...] = ()
         if topic not in MARKET_DATA and topic != INSTRUMENTS:
-            with _tracer.start_as_current_span(f"submit {name}"):
+            with self.tracer.start_as_current_span(f"submit {name}"):
                 headers = telemetry.inject()
         return Message(topic, self.codec.encode(name, record), key.encode(), headers)
 
