@@ -15,6 +15,7 @@ from rich.table import Table
 
 from meltica import __version__
 from meltica.bootstrap import build, build_log
+from meltica.cli.feeds import feed_app
 from meltica.cli.trading import deposit, orders_app, risk_app
 from meltica.cli.up import up
 from meltica.config import Settings
@@ -35,6 +36,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(dev_app, name="dev")
 app.add_typer(orders_app, name="orders")
 app.add_typer(risk_app, name="risk")
+app.add_typer(feed_app, name="feed")
 app.command()(up)
 app.command()(deposit)
 

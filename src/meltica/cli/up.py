@@ -46,8 +46,15 @@ def up(
         publisher.define(DEFAULT_INSTRUMENTS)
         # FX trades in units of 100k: the reference limits (position 250, notional 50,000) are for crypto
         fx = RiskLimits(max_position=Decimal(1_000_000), max_order_notional=Decimal(20_000_000))
+        demo_limits = RiskLimits(
+            throttle_rate=Decimal(50), throttle_burst=20
+        )  # the demo trades every few ticks
+        now = clock.now_ns()
         publisher.publish(
-            RISK_COMMANDS, SetRiskLimits(RiskScope.INSTRUMENT, "USDJPY.SIM", fx, "meltica up", clock.now_ns())
+            RISK_COMMANDS, SetRiskLimits(RiskScope.INSTRUMENT, "USDJPY.SIM", fx, "meltica up", now)
+        )
+        publisher.publish(
+            RISK_COMMANDS, SetRiskLimits(RiskScope.ACCOUNT, "DEMO", demo_limits, "meltica up", now)
         )
         for asset, amount in DEMO_FUNDS.items():
             publisher.publish(

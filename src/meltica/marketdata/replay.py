@@ -29,7 +29,8 @@ def _rows(path: Path, header: bool) -> Iterator[tuple[int, list[str]]]:
 
 
 def _bad(path: Path, line: int, err: Exception) -> ValueError:
-    return ValueError(f"{path.name}:{line}: {err}")
+    reason = "a value is not a decimal number" if isinstance(err, InvalidOperation) else str(err)
+    return ValueError(f"{path.name}:{line}: {reason}")
 
 
 def binance_klines(path: Path, instrument_id: str, interval: str = "1-MINUTE") -> Iterator[Bar]:
