@@ -40,10 +40,13 @@ class Result:
     name: str
     ops_per_s: float
     target: float | None = None
+    lower_is_better: bool = False
 
     @property
     def ok(self) -> bool | None:
-        return None if self.target is None else self.ops_per_s >= self.target
+        if self.target is None:
+            return None
+        return self.ops_per_s <= self.target if self.lower_is_better else self.ops_per_s >= self.target
 
 
 def rate(fn: Callable[[], int], runs: int = 5, seconds_per_run: float = 0.4) -> float:
@@ -248,7 +251,14 @@ def bench_domain() -> list[Result]:
     ]
 
 
+def bench_pipeline() -> list[Result]:
+    from benchmarks.pipeline import results
+
+    return results()
+
+
 SUITES: dict[str, Callable[[], list[Result]]] = {
+    "pipeline": bench_pipeline,
     "domain": bench_domain,
     "codec": bench_codec,
     "decimals": bench_decimals,
@@ -270,7 +280,7 @@ def main() -> None:
     for name in chosen:
         results.extend(SUITES[name]())
 
-    table = Table("group", "benchmark", "ops/s", "target", "")
+    table = Table("group", "benchmark", "value (ops/s or ms)", "target", "")
     for r in results:
         mark = "" if r.ok is None else ("[green]ok[/green]" if r.ok else "[red]below[/red]")
         table.add_row(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -10,11 +11,20 @@ from meltica.log.base import Position
 
 # Namespace for deterministic event ids: the same cause and index always give the same id.
 EVENT_ID_NAMESPACE = uuid.UUID("6d656c74-6963-6100-8000-6576656e7473")
+_KEY = EVENT_ID_NAMESPACE.bytes
 
 
 def derive_event_id(cause_id: str, index: int = 0) -> str:
-    """The id of the `index`-th event caused by `cause_id`; stable across replays and restarts."""
-    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{cause_id}/{index}"))
+    """The id of the `index`-th event caused by `cause_id`; stable across replays and restarts.
+
+    A name-based UUID (BLAKE2b of the namespace, the cause and the index, version and variant
+    bits set as for UUIDv8), so ids look like every other id and cost about a microsecond.
+    """
+    digest = bytearray(hashlib.blake2b(f"{cause_id}/{index}".encode(), digest_size=16, key=_KEY).digest())
+    digest[6] = (digest[6] & 0x0F) | 0x80
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,16 +49,39 @@ DOMAIN_TYPES: dict[str, type] = {
 NAMES: dict[type, str] = {cls: name for name, cls in DOMAIN_TYPES.items()}
 
 
-def _out(value: Any) -> Any:
-    if isinstance(value, Enum):
-        return value.value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _out(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "ts"}
-    if isinstance(value, tuple | list):
-        return [_out(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _out(v) for k, v in value.items()}
-    return value
+Writer = Callable[[Any], Any]
+
+
+def _writer(tp: Any) -> Writer | None:
+    """A function turning a domain value of type `tp` into its Avro form (None: as it is)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        inner = _writer(args[0]) if len(args) == 1 else None
+        if inner is None:
+            return None
+        return lambda v: None if v is None else inner(v)
+    if origin is tuple:
+        item = _writer(typing.get_args(tp)[0])
+        return (lambda v: list(v)) if item is None else (lambda v: [item(x) for x in v])
+    if origin in (Mapping, dict) or tp in (Mapping, dict):
+        return dict
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return lambda v: v.value
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _record_writer(tp)
+    return None
+
+
+@cache
+def _record_writer(cls: type) -> Callable[[Any], dict[str, Any]]:
+    hints = typing.get_type_hints(cls)
+    plan = [(f.name, _writer(hints[f.name])) for f in dataclasses.fields(cls) if f.name != "ts"]
+
+    def write(value: Any) -> dict[str, Any]:
+        return {name: getattr(value, name) if w is None else w(getattr(value, name)) for name, w in plan}
+
+    return write
 
 
 def to_record(event: Any, meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -67,7 +90,7 @@ def to_record(event: Any, meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         name = NAMES[type(event)]
     except KeyError:
         raise SchemaError(f"{type(event).__name__} has no Avro schema") from None
-    record = _out(event)
+    record = _record_writer(type(event))(event)
     record["meta"] = meta
     return name, record
 

@@ -47,15 +47,28 @@ CREATE TABLE IF NOT EXISTS group_offsets (
 
 
 def _pack_headers(headers: Headers) -> bytes | None:
+    """Headers as length-prefixed key/value pairs (2-byte key length, 4-byte value length)."""
     if not headers:
         return None
-    return json.dumps([[k, v.hex()] for k, v in headers], separators=(",", ":")).encode()
+    out = bytearray()
+    for k, v in headers:
+        key = k.encode()
+        out += len(key).to_bytes(2, "big") + key + len(v).to_bytes(4, "big") + v
+    return bytes(out)
 
 
 def _unpack_headers(blob: bytes | None) -> Headers:
     if not blob:
         return ()
-    return tuple((k, bytes.fromhex(v)) for k, v in json.loads(blob))
+    out, pos = [], 0
+    while pos < len(blob):
+        klen = int.from_bytes(blob[pos : pos + 2], "big")
+        key = blob[pos + 2 : pos + 2 + klen].decode()
+        pos += 2 + klen
+        vlen = int.from_bytes(blob[pos : pos + 4], "big")
+        out.append((key, bytes(blob[pos + 4 : pos + 4 + vlen])))
+        pos += 4 + vlen
+    return tuple(out)
 
 
 class SqliteLog(EventLog):

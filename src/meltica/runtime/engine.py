@@ -14,6 +14,7 @@ carry the `meltica.engine` header and are not taken as external input.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -218,14 +219,20 @@ class Engine:
     def _handle(
         self, p: Processor, topic: str, inp: Any, headers: Headers, live: bool
     ) -> tuple[list[Output], Headers]:
+        """Run one processor; a span is recorded only where it produced something."""
         if not live:
             return p.handle(topic, inp, self.clock), ()
-        with self.tracer.start_as_current_span(
-            f"{p.name} {type(inp).__name__}", context=telemetry.extract(headers)
-        ) as span:
-            span.set_attribute("meltica.topic", topic)
-            outputs = p.handle(topic, inp, self.clock)
-            return outputs, telemetry.inject()
+        started = time.time_ns()
+        outputs = p.handle(topic, inp, self.clock)
+        if not outputs:
+            return outputs, ()
+        span = self.tracer.start_span(
+            f"{p.name} {type(inp).__name__}", context=telemetry.extract(headers), start_time=started
+        )
+        span.set_attribute("meltica.topic", topic)
+        span.set_attribute("meltica.outputs", len(outputs))
+        span.end()
+        return outputs, telemetry.inject(trace.set_span_in_context(span))
 
     def _trace_headers(self, out: Output, current: Headers) -> Headers:
         """An order keeps one trace: later outputs about it continue the trace of its first."""

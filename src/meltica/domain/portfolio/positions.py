@@ -82,5 +82,8 @@ def after_fill(
             open_lots[0] = Lot(left * direction, lot.price)
         remaining += closing * direction
     if remaining != ZERO:
-        open_lots.append(Lot(remaining, price))
+        if open_lots and open_lots[-1].price == price:  # same entry price: one lot, FIFO unchanged
+            open_lots[-1] = Lot(open_lots[-1].quantity + remaining, price)
+        else:
+            open_lots.append(Lot(remaining, price))
     return tuple(open_lots), realized

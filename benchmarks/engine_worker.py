@@ -1,0 +1,26 @@
+"""The embedded engine in its own process, for the latency benchmark: runs until SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+from meltica.events.codec import Codec
+from meltica.events.registry import EmbeddedSchemaRegistry
+from meltica.log.sqlite import SqliteLog
+from meltica.runtime.stack import build_engine
+
+
+def main() -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with SqliteLog(sys.argv[1]) as log:
+        engine = build_engine(log, Codec(registry=EmbeddedSchemaRegistry(log)))
+        engine.recover()
+        print("READY", flush=True)
+        engine.run(stop, poll_interval=0.0005)
+
+
+if __name__ == "__main__":
+    main()
