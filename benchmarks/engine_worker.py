@@ -19,7 +19,7 @@ def main() -> None:
         engine = build_engine(log, Codec(registry=EmbeddedSchemaRegistry(log)))
         engine.recover()
         print("READY", flush=True)
-        engine.run(stop, poll_interval=0.0005)
+        engine.run(stop, poll_interval=0.0005, max_steps=int(sys.argv[2]) if len(sys.argv) > 2 else 64)
 
 
 if __name__ == "__main__":

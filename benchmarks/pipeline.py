@@ -45,22 +45,38 @@ def prepare(path: Path) -> Publisher:
     pub = Publisher(log, Codec(registry=EmbeddedSchemaRegistry(log)))
     pub.define(DEFAULT_INSTRUMENTS)
     now = LiveClock().now_ns()
-    fast = RiskLimits(throttle_rate=Decimal(100_000), throttle_burst=100_000, max_position=Decimal(10**9),
-                      max_open_orders=100_000)  # fmt: skip
+    fast = RiskLimits(
+        throttle_rate=Decimal(100_000),
+        throttle_burst=100_000,
+        max_position=Decimal(10**9),
+        max_open_orders=100_000,
+    )
     pub.publish(RISK_COMMANDS, SetRiskLimits(RiskScope.GLOBAL, "", fast, "bench", now))
     for account in ACCOUNTS:
         pub.publish(PORTFOLIO_COMMANDS, AdjustBalance(account, "USDT", Decimal(10**9), "bench", now))
         pub.publish(PORTFOLIO_COMMANDS, AdjustBalance(account, "BTC", Decimal(10**6), "bench", now))
-    pub.publish(QUOTES, QuoteTick(BTC.instrument_id, Decimal("43000.00"), Decimal(10**6), Decimal("43000.10"),
-                                  Decimal(10**6), now))  # fmt: skip
+    pub.publish(
+        QUOTES,
+        QuoteTick(
+            BTC.instrument_id, Decimal("43000.00"), Decimal(10**6), Decimal("43000.10"), Decimal(10**6), now
+        ),
+    )
     return pub
 
 
 def order(i: int, ts: int) -> SubmitOrder:
     side = OrderSide.BUY if (i // len(ACCOUNTS)) % 2 == 0 else OrderSide.SELL  # each account buys, then sells
     price = Decimal("43000.10") if side is OrderSide.BUY else Decimal("43000.00")  # marketable: fills at once
-    spec = OrderSpec(f"P{i}", f"P{i}", ACCOUNTS[i % len(ACCOUNTS)], BTC.instrument_id, side, OrderType.LIMIT,
-                     Decimal("0.01"), price)  # fmt: skip
+    spec = OrderSpec(
+        f"P{i}",
+        f"P{i}",
+        ACCOUNTS[i % len(ACCOUNTS)],
+        BTC.instrument_id,
+        side,
+        OrderType.LIMIT,
+        Decimal("0.01"),
+        price,
+    )
     return SubmitOrder(spec, ts)
 
 
@@ -85,8 +101,11 @@ def latency(rate: int = 1000, seconds: float = 6.0) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "log.db"
         pub = prepare(path)
-        worker = subprocess.Popen([sys.executable, str(Path(__file__).with_name("engine_worker.py")), str(path)],
-                                  stdout=subprocess.PIPE, text=True)  # fmt: skip
+        worker = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("engine_worker.py")), str(path)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert worker.stdout is not None
         worker.stdout.readline()  # READY
         sent: dict[str, float] = {}
@@ -102,8 +121,9 @@ def latency(rate: int = 1000, seconds: float = 6.0) -> dict[str, float]:
                         for rec in log.read("orders.events", p, pos, 5000):
                             positions[p] = rec.offset + 1
                             got = True
-                            name, fields = pub.codec.decode_record(rec)
-                            if name in ("OrderAcknowledged", "OrderFilled"):
+                            entry = pub.codec.catalog.by_fingerprint(rec.value[2:10])
+                            if entry is not None and entry.short_name in ("OrderAcknowledged", "OrderFilled"):
+                                name, fields = pub.codec.decode_record(rec)
                                 seen.setdefault((name, fields["order_id"]), time.perf_counter())
                     if not got:
                         time.sleep(0.0002)
@@ -152,7 +172,7 @@ def results() -> list[Any]:
             5000,
         ),
         Result("pipeline (SQLite, FULL)", "events/s written", t["events_per_s"]),
-        Result("pipeline latency @1000/s", f"offered orders/s (achieved)", lat["offered_per_s"]),
+        Result("pipeline latency @1000/s", "offered orders/s (achieved)", lat["offered_per_s"]),
     ]
     for kind in ("ack", "fill"):
         for q in ("p50_ms", "p99_ms", "p999_ms"):

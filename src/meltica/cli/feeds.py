@@ -49,9 +49,9 @@ def replay_file(
     reader, topic = READERS[file_format]
     try:
         events = list(reader(path, instrument))
-    except ValueError as e:
-        err.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(1) from e
+    except ValueError as bad:
+        err.print(f"[red]error:[/red] {bad}")
+        raise typer.Exit(1) from bad
     app = build(Settings())
     publisher = Publisher(app.log, app.codec)
     try:

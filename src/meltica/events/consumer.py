@@ -18,11 +18,11 @@ from meltica.log.base import EventLog, Message, Position, Record, TopicPartition
 from meltica.topics import dead_letter_topic
 
 
-def dead_letter(record: Record, error: DecodeError) -> Message:
+def dead_letter(record: Record, reason: str) -> Message:
     """The dead-letter copy of `record`: same key and bytes, the reason and origin in headers."""
     headers = (
         *record.headers,
-        ("meltica.dlq.reason", error.reason.encode()),
+        ("meltica.dlq.reason", reason.encode()),
         ("meltica.dlq.topic", record.topic.encode()),
         ("meltica.dlq.partition", str(record.partition).encode()),
         ("meltica.dlq.offset", str(record.offset).encode()),
@@ -75,7 +75,7 @@ class EventConsumer:
                 try:
                     name, fields = self._codec.decode_record(rec)
                 except DecodeError as err:
-                    self._dead.append(dead_letter(rec, err))
+                    self._dead.append(dead_letter(rec, err.reason))
                     self.dead_lettered += 1
                     continue
                 out.append(ConsumedEvent(name, fields, rec))

@@ -63,7 +63,7 @@ def _writer(tp: Any) -> Writer | None:
         return lambda v: None if v is None else inner(v)
     if origin is tuple:
         item = _writer(typing.get_args(tp)[0])
-        return (lambda v: list(v)) if item is None else (lambda v: [item(x) for x in v])
+        return list if item is None else (lambda v: [item(x) for x in v])
     if origin in (Mapping, dict) or tp in (Mapping, dict):
         return dict
     if isinstance(tp, type) and issubclass(tp, Enum):
@@ -90,7 +90,8 @@ def to_record(event: Any, meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         name = NAMES[type(event)]
     except KeyError:
         raise SchemaError(f"{type(event).__name__} has no Avro schema") from None
-    record = _record_writer(type(event))(event)
+    cls: type = type(event)
+    record = _record_writer(cls)(event)
     record["meta"] = meta
     return name, record
 

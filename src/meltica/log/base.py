@@ -172,6 +172,14 @@ class EventLog(ABC):
     def end_offset(self, topic: str, partition: int) -> int:
         """The offset the next record of the partition will get."""
 
+    def end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        """`end_offset` of several partitions (backends may answer in one round trip)."""
+        return {tp: self.end_offset(tp.topic, tp.partition) for tp in partitions}
+
+    def last_sequence(self) -> int | None:
+        """The global append sequence so far, if the backend keeps one: a cheap "anything new?"."""
+        return None
+
     # -- consumer groups ------------------------------------------------------------------
     @abstractmethod
     def committed(self, group: str, tp: TopicPartition) -> int | None:

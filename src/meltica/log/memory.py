@@ -79,6 +79,10 @@ class MemoryLog(EventLog):
         with self._lock:
             return len(self._partition_list(topic, partition))
 
+    def last_sequence(self) -> int | None:
+        with self._lock:
+            return self._seq
+
     def committed(self, group: str, tp: TopicPartition) -> int | None:
         with self._lock:
             return self._groups.get((group, tp))

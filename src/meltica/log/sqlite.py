@@ -114,14 +114,12 @@ class SqliteLog(EventLog):
         if not messages:
             return []
         parts = [self._partition_of(m, self._partitions_cached(m.topic)) for m in messages]
-        heads: dict[tuple[str, int], int] = {_SEQ: 0}
+        current = {
+            (t, p): off for t, p, off in self._db.execute("SELECT topic, partition, next_offset FROM heads")
+        }
+        heads: dict[tuple[str, int], int] = {_SEQ: current.get(_SEQ, 0)}
         for m, p in zip(messages, parts, strict=True):
-            heads.setdefault((m.topic, p), 0)
-        for tp in heads:
-            row = self._db.execute(
-                "SELECT next_offset FROM heads WHERE topic = ? AND partition = ?", tp
-            ).fetchone()
-            heads[tp] = 0 if row is None else row[0]
+            heads.setdefault((m.topic, p), current.get((m.topic, p), 0))
         seq = heads[_SEQ]
         now = time.time_ns() // 1_000_000
         rows = []
@@ -161,6 +159,21 @@ class SqliteLog(EventLog):
                 "SELECT next_offset FROM heads WHERE topic = ? AND partition = ?", (topic, partition)
             ).fetchone()
         return int(row[0])
+
+    def end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        with self._lock:
+            heads = {
+                (t, p): off
+                for t, p, off in self._db.execute("SELECT topic, partition, next_offset FROM heads")
+            }
+        return {tp: heads.get((tp.topic, tp.partition), 0) for tp in partitions}
+
+    def last_sequence(self) -> int | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT next_offset FROM heads WHERE topic = ? AND partition = ?", _SEQ
+            ).fetchone()
+        return 0 if row is None else int(row[0])
 
     def _check_partition(self, topic: str, partition: int) -> None:
         if not 0 <= partition < self._partitions_cached(topic):

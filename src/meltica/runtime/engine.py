@@ -27,11 +27,11 @@ from meltica import telemetry
 from meltica.clock import Clock, LiveClock
 from meltica.errors import DecodeError, MelticaError
 from meltica.events.codec import Codec
+from meltica.events.consumer import dead_letter
 from meltica.events.envelope import derive_event_id
 from meltica.events.mapping import from_record, to_record
 from meltica.log.base import EventLog, Headers, Message, Record, TopicPartition
 from meltica.runtime.processor import Output, Processor
-from meltica.topics import dead_letter_topic
 
 ENGINE_GROUP = "meltica-engine"
 ENGINE_HEADER = "meltica.engine"
@@ -81,6 +81,7 @@ class Engine:
                 self._subscribers.setdefault(topic, []).append(p)
         self._cursor: dict[TopicPartition, int] = {}
         self._traces: dict[str, Headers] = {}
+        self._seen_sequence: int | None = None
         self._recovered = False
 
     # -- positions ------------------------------------------------------------------------------
@@ -94,9 +95,10 @@ class Engine:
         """External records after the cursor in global append order (at most `limit`)."""
         batches: list[list[Record]] = []
         cutoff: int | None = None
+        ends = self.log.end_offsets(list(self._cursor))
         for tp, pos in self._cursor.items():
             end = None if upto is None else upto.get(tp, 0)
-            if end is not None and pos >= end:
+            if ends[tp] <= pos or (end is not None and pos >= end):
                 continue
             n = limit if end is None else min(limit, end - pos)
             records = self.log.read(tp.topic, tp.partition, pos, n)
@@ -138,8 +140,12 @@ class Engine:
         """Process up to `max_steps` available external records and commit them. Returns how many."""
         if not self._recovered:
             self.recover()
+        sequence = self.log.last_sequence()
+        if sequence is not None and sequence == self._seen_sequence:
+            return 0  # nothing was appended anywhere since we last looked
         records = self._pending(max_steps)
         if not records:
+            self._seen_sequence = sequence
             return 0
         out: list[Message] = []
         dead: list[Message] = []
@@ -182,10 +188,10 @@ class Engine:
             name, fields = self.codec.decode_record(rec)
             event = from_record(name, fields)
         except DecodeError as err:
-            result.dead_letters.append(_dead(rec, err.reason))
+            result.dead_letters.append(dead_letter(rec, err.reason))
             return result
         except (MelticaError, KeyError, TypeError, ValueError) as err:
-            result.dead_letters.append(_dead(rec, f"cannot map {rec.topic} record: {err}"))
+            result.dead_letters.append(dead_letter(rec, f"cannot map {rec.topic} record: {err}"))
             return result
         source = {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset}
         queue: deque[tuple[str, Any, dict[str, Any], Headers, Processor | None]] = deque(
@@ -205,7 +211,7 @@ class Engine:
                         produced.append((out, out_meta, hdrs))
                         queue.append((out.topic, out.event, out_meta, hdrs, p))
         except Exception as err:  # a processor bug must not stop the engine: dead-letter the input
-            result.dead_letters.append(_dead(rec, f"processing failed: {type(err).__name__}: {err}"))
+            result.dead_letters.append(dead_letter(rec, f"processing failed: {type(err).__name__}: {err}"))
             return result
         if live:
             for out, meta, hdrs in produced:
@@ -272,17 +278,6 @@ def _order_key(rec: Record) -> tuple[int, str, int, int]:
 
 def _is_engine_record(rec: Record) -> bool:
     return any(k == ENGINE_HEADER for k, _ in rec.headers)
-
-
-def _dead(rec: Record, reason: str) -> Message:
-    headers = (
-        *rec.headers,
-        ("meltica.dlq.reason", reason.encode()),
-        ("meltica.dlq.topic", rec.topic.encode()),
-        ("meltica.dlq.partition", str(rec.partition).encode()),
-        ("meltica.dlq.offset", str(rec.offset).encode()),
-    )
-    return Message(dead_letter_topic(rec.topic), rec.value, rec.key, headers, partition=rec.partition)
 
 
 def outputs_of(records: Iterable[Record]) -> list[Record]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from meltica.domain.marketdata import (
     AggressorSide,
     BookAction,
@@ -19,7 +17,7 @@ from meltica.domain.values import ExecType, LiquiditySide, OrderSide, OrderType,
 from meltica.venues.sim import BpsFees, FixedLatency, FixedTickSlippage, RandomLatency, SimVenue
 from tests.unit.domain.support import BTC, T0, D
 
-I = BTC.instrument_id
+INST = BTC.instrument_id
 
 
 def venue(**kw: object) -> SimVenue:
@@ -27,7 +25,7 @@ def venue(**kw: object) -> SimVenue:
     v.on_instrument(BTC)
     v.on_market(
         OrderBookSnapshot(
-            I,
+            INST,
             1,
             (BookLevel(D("100.00"), D("2")), BookLevel(D("99.99"), D("5"))),
             (BookLevel(D("100.02"), D("1")), BookLevel(D("100.05"), D("3"))),
@@ -41,7 +39,7 @@ def spec(
     side: OrderSide = OrderSide.BUY, qty: str = "1", price: str | None = None, **kw: object
 ) -> OrderSpec:
     kind = OrderType.LIMIT if price is not None else OrderType.MARKET
-    return OrderSpec("O1", "O1", "A", I, side, kind, D(qty), None if price is None else D(price), **kw)  # type: ignore[arg-type]
+    return OrderSpec("O1", "O1", "A", INST, side, kind, D(qty), None if price is None else D(price), **kw)  # type: ignore[arg-type]
 
 
 def submit(v: SimVenue, s: OrderSpec, ts: int = T0) -> list:  # type: ignore[type-arg]
@@ -67,7 +65,7 @@ def test_taken_liquidity_is_gone_until_the_market_updates() -> None:
     v = venue()
     submit(v, spec(qty="1"))
     again = v.on_request(
-        VenueSubmitOrder("SIM", OrderSpec("O2", "O2", "A", I, OrderSide.BUY, OrderType.MARKET, D(1)), T0)
+        VenueSubmitOrder("SIM", OrderSpec("O2", "O2", "A", INST, OrderSide.BUY, OrderType.MARKET, D(1)), T0)
     )
     assert again[1].fill.last_px == D("100.05")
 
@@ -116,11 +114,11 @@ def test_ioc_fok_post_only() -> None:
 def test_resting_order_queue_position() -> None:
     v = venue()
     assert kinds(submit(v, spec(qty="1", price="100.00"))) == ["NEW"]  # 2 ahead at 100.00
-    assert v.on_market(TradeTick(I, D("100.00"), D("1.5"), AggressorSide.SELLER, "t1", T0)) == []
-    [fill] = v.on_market(TradeTick(I, D("100.00"), D("1"), AggressorSide.SELLER, "t2", T0))
+    assert v.on_market(TradeTick(INST, D("100.00"), D("1.5"), AggressorSide.SELLER, "t1", T0)) == []
+    [fill] = v.on_market(TradeTick(INST, D("100.00"), D("1"), AggressorSide.SELLER, "t2", T0))
     assert (fill.fill.last_qty, fill.fill.liquidity_side) == (D("0.5"), LiquiditySide.MAKER)
     [rest] = v.on_market(
-        TradeTick(I, D("99.98"), D("7"), AggressorSide.SELLER, "t3", T0)
+        TradeTick(INST, D("99.98"), D("7"), AggressorSide.SELLER, "t3", T0)
     )  # through our price
     assert rest.fill.last_qty == D("0.5")
     assert rest.fill.last_px == D("100.00")
@@ -130,13 +128,13 @@ def test_resting_order_queue_position() -> None:
 def test_book_moving_through_a_resting_order_fills_it() -> None:
     v = venue()
     submit(v, spec(side=OrderSide.SELL, qty="1", price="100.03"))
-    [fill] = v.on_market(QuoteTick(I, D("100.04"), D("3"), D("100.06"), D("3"), T0 + 1))
+    [fill] = v.on_market(QuoteTick(INST, D("100.04"), D("3"), D("100.06"), D("3"), T0 + 1))
     assert (fill.fill.last_px, fill.fill.liquidity_side) == (D("100.03"), LiquiditySide.MAKER)
 
 
 def test_deltas_update_the_book() -> None:
     v = venue()
-    v.on_market(OrderBookDelta(I, BookAction.DELETE, OrderSide.SELL, D("100.02"), D(0), 2, T0))
+    v.on_market(OrderBookDelta(INST, BookAction.DELETE, OrderSide.SELL, D("100.02"), D(0), 2, T0))
     [_, trade] = submit(v, spec(qty="1"))
     assert trade.fill.last_px == D("100.05")
 
@@ -145,12 +143,12 @@ def test_cancel_amend_and_expiry() -> None:
     v = venue()
     submit(v, spec(qty="1", price="99.00"))
     [replaced] = v.on_request(
-        VenueAmendOrder("SIM", "O1", None, "A", I, T0, quantity=D("2"), price=D("99.50"))
+        VenueAmendOrder("SIM", "O1", None, "A", INST, T0, quantity=D("2"), price=D("99.50"))
     )
     assert (replaced.exec_type, replaced.quantity, replaced.price) == (ExecType.REPLACED, D("2"), D("99.50"))
-    [canceled] = v.on_request(VenueCancelOrder("SIM", "O1", None, "A", I, T0))
+    [canceled] = v.on_request(VenueCancelOrder("SIM", "O1", None, "A", INST, T0))
     assert canceled.exec_type is ExecType.CANCELED
-    [again] = v.on_request(VenueCancelOrder("SIM", "O1", None, "A", I, T0))
+    [again] = v.on_request(VenueCancelOrder("SIM", "O1", None, "A", INST, T0))
     assert again.exec_type is ExecType.CANCEL_REJECTED
     submit(
         v,
@@ -158,7 +156,7 @@ def test_cancel_amend_and_expiry() -> None:
             "G",
             "G",
             "A",
-            I,
+            INST,
             OrderSide.BUY,
             OrderType.LIMIT,
             D(1),
@@ -167,7 +165,7 @@ def test_cancel_amend_and_expiry() -> None:
             expire_time_ns=T0 + 10,
         ),
     )
-    [expired] = v.on_market(QuoteTick(I, D("99.90"), D(1), D("100.00"), D(1), T0 + 10))
+    [expired] = v.on_market(QuoteTick(INST, D("99.90"), D(1), D("100.00"), D(1), T0 + 10))
     assert (expired.order_id, expired.exec_type) == ("G", ExecType.EXPIRED)
 
 
