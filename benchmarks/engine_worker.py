@@ -6,6 +6,7 @@ import signal
 import sys
 import threading
 
+from benchmarks.pipeline import default_tracer
 from meltica.events.codec import Codec
 from meltica.events.registry import EmbeddedSchemaRegistry
 from meltica.log.sqlite import SqliteLog
@@ -16,7 +17,7 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with SqliteLog(sys.argv[1]) as log:
-        engine = build_engine(log, Codec(registry=EmbeddedSchemaRegistry(log)))
+        engine = build_engine(log, Codec(registry=EmbeddedSchemaRegistry(log)), tracer=default_tracer())
         engine.recover()
         print("READY", flush=True)
         engine.run(stop, poll_interval=0.0005, max_steps=int(sys.argv[2]) if len(sys.argv) > 2 else 64)

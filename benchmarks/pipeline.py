@@ -17,7 +17,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.trace import Tracer
+
+from meltica import telemetry
 from meltica.clock import LiveClock
+from meltica.config import Settings
 from meltica.domain.marketdata import QuoteTick
 from meltica.domain.orders.commands import SubmitOrder
 from meltica.domain.orders.model import OrderSpec
@@ -35,6 +39,11 @@ from meltica.topics import ORDER_COMMANDS, PORTFOLIO_COMMANDS, QUOTES, RISK_COMM
 
 BTC = DEFAULT_INSTRUMENTS[0]
 ACCOUNTS = [f"B{i}" for i in range(20)]
+
+
+def default_tracer() -> Tracer:
+    """Tracing as `meltica up` configures it: every event carries context, a sample is recorded."""
+    return telemetry.tracer_provider(sample_ratio=Settings().trace_sample_ratio).get_tracer("meltica.bench")
 
 
 def prepare(path: Path) -> Publisher:
@@ -88,7 +97,7 @@ def throughput(n: int = 5000) -> dict[str, float]:
             pub.log.append(
                 [pub.message(ORDER_COMMANDS, order(i, now + i)) for i in range(start, min(n, start + 1000))]
             )
-        engine = build_engine(pub.log, pub.codec)
+        engine = build_engine(pub.log, pub.codec, tracer=default_tracer())
         engine.recover()
         began = time.perf_counter()
         steps = engine.drain(max_steps=1000)
@@ -102,7 +111,7 @@ def latency(rate: int = 1000, seconds: float = 6.0) -> dict[str, float]:
         path = Path(tmp) / "log.db"
         pub = prepare(path)
         worker = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("engine_worker.py")), str(path)],
+            [sys.executable, "-m", "benchmarks.engine_worker", str(path)],
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -57,7 +57,7 @@ class App:
 def build(settings: Settings | None = None, *, create_topics: bool = True) -> App:
     """Wire a Meltica process from `settings` (default: the environment)."""
     settings = settings or Settings()
-    telemetry.configure(None if settings.tracing == "none" else settings.tracing)
+    telemetry.configure(None if settings.tracing == "none" else settings.tracing, settings.trace_sample_ratio)
     log = build_log(settings)
     if create_topics:
         for spec in topic_specs(settings.partitions):

@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     tracing: Literal["none", "console"] = Field(
         default="none", description="Export OpenTelemetry spans: none (ids only) or console."
     )
+    trace_sample_ratio: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="Fraction of traces recorded; all events carry trace context.",
+    )
     client_id: str = Field(default="meltica", description="Kafka client id and transactional id prefix.")
 
     @property

@@ -8,6 +8,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from meltica.log.base import Headers
@@ -16,9 +17,10 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 _TRACE_HEADERS = ("traceparent", "tracestate")
 
 
-def tracer_provider(exporter: str | SpanExporter | None = None) -> TracerProvider:
-    """A provider that always records (ids for every event), exporting to `exporter` if given."""
-    provider = TracerProvider()
+def tracer_provider(exporter: str | SpanExporter | None = None, sample_ratio: float = 1.0) -> TracerProvider:
+    """A provider exporting to `exporter` if given. Every event gets trace context; a fraction
+    `sample_ratio` of new traces is recorded (children follow their parent's decision)."""
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(sample_ratio)))
     if exporter == "console":
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
     elif isinstance(exporter, SpanExporter):
@@ -29,17 +31,32 @@ def tracer_provider(exporter: str | SpanExporter | None = None) -> TracerProvide
 _installed: list[TracerProvider] = []
 
 
-def configure(exporter: str | None = None) -> None:
+def configure(exporter: str | None = None, sample_ratio: float = 1.0) -> None:
     """Install the process-wide tracer provider once (ids for every event; export if asked)."""
     if not _installed:
-        _installed.append(tracer_provider(exporter))
+        _installed.append(tracer_provider(exporter, sample_ratio))
         trace.set_tracer_provider(_installed[0])
 
 
+_CONTEXTS: dict[bytes, Context] = {}
+
+
 def extract(headers: Headers) -> Context:
-    """The trace context carried by record headers (empty context if none)."""
-    carrier = {k: v.decode("latin-1") for k, v in headers if k in _TRACE_HEADERS}
-    return _PROPAGATOR.extract(carrier)
+    """The trace context carried by record headers (empty context if none); parsed once per value."""
+    parent = next((v for k, v in headers if k == "traceparent"), None)
+    if parent is None:
+        return Context()
+    state = next((v for k, v in headers if k == "tracestate"), b"")
+    key = parent + b"|" + state
+    found = _CONTEXTS.get(key)
+    if found is None:
+        if len(_CONTEXTS) > 10_000:
+            _CONTEXTS.clear()
+        carrier = {"traceparent": parent.decode("latin-1")}
+        if state:
+            carrier["tracestate"] = state.decode("latin-1")
+        found = _CONTEXTS[key] = _PROPAGATOR.extract(carrier)
+    return found
 
 
 def inject(context: Context | None = None) -> Headers:
@@ -49,6 +66,17 @@ def inject(context: Context | None = None) -> Headers:
     return tuple((k, v.encode("latin-1")) for k, v in carrier.items())
 
 
+def span_headers(span: trace.Span) -> Headers:
+    """`traceparent` (and `tracestate`) of `span`, formatted directly (W3C Trace Context)."""
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return ()
+    parent = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}".encode()
+    if ctx.trace_state:
+        return (("traceparent", parent), ("tracestate", ctx.trace_state.to_header().encode()))
+    return (("traceparent", parent),)
+
+
 def trace_id(headers: Headers) -> str | None:
     """The trace id in `traceparent`, or None."""
     value: Mapping[str, bytes] = dict(headers)
@@ -56,4 +84,4 @@ def trace_id(headers: Headers) -> str | None:
     return parent.decode().split("-")[1] if parent else None
 
 
-__all__ = ["extract", "inject", "trace", "trace_id", "tracer_provider"]
+__all__ = ["extract", "inject", "span_headers", "trace", "trace_id", "tracer_provider"]

@@ -82,3 +82,11 @@ def test_round_trip_through_the_codec(event: object) -> None:
     decoded_name, decoded = codec.decode(codec.encode(name, record))
     assert decoded_name == name
     assert from_record(decoded_name, decoded) == event
+
+
+@pytest.mark.parametrize("event", samples(), ids=lambda e: type(e).__name__)
+def test_object_encoder_writes_what_the_record_encoder_writes(event: object) -> None:
+    codec = Codec()
+    meta = metadata("ACC-1")
+    name, record = to_record(event, meta)
+    assert codec.encode_object(name, event, meta) == codec.encode(name, record)

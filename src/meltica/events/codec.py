@@ -16,7 +16,14 @@ from fastavro import schemaless_reader
 
 from meltica.errors import DecodeError, EncodeError, SchemaError
 from meltica.events.catalog import SchemaCatalog, SchemaEntry, default_catalog
-from meltica.events.compiled import Decoder, Encoder, compile_decoder, compile_encoder
+from meltica.events.compiled import (
+    Decoder,
+    Encoder,
+    ObjectEncoder,
+    compile_decoder,
+    compile_encoder,
+    compile_object_encoder,
+)
 from meltica.events.registry import SchemaRegistry
 from meltica.events.wire import (
     CONFLUENT_MAGIC,
@@ -50,6 +57,7 @@ class Codec:
         self._confluent = confluent
         self._framing: Framing = confluent or SingleObjectFraming()
         self._writers: dict[str, tuple[bytes, Encoder]] = {}
+        self._object_writers: dict[str, tuple[bytes, ObjectEncoder]] = {}
         self._readers: dict[bytes, tuple[str, Decoder | None, Any, Any]] = {}
         if registry is not None:
             for entry in self.catalog.entries():
@@ -66,6 +74,21 @@ class Codec:
         header, encoder = writer
         try:
             return header + encoder(record)
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError, InvalidOperation) as err:
+            raise EncodeError(name, f"{type(err).__name__}: {err}") from err
+
+    def encode_object(self, name: str, obj: Any, meta: dict[str, Any]) -> bytes:
+        """Serialize a domain object whose attributes are the fields of schema `name`."""
+        writer = self._object_writers.get(name)
+        if writer is None:
+            entry = self.catalog.get(name)
+            writer = self._object_writers[name] = (
+                self._framing.header(entry),
+                compile_object_encoder(entry.schema),
+            )
+        header, encoder = writer
+        try:
+            return header + encoder(obj, meta)
         except (TypeError, ValueError, KeyError, AttributeError, OverflowError, InvalidOperation) as err:
             raise EncodeError(name, f"{type(err).__name__}: {err}") from err
 

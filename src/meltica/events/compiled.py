@@ -150,8 +150,9 @@ def _is_decimal(schema: Any) -> bool:
 
 
 # -- encoder ----------------------------------------------------------------------------------
-def _enc(g: _Gen, schema: Any, expr: str, ind: int, names: dict[str, Any]) -> None:
-    """Append to `w` (a list) the encoding of the value `expr`."""
+def _enc(g: _Gen, schema: Any, expr: str, ind: int, names: dict[str, Any], attr: bool = False) -> None:
+    """Append to `w` (a list) the encoding of the value `expr`; records are dicts, or objects
+    whose attributes are the fields when `attr` (the domain dataclasses)."""
     if isinstance(schema, str) and schema in names:
         schema = names[schema]
     t = _type_name(schema)
@@ -164,7 +165,14 @@ def _enc(g: _Gen, schema: Any, expr: str, ind: int, names: dict[str, Any]) -> No
     elif t == "int":
         g.emit(ind, f"w(_int(_integral({expr})))")
     elif t == "long":
-        g.emit(ind, f"w(_long({expr} if type({expr}) is int else _integral({expr})))")
+        n = g.var("n")
+        g.emit(ind, f"{n} = {expr} if type({expr}) is int else _integral({expr})")
+        g.emit(ind, f"if 0 <= {n} < 64:")
+        g.emit(ind + 1, f"w(_V1[{n} << 1])")
+        g.emit(ind, f"elif -(1 << 63) <= {n} < (1 << 63):")
+        g.emit(ind + 1, f"w(_varint(({n} << 1) ^ ({n} >> 63)))")
+        g.emit(ind, "else:")
+        g.emit(ind + 1, f"raise OverflowError(f'{{{n}}} does not fit an Avro long')")
     elif t == "float":
         g.emit(ind, f"w(_FLOAT.pack({expr}))")
     elif t == "double":
@@ -190,18 +198,20 @@ def _enc(g: _Gen, schema: Any, expr: str, ind: int, names: dict[str, Any]) -> No
         g.emit(ind, f"{r} = {expr}")
         for f in schema["fields"]:
             v = g.var("v")
-            if "default" in f:
+            if attr:
+                g.emit(ind, f"{v} = {r}.{f['name']}")
+            elif "default" in f:
                 default = g.const(f["default"], "D")
                 g.emit(ind, f"{v} = {r}.get({f['name']!r}, {default})")
             else:
                 g.emit(ind, f"{v} = {r}[{f['name']!r}]")
-            _enc(g, f["type"], v, ind, names)
+            _enc(g, f["type"], v, ind, names, attr)
     elif t == "array":
         item = g.var("i")
         g.emit(ind, f"if {expr}:")
         g.emit(ind + 1, f"w(_long(len({expr})))")
         g.emit(ind + 1, f"for {item} in {expr}:")
-        _enc(g, schema["items"], item, ind + 2, names)
+        _enc(g, schema["items"], item, ind + 2, names, attr)
         g.emit(ind, "w(b'\\x00')")
     elif t == "map":
         k, v = g.var("k"), g.var("v")
@@ -209,15 +219,15 @@ def _enc(g: _Gen, schema: Any, expr: str, ind: int, names: dict[str, Any]) -> No
         g.emit(ind + 1, f"w(_long(len({expr})))")
         g.emit(ind + 1, f"for {k}, {v} in {expr}.items():")
         g.emit(ind + 2, f"w(_str({k}))")
-        _enc(g, schema["values"], v, ind + 2, names)
+        _enc(g, schema["values"], v, ind + 2, names, attr)
         g.emit(ind, "w(b'\\x00')")
     elif t == "union":
-        _enc_union(g, schema, expr, ind, names)
+        _enc_union(g, schema, expr, ind, names, attr)
     else:
         raise ValueError(f"unsupported Avro type {t!r}")
 
 
-def _enc_union(g: _Gen, schema: list[Any], expr: str, ind: int, names: dict[str, Any]) -> None:
+def _enc_union(g: _Gen, schema: list[Any], expr: str, ind: int, names: dict[str, Any], attr: bool) -> None:
     branches = [(i, b) for i, b in enumerate(schema) if _type_name(b) != "null"]
     null_index = next((i for i, b in enumerate(schema) if _type_name(b) == "null"), None)
     if null_index is not None:
@@ -229,7 +239,7 @@ def _enc_union(g: _Gen, schema: list[Any], expr: str, ind: int, names: dict[str,
         raise ValueError("only unions of null and one other type are compiled")
     index, branch = branches[0]
     g.emit(ind, f"w({_varint(index << 1)!r})")
-    _enc(g, branch, expr, ind, names)
+    _enc(g, branch, expr, ind, names, attr)
 
 
 # -- decoder ----------------------------------------------------------------------------------
@@ -394,6 +404,28 @@ def compile_encoder(schema: dict[str, Any]) -> Encoder:
     _enc(g, schema, "rec", 1, {})
     g.emit(1, "return b''.join(parts)")
     encoder: Encoder = _define(g, "encode", f"encoder {schema.get('name')}")
+    return encoder
+
+
+ObjectEncoder = Callable[[Any, dict[str, Any]], bytes]
+
+
+def compile_object_encoder(schema: dict[str, Any]) -> ObjectEncoder:
+    """An encoder of a domain object (fields as attributes) plus its envelope `meta` dict."""
+    g = _Gen()
+    g.emit(0, "def encode(obj, meta):")
+    g.emit(1, "parts = []")
+    g.emit(1, "w = parts.append")
+    names: dict[str, Any] = {schema["name"]: schema}
+    for f in schema["fields"]:
+        if f["name"] == "meta":
+            _enc(g, f["type"], "meta", 1, names)
+        else:
+            v = g.var("v")
+            g.emit(1, f"{v} = obj.{f['name']}")
+            _enc(g, f["type"], v, 1, names, True)
+    g.emit(1, "return b''.join(parts)")
+    encoder: ObjectEncoder = _define(g, "encode", f"object encoder {schema.get('name')}")
     return encoder
 
 

@@ -84,6 +84,14 @@ def _record_writer(cls: type) -> Callable[[Any], dict[str, Any]]:
     return write
 
 
+def avro_name(event: Any) -> str:
+    """The Avro record name of a domain event."""
+    try:
+        return NAMES[type(event)]
+    except KeyError:
+        raise SchemaError(f"{type(event).__name__} has no Avro schema") from None
+
+
 def to_record(event: Any, meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """(Avro name, record) for a domain event with envelope metadata `meta`."""
     try:

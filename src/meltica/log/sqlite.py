@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -50,11 +51,13 @@ def _pack_headers(headers: Headers) -> bytes | None:
     """Headers as length-prefixed key/value pairs (2-byte key length, 4-byte value length)."""
     if not headers:
         return None
-    out = bytearray()
-    for k, v in headers:
-        key = k.encode()
-        out += len(key).to_bytes(2, "big") + key + len(v).to_bytes(4, "big") + v
-    return bytes(out)
+    return b"".join(_packed_key(k) + len(v).to_bytes(4, "big") + v for k, v in headers)
+
+
+@lru_cache(maxsize=1024)
+def _packed_key(key: str) -> bytes:
+    raw = key.encode()
+    return len(raw).to_bytes(2, "big") + raw
 
 
 def _unpack_headers(blob: bytes | None) -> Headers:

@@ -29,7 +29,7 @@ from meltica.errors import DecodeError, MelticaError
 from meltica.events.codec import Codec
 from meltica.events.consumer import dead_letter
 from meltica.events.envelope import derive_event_id
-from meltica.events.mapping import from_record, to_record
+from meltica.events.mapping import avro_name, from_record
 from meltica.log.base import EventLog, Headers, Message, Record, TopicPartition
 from meltica.runtime.processor import Output, Processor
 
@@ -198,6 +198,7 @@ class Engine:
             [(rec.topic, event, fields["meta"], rec.headers, None)]
         )
         produced: list[tuple[Output, dict[str, Any], Headers]] = []
+        ts_init = self.clock.now_ns()  # when this step recorded its outputs
         try:
             while queue:
                 topic, inp, meta, headers, producer = queue.popleft()
@@ -206,7 +207,7 @@ class Engine:
                         continue
                     outputs, out_headers = self._handle(p, topic, inp, headers, live)
                     for i, out in enumerate(outputs):
-                        out_meta = self._meta(out, meta, p.name, i, source)
+                        out_meta = self._meta(out, meta, p.name, i, source, ts_init)
                         hdrs = self._trace_headers(out, out_headers) if live else ()
                         produced.append((out, out_meta, hdrs))
                         queue.append((out.topic, out.event, out_meta, hdrs, p))
@@ -215,8 +216,7 @@ class Engine:
             return result
         if live:
             for out, meta, hdrs in produced:
-                name, record = to_record(out.event, meta)
-                value = self.codec.encode(name, record)
+                value = self.codec.encode_object(avro_name(out.event), out.event, meta)
                 result.messages.append(
                     Message(out.topic, value, out.key.encode(), (*hdrs, (ENGINE_HEADER, b"1")))
                 )
@@ -235,10 +235,11 @@ class Engine:
         span = self.tracer.start_span(
             f"{p.name} {type(inp).__name__}", context=telemetry.extract(headers), start_time=started
         )
-        span.set_attribute("meltica.topic", topic)
-        span.set_attribute("meltica.outputs", len(outputs))
+        if span.is_recording():
+            span.set_attribute("meltica.topic", topic)
+            span.set_attribute("meltica.outputs", len(outputs))
         span.end()
-        return outputs, telemetry.inject(trace.set_span_in_context(span))
+        return outputs, telemetry.span_headers(span)
 
     def _trace_headers(self, out: Output, current: Headers) -> Headers:
         """An order keeps one trace: later outputs about it continue the trace of its first."""
@@ -253,7 +254,13 @@ class Engine:
         return known
 
     def _meta(
-        self, out: Output, cause: dict[str, Any], producer: str, index: int, source: dict[str, Any]
+        self,
+        out: Output,
+        cause: dict[str, Any],
+        producer: str,
+        index: int,
+        source: dict[str, Any],
+        ts_init: int,
     ) -> dict[str, Any]:
         ts_event = getattr(out.event, "ts", None)
         return {
@@ -261,7 +268,7 @@ class Engine:
             "causation_id": cause["event_id"],
             "correlation_id": cause["correlation_id"],
             "ts_event": cause["ts_event"] if ts_event is None else ts_event,
-            "ts_init": self.clock.now_ns(),
+            "ts_init": ts_init,
             "key": out.key,
             "version": out.version,
             "source": source,
