@@ -1,10 +1,56 @@
-"""SQLAlchemy tables of the read models (the Alembic migrations create them)."""
+"""SQLAlchemy tables of the read models (the Alembic migrations create them).
+
+Money and quantities are exact: NUMERIC on PostgreSQL, decimal text on SQLite (whose NUMERIC
+is a float). Timestamps are integer nanoseconds (as in the events) plus a timezone-aware
+`updated_at`.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """Decimal in, Decimal out, exactly, on every backend."""
+
+    impl = Numeric
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(64))
+        return dialect.type_descriptor(Numeric(precision=38, scale=18, asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return str(value) if dialect.name == "sqlite" else Decimal(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        result = Decimal(value)
+        return result.normalize() if dialect.name != "sqlite" and result == result.to_integral() else result
+
 
 metadata = MetaData()
+NUM = ExactDecimal
 
 projection_offsets = Table(
     "projection_offsets",
@@ -14,4 +60,142 @@ projection_offsets = Table(
     Column("partition", Integer, primary_key=True),
     Column("next_offset", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("order_id", String(128), primary_key=True),
+    Column("client_order_id", String(128), nullable=False),
+    Column("account_id", String(128), nullable=False),
+    Column("instrument_id", String(128), nullable=False),
+    Column("side", String(8), nullable=False),
+    Column("order_type", String(32), nullable=False),
+    Column("time_in_force", String(8), nullable=False),
+    Column("quantity", NUM, nullable=False),
+    Column("price", NUM),
+    Column("trigger_price", NUM),
+    Column("status", String(32), nullable=False),
+    Column("previous_status", String(32)),
+    Column("filled_qty", NUM, nullable=False),
+    Column("avg_px", NUM),
+    Column("venue_order_id", String(128)),
+    Column("reason", Text),
+    Column("strategy_id", String(128)),
+    Column("ts_created", BigInteger, nullable=False),
+    Column("ts_updated", BigInteger, nullable=False),
+    Column("version", Integer, nullable=False),
+)
+Index("ix_orders_account_status", orders.c.account_id, orders.c.status)
+Index("ix_orders_client", orders.c.account_id, orders.c.client_order_id)
+
+order_events = Table(
+    "order_events",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("order_id", String(128), nullable=False, index=True),
+    Column("account_id", String(128), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("ts_event", BigInteger, nullable=False),
+    Column("topic", String(249), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("payload", Text, nullable=False),
+)
+
+fills = Table(
+    "fills",
+    metadata,
+    Column("trade_id", String(128), primary_key=True),
+    Column("order_id", String(128), nullable=False, index=True),
+    Column("account_id", String(128), nullable=False),
+    Column("instrument_id", String(128), nullable=False),
+    Column("side", String(8), nullable=False),
+    Column("quantity", NUM, nullable=False),
+    Column("price", NUM, nullable=False),
+    Column("fee", NUM, nullable=False),
+    Column("fee_currency", String(16), nullable=False),
+    Column("liquidity_side", String(24), nullable=False),
+    Column("ts_event", BigInteger, nullable=False),
+)
+
+positions = Table(
+    "positions",
+    metadata,
+    Column("account_id", String(128), primary_key=True),
+    Column("instrument_id", String(128), primary_key=True),
+    Column("side", String(8), nullable=False),
+    Column("quantity", NUM, nullable=False),
+    Column("avg_px", NUM, nullable=False),
+    Column("realized_pnl", NUM, nullable=False),
+    Column("unrealized_pnl", NUM, nullable=False),
+    Column("fees", NUM, nullable=False),
+    Column("currency", String(16), nullable=False),
+    Column("mark_px", NUM),
+    Column("ts_event", BigInteger, nullable=False),
+)
+
+balances = Table(
+    "balances",
+    metadata,
+    Column("account_id", String(128), primary_key=True),
+    Column("asset", String(16), primary_key=True),
+    Column("total", NUM, nullable=False),
+    Column("free", NUM, nullable=False),
+    Column("locked", NUM, nullable=False),
+    Column("ts_event", BigInteger, nullable=False),
+)
+
+pnl = Table(
+    "pnl",
+    metadata,
+    Column("account_id", String(128), primary_key=True),
+    Column("instrument_id", String(128), primary_key=True),
+    Column("realized_pnl", NUM, nullable=False),
+    Column("unrealized_pnl", NUM, nullable=False),
+    Column("fees", NUM, nullable=False),
+    Column("equity", NUM, nullable=False),
+    Column("currency", String(16), nullable=False),
+    Column("mark_px", NUM),
+    Column("ts_event", BigInteger, nullable=False),
+)
+
+instruments = Table(
+    "instruments",
+    metadata,
+    Column("instrument_id", String(128), primary_key=True),
+    Column("symbol", String(64), nullable=False),
+    Column("venue", String(64), nullable=False),
+    Column("asset_class", String(32), nullable=False),
+    Column("base_currency", String(16)),
+    Column("quote_currency", String(16), nullable=False),
+    Column("price_increment", NUM, nullable=False),
+    Column("size_increment", NUM, nullable=False),
+    Column("min_quantity", NUM),
+    Column("max_quantity", NUM),
+    Column("min_notional", NUM),
+    Column("maker_fee", NUM, nullable=False),
+    Column("taker_fee", NUM, nullable=False),
+)
+
+risk_events = Table(
+    "risk_events",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("scope_id", String(128), nullable=False),
+    Column("ts_event", BigInteger, nullable=False),
+    Column("payload", Text, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("secret_hash", String(128), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("scopes", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked", Integer, nullable=False, default=0),
 )
