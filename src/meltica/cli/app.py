@@ -29,11 +29,15 @@ app = typer.Typer(help="Meltica: an event-sourced order management and trading s
 topics_app = typer.Typer(help="Topics of the event log.", no_args_is_help=True)
 schemas_app = typer.Typer(help="The Avro contract.", no_args_is_help=True)
 db_app = typer.Typer(help="Read-model database.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys of the REST API.", no_args_is_help=True)
+projections_app = typer.Typer(help="Read models.", no_args_is_help=True)
 dev_app = typer.Typer(help="Local Kafka and PostgreSQL for development and tests.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(db_app, name="db")
 app.add_typer(dev_app, name="dev")
+app.add_typer(keys_app, name="keys")
+app.add_typer(projections_app, name="projections")
 app.add_typer(orders_app, name="orders")
 app.add_typer(risk_app, name="risk")
 app.add_typer(feed_app, name="feed")
@@ -191,6 +195,45 @@ def schemas_check() -> None:
     except MelticaError as e:
         raise _fail(e) from e
     out.print("schemas are compatible with every version registered in the log")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who or what uses the key.")],
+    scopes: Annotated[str, typer.Option(help="Comma-separated: read, trade, admin.")] = "read,trade",
+) -> None:
+    """Create an API key; it is printed once and stored only as a hash."""
+    from sqlalchemy import create_engine
+
+    from meltica.api.keys import create_key
+    from meltica.projections.migrations import upgrade
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.read_model_url)
+    try:
+        secret = create_key(
+            create_engine(settings.read_model_url), name, [s.strip() for s in scopes.split(",")]
+        )
+    except ValueError as e:
+        raise _fail(e) from e
+    out.print(secret)
+
+
+@projections_app.command("rebuild")
+def projections_rebuild() -> None:
+    """Empty the read models and project the whole log again."""
+    from sqlalchemy import create_engine
+
+    from meltica.projections.migrations import upgrade
+    from meltica.projections.projector import Projector
+
+    settings = Settings()
+    upgrade(settings.read_model_url)
+    application = build(settings, create_topics=False)
+    n = Projector(application.log, application.codec, create_engine(settings.read_model_url)).rebuild()
+    application.close()
+    out.print(f"projected {n} records")
 
 
 @db_app.command("upgrade")

@@ -9,8 +9,11 @@ from decimal import Decimal
 from typing import Annotated
 
 import typer
+import uvicorn
 from rich.console import Console
+from sqlalchemy import create_engine
 
+from meltica.api.app import Services, create_app
 from meltica.bootstrap import build
 from meltica.clock import LiveClock
 from meltica.config import Settings
@@ -20,6 +23,8 @@ from meltica.domain.risk.limits import RiskLimits
 from meltica.domain.values import RiskScope
 from meltica.marketdata.instruments import DEFAULT_INSTRUMENTS
 from meltica.marketdata.synthetic import SyntheticFeed
+from meltica.projections import migrations
+from meltica.projections.projector import Projector
 from meltica.runtime.publisher import Publisher
 from meltica.runtime.stack import build_engine
 from meltica.strategies.demo import DemoStrategy
@@ -79,9 +84,24 @@ def up(
             topic = "marketdata.quotes" if type(tick).__name__ == "QuoteTick" else "marketdata.trades"
             publisher.publish(topic, tick)
 
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrations.upgrade(settings.read_model_url)
+    db = create_engine(settings.read_model_url)
+    projector = Projector(app.log, app.codec, db)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(Services(app.log, publisher, db)),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level="warning",
+            lifespan="off",
+        )
+    )
     threads = [
         threading.Thread(target=run_feed, name="feed", daemon=True),
         threading.Thread(target=engine.run, args=(stop,), name="engine"),
+        threading.Thread(target=projector.run, args=(stop,), name="projector"),
+        threading.Thread(target=server.run, name="api", daemon=True),
     ]
     for t in threads:
         t.start()
@@ -89,6 +109,9 @@ def up(
     out.print(
         f"  replayed {replayed} steps in {time.monotonic() - started:.1f}s; instruments: "
         + ", ".join(i.instrument_id for i in DEFAULT_INSTRUMENTS)
+    )
+    out.print(
+        f"  REST API: http://{settings.api_host}:{settings.api_port}  (/docs; keys: meltica keys create)"
     )
     out.print("  watch:  meltica tail orders.events --follow     submit: meltica orders submit --help")
     out.print("  Ctrl-C stops it; nothing is lost, and the next `meltica up` continues from here.")
@@ -98,6 +121,7 @@ def up(
             last = time.monotonic()
             s = engine.stats
             out.print(f"  steps {s.steps}  events out {s.outputs}  dead letters {s.dead_letters}")
+    server.should_exit = True
     for t in threads:
         t.join(timeout=10)
     app.close()

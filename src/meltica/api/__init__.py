@@ -1,0 +1,1 @@
+"""The REST API (FastAPI): submit commands as events, read the projections."""

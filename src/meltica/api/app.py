@@ -1,0 +1,303 @@
+"""The FastAPI application: commands go into the log as events, queries read the projections."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Query, Request, Response
+from sqlalchemy import Engine, Table, and_, select, text
+
+from meltica import __version__
+from meltica.api import problems
+from meltica.api.keys import ApiKey, verify
+from meltica.api.problems import Problem, not_found
+from meltica.api.schemas import Accepted, AmendRequest, KillSwitchRequest, OrderRequest, Page
+from meltica.clock import LiveClock
+from meltica.domain.orders.commands import AmendOrder, CancelOrder, SubmitOrder
+from meltica.domain.orders.model import OrderSpec
+from meltica.domain.risk.events import ResetKillSwitch, TripKillSwitch
+from meltica.domain.values import RiskScope
+from meltica.events.envelope import derive_event_id
+from meltica.log.base import EventLog
+from meltica.projections import tables as t
+from meltica.runtime.publisher import Publisher
+from meltica.topics import ORDER_COMMANDS, RISK_COMMANDS
+
+MAX_BODY = 64 * 1024
+WAIT_FOR = {
+    "accepted": {"ACCEPTED", "SUBMITTED", "NEW", "PARTIALLY_FILLED", "FILLED", "TRIGGERED"},
+    "acknowledged": {"NEW", "PARTIALLY_FILLED", "FILLED"},
+    "filled": {"FILLED"},
+}
+TERMINAL = {"DENIED", "REJECTED", "FILLED", "CANCELED", "EXPIRED"}
+
+
+@dataclass
+class Services:
+    """What the API needs: the log to write commands to, the read-model database."""
+
+    log: EventLog
+    publisher: Publisher
+    db: Engine
+
+
+def order_id_for(account_id: str, client_order_id: str) -> str:
+    """Deterministic order id: resubmitting the same client order id is the same order."""
+    return derive_event_id(f"order/{account_id}/{client_order_id}")
+
+
+def api_key(request: Request) -> ApiKey:
+    """The caller's API key (X-API-Key, or Authorization: Bearer)."""
+    presented = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix(
+        "Bearer "
+    )
+    found = verify(request.app.state.services.db, presented) if presented else None
+    if found is None:
+        raise Problem(401, "unauthorized", "Unauthorized", "a valid API key is required (X-API-Key)")
+    return found
+
+
+def require(scope: str) -> Callable[[ApiKey], ApiKey]:
+    """A dependency admitting keys with `scope` (or admin)."""
+
+    def check(key: Annotated[ApiKey, Depends(api_key)]) -> ApiKey:
+        if scope not in key.scopes and "admin" not in key.scopes:
+            raise Problem(403, "forbidden", "Forbidden", f"this key lacks the '{scope}' scope")
+        return key
+
+    return check
+
+
+ReadKey = Annotated[ApiKey, Depends(require("read"))]
+TradeKey = Annotated[ApiKey, Depends(require("trade"))]
+AdminKey = Annotated[ApiKey, Depends(require("admin"))]
+
+
+def create_app(services: Services) -> FastAPI:
+    app = FastAPI(
+        title="Meltica", version=__version__, description="Event-sourced order management and trading."
+    )
+    app.state.services = services
+    problems.install(app)
+    clock = LiveClock()
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Any) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            return Problem(
+                413, "too-large", "Request too large", f"bodies are limited to {MAX_BODY} bytes"
+            ).response(request.url.path)
+        return await call_next(request)  # type: ignore[no-any-return]
+
+    def rows(table: Table, *where: Any, order_by: Any = None, limit: int = 1000) -> list[dict[str, Any]]:
+        with services.db.connect() as conn:
+            stmt = select(table).where(*where).limit(limit)
+            if order_by is not None:
+                stmt = stmt.order_by(*order_by)
+            return [dict(r._mapping) for r in conn.execute(stmt)]
+
+    def order_row(order_id: str) -> dict[str, Any]:
+        found = rows(t.orders, t.orders.c.order_id == order_id)
+        if not found:
+            raise not_found(f"order {order_id}")
+        return found[0]
+
+    # -- health -----------------------------------------------------------------------------------
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> dict[str, str]:
+        try:
+            services.log.topics()
+            with services.db.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as err:
+            raise Problem(503, "not-ready", "Not ready", f"{type(err).__name__}: {err}") from err
+        return {"status": "ready"}
+
+    # -- orders -----------------------------------------------------------------------------------
+    @app.post("/v1/orders", status_code=202, tags=["orders"], response_model=Accepted)
+    def submit_order(
+        body: OrderRequest,
+        response: Response,
+        k: TradeKey,
+        wait: Literal["accepted", "acknowledged", "filled"] | None = None,
+        timeout: Annotated[float, Query(gt=0, le=10)] = 5.0,
+    ) -> Accepted:
+        if not rows(t.instruments, t.instruments.c.instrument_id == body.instrument_id):
+            raise Problem(
+                422, "unknown-instrument", "Unknown instrument", f"{body.instrument_id} is not defined"
+            )
+        client_id = body.client_order_id or derive_event_id(f"api/{k.key_id}/{time.time_ns()}")
+        order_id = order_id_for(body.account_id, client_id)
+        spec = OrderSpec(
+            order_id=order_id,
+            client_order_id=client_id,
+            account_id=body.account_id,
+            instrument_id=body.instrument_id,
+            side=body.side,
+            order_type=body.type,
+            quantity=body.quantity,
+            price=body.price,
+            trigger_price=body.trigger_price,
+            trigger_type=body.trigger_type,
+            time_in_force=body.time_in_force,
+            expire_time_ns=body.expire_time_ns,
+            post_only=body.post_only,
+            reduce_only=body.reduce_only,
+            tags={"api_key": k.key_id},
+        )
+        problem = spec.problems()
+        if problem:
+            raise Problem(422, "validation", "Invalid order", problem)
+        services.publisher.publish(ORDER_COMMANDS, SubmitOrder(spec, clock.now_ns()))
+        location = f"/v1/orders/{order_id}"
+        response.headers["Location"] = location
+        status = "PENDING_NEW"
+        if wait is not None:
+            status = _wait(order_id, WAIT_FOR[wait], timeout)
+            if status == "DENIED":
+                reason = order_row(order_id).get("reason")
+                raise Problem(422, "risk-denied", "Denied by pre-trade risk", str(reason), order_id=order_id)
+        return Accepted(order_id=order_id, status=status, location=location)
+
+    def _wait(order_id: str, targets: set[str], timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        status = "PENDING_NEW"
+        while time.monotonic() < deadline:
+            found = rows(t.orders, t.orders.c.order_id == order_id)
+            if found:
+                status = found[0]["status"]
+                if status in targets or status in TERMINAL:
+                    return str(status)
+            time.sleep(0.01)
+        return status
+
+    @app.get("/v1/orders", tags=["orders"], response_model=Page)
+    def list_orders(
+        _: ReadKey,
+        account_id: str | None = None,
+        instrument_id: str | None = None,
+        status: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        where = [
+            c
+            for c in (
+                t.orders.c.account_id == account_id if account_id else None,
+                t.orders.c.instrument_id == instrument_id if instrument_id else None,
+                t.orders.c.status == status.upper() if status else None,
+            )
+            if c is not None
+        ]
+        if cursor:
+            ts, _sep, oid = cursor.partition(":")
+            if not ts.isdigit():
+                raise Problem(400, "bad-cursor", "Bad cursor", "use the next_cursor of the previous page")
+            where.append(
+                (t.orders.c.ts_created > int(ts))
+                | and_(t.orders.c.ts_created == int(ts), t.orders.c.order_id > oid)
+            )
+        items = rows(t.orders, *where, order_by=(t.orders.c.ts_created, t.orders.c.order_id), limit=limit + 1)
+        nxt = None
+        if len(items) > limit:
+            items = items[:limit]
+            nxt = f"{items[-1]['ts_created']}:{items[-1]['order_id']}"
+        return Page(items=items, next_cursor=nxt)
+
+    @app.get("/v1/orders/{order_id}", tags=["orders"])
+    def get_order(order_id: str, _: ReadKey) -> dict[str, Any]:
+        return order_row(order_id)
+
+    @app.get("/v1/orders/{order_id}/events", tags=["orders"])
+    def order_events(order_id: str, _: ReadKey) -> list[dict[str, Any]]:
+        order_row(order_id)
+        return rows(
+            t.order_events,
+            t.order_events.c.order_id == order_id,
+            order_by=(t.order_events.c.ts_event, t.order_events.c.offset),
+        )
+
+    @app.delete("/v1/orders/{order_id}", status_code=202, tags=["orders"])
+    def cancel_order(order_id: str, _: TradeKey) -> dict[str, str]:
+        row = order_row(order_id)
+        if row["status"] in TERMINAL:
+            raise Problem(409, "conflict", "Order is closed", f"order {order_id} is {row['status']}")
+        services.publisher.publish(
+            ORDER_COMMANDS, CancelOrder(order_id, row["account_id"], row["instrument_id"], clock.now_ns())
+        )
+        return {"order_id": order_id, "status": "cancel requested"}
+
+    @app.patch("/v1/orders/{order_id}", status_code=202, tags=["orders"])
+    def amend_order(order_id: str, body: AmendRequest, _: TradeKey) -> dict[str, str]:
+        row = order_row(order_id)
+        if row["status"] in TERMINAL:
+            raise Problem(409, "conflict", "Order is closed", f"order {order_id} is {row['status']}")
+        if body.quantity is None and body.price is None and body.trigger_price is None:
+            raise Problem(422, "validation", "Nothing to amend", "give quantity, price or trigger_price")
+        cmd = AmendOrder(
+            order_id,
+            row["account_id"],
+            row["instrument_id"],
+            clock.now_ns(),
+            body.quantity,
+            body.price,
+            body.trigger_price,
+        )
+        services.publisher.publish(ORDER_COMMANDS, cmd)
+        return {"order_id": order_id, "status": "amend requested"}
+
+    # -- portfolio and reference data ---------------------------------------------------------------
+    @app.get("/v1/fills", tags=["portfolio"])
+    def fills(_: ReadKey, account_id: str | None = None, order_id: str | None = None) -> list[dict[str, Any]]:
+        where = [
+            c
+            for c in (
+                t.fills.c.account_id == account_id if account_id else None,
+                t.fills.c.order_id == order_id if order_id else None,
+            )
+            if c is not None
+        ]
+        return rows(t.fills, *where, order_by=(t.fills.c.ts_event, t.fills.c.trade_id))
+
+    @app.get("/v1/positions", tags=["portfolio"])
+    def positions(_: ReadKey, account_id: str | None = None) -> list[dict[str, Any]]:
+        return rows(t.positions, *([t.positions.c.account_id == account_id] if account_id else []))
+
+    @app.get("/v1/balances", tags=["portfolio"])
+    def balances(_: ReadKey, account_id: str | None = None) -> list[dict[str, Any]]:
+        return rows(t.balances, *([t.balances.c.account_id == account_id] if account_id else []))
+
+    @app.get("/v1/pnl", tags=["portfolio"])
+    def pnl(_: ReadKey, account_id: str | None = None) -> list[dict[str, Any]]:
+        return rows(t.pnl, *([t.pnl.c.account_id == account_id] if account_id else []))
+
+    @app.get("/v1/instruments", tags=["reference"])
+    def instruments(_: ReadKey) -> list[dict[str, Any]]:
+        return rows(t.instruments, order_by=(t.instruments.c.instrument_id,))
+
+    # -- risk -------------------------------------------------------------------------------------
+    @app.get("/v1/risk/events", tags=["risk"])
+    def risk_events(_: ReadKey) -> list[dict[str, Any]]:
+        return rows(t.risk_events, order_by=(t.risk_events.c.ts_event,))
+
+    @app.post("/v1/risk/kill-switch", status_code=202, tags=["risk"])
+    def kill_switch(body: KillSwitchRequest, k: AdminKey) -> dict[str, str]:
+        scope_, scope_id = (RiskScope.ACCOUNT, body.account_id) if body.account_id else (RiskScope.GLOBAL, "")
+        now = clock.now_ns()
+        cmd: Any = (
+            TripKillSwitch(scope_, scope_id, body.reason, k.name, now)
+            if body.action == "trip"
+            else ResetKillSwitch(scope_, scope_id, k.name, now)
+        )
+        services.publisher.publish(RISK_COMMANDS, cmd)
+        return {"kill_switch": body.action, "scope": scope_.value, "scope_id": scope_id}
+
+    return app

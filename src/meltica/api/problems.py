@@ -1,0 +1,67 @@
+"""RFC 9457 problem details: every error the API returns, each with a stable `type`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+MEDIA_TYPE = "application/problem+json"
+BASE = "urn:meltica:problem:"
+
+
+class Problem(Exception):  # noqa: N818 - the RFC 9457 name
+    """An error answered as problem+json."""
+
+    def __init__(self, status: int, kind: str, title: str, detail: str = "", **extra: Any) -> None:
+        super().__init__(detail or title)
+        self.status, self.kind, self.title, self.detail, self.extra = status, kind, title, detail, extra
+
+    def response(self, instance: str) -> JSONResponse:
+        body = {"type": BASE + self.kind, "title": self.title, "status": self.status, "instance": instance}
+        if self.detail:
+            body["detail"] = self.detail
+        body.update(self.extra)
+        headers = {"WWW-Authenticate": "ApiKey"} if self.status == 401 else None
+        return JSONResponse(body, status_code=self.status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def not_found(what: str) -> Problem:
+    return Problem(404, "not-found", "Not found", f"{what} does not exist")
+
+
+def install(app: FastAPI) -> None:
+    """Route every error through problem+json."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return exc.response(request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "message": e.get("msg", "")}
+            for e in exc.errors()
+        ]
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            malformed = Problem(400, "malformed-json", "Malformed JSON", "the body is not valid JSON")
+            return malformed.response(request.url.path)
+        problem = Problem(
+            422, "validation", "Invalid request", "the request does not match the API", errors=errors
+        )
+        return problem.response(request.url.path)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kinds = {404: "not-found", 405: "method-not-allowed", 413: "too-large", 401: "unauthorized"}
+        problem = Problem(
+            exc.status_code, kinds.get(exc.status_code, "http"), str(exc.detail), str(exc.detail)
+        )
+        return problem.response(request.url.path)
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        return Problem(500, "internal", "Internal error", type(exc).__name__).response(request.url.path)
