@@ -1,8 +1,8 @@
 """SQLAlchemy tables of the read models (the Alembic migrations create them).
 
-Money and quantities are exact: NUMERIC on PostgreSQL, decimal text on SQLite (whose NUMERIC
-is a float). Timestamps are integer nanoseconds (as in the events) plus a timezone-aware
-`updated_at`.
+Money and quantities are exact: unconstrained NUMERIC on PostgreSQL, decimal text on SQLite
+(whose NUMERIC is a float); both read back in canonical form (no trailing zeros).
+Timestamps are integer nanoseconds, as in the events.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class ExactDecimal(TypeDecorator[Decimal]):
     def load_dialect_impl(self, dialect: Dialect) -> Any:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(String(64))
-        return dialect.type_descriptor(Numeric(precision=38, scale=18, asdecimal=True))
+        return dialect.type_descriptor(Numeric(asdecimal=True))  # unconstrained NUMERIC: exact
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
@@ -45,8 +45,14 @@ class ExactDecimal(TypeDecorator[Decimal]):
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
-        result = Decimal(value)
-        return result.normalize() if dialect.name != "sqlite" and result == result.to_integral() else result
+        return canonical(Decimal(value))
+
+
+def canonical(value: Decimal) -> Decimal:
+    """Without trailing zeros or exponent noise: 100.020 -> 100.02, 0E-7 -> 0, 1.0 -> 1."""
+    if value == value.to_integral_value():
+        return value.quantize(Decimal(1))
+    return value.normalize()
 
 
 metadata = MetaData()

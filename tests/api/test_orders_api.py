@@ -1,0 +1,184 @@
+"""The REST API as a client sees it: the Done-when flow, idempotency, waits, paging, errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from meltica.projections import tables as t
+from tests.api.conftest import Api
+
+PROBLEM = "application/problem+json"
+
+
+def test_submit_see_filled_position_and_audit_trail(api: Api) -> None:
+    r = api.client.post("/v1/orders?wait=filled", json=api.order(client_order_id="c-1"), headers=api.auth())
+    assert r.status_code == 202, r.text
+    order_id = r.json()["order_id"]
+    assert r.json()["status"] == "FILLED"
+    assert r.headers["location"] == f"/v1/orders/{order_id}"
+    order = api.client.get(f"/v1/orders/{order_id}", headers=api.auth()).json()
+    assert (order["status"], order["filled_qty"], order["avg_px"]) == ("FILLED", "1", "100.02")
+    events = api.client.get(f"/v1/orders/{order_id}/events", headers=api.auth()).json()
+    assert [e["type"] for e in events] == [
+        "OrderAccepted",
+        "OrderSubmitted",
+        "OrderAcknowledged",
+        "OrderFilled",
+    ]
+    api.until(lambda: api.client.get("/v1/positions?account_id=ACC-1", headers=api.auth()).json() != [])
+    [position] = api.client.get("/v1/positions?account_id=ACC-1", headers=api.auth()).json()
+    assert (position["quantity"], position["side"]) == ("1", "LONG")
+    fills = api.client.get(f"/v1/fills?order_id={order_id}", headers=api.auth()).json()
+    assert [f["quantity"] for f in fills] == ["1"]
+    balances = {
+        b["asset"]: b for b in api.client.get("/v1/balances?account_id=ACC-1", headers=api.auth()).json()
+    }
+    assert balances["BTC"]["total"] == "101"
+
+
+def test_resubmitting_a_client_order_id_is_the_same_order(api: Api) -> None:
+    body = api.order(client_order_id="same", price="99.50")
+    first = api.client.post("/v1/orders?wait=acknowledged", json=body, headers=api.auth()).json()
+    second = api.client.post("/v1/orders?wait=acknowledged", json=body, headers=api.auth()).json()
+    assert first["order_id"] == second["order_id"]
+    events = api.client.get(f"/v1/orders/{first['order_id']}/events", headers=api.auth()).json()
+    assert [e["type"] for e in events].count("OrderAccepted") == 1
+
+
+def test_risk_denial_is_a_problem(api: Api) -> None:
+    r = api.client.post("/v1/orders?wait=accepted", json=api.order(price="150.00"), headers=api.auth())
+    assert r.status_code == 422
+    assert r.headers["content-type"] == PROBLEM
+    assert r.json()["type"] == "urn:meltica:problem:risk-denied"
+    assert r.json()["detail"] == "price_band"
+
+
+def test_amend_then_cancel(api: Api) -> None:
+    r = api.client.post("/v1/orders?wait=acknowledged", json=api.order(price="99.50"), headers=api.auth())
+    order_id = r.json()["order_id"]
+    assert (
+        api.client.patch(f"/v1/orders/{order_id}", json={"quantity": "2"}, headers=api.auth()).status_code
+        == 202
+    )
+    api.until(lambda: api.client.get(f"/v1/orders/{order_id}", headers=api.auth()).json()["quantity"] == "2")
+    assert api.client.delete(f"/v1/orders/{order_id}", headers=api.auth()).status_code == 202
+    api.until(
+        lambda: api.client.get(f"/v1/orders/{order_id}", headers=api.auth()).json()["status"] == "CANCELED"
+    )
+    again = api.client.delete(f"/v1/orders/{order_id}", headers=api.auth())
+    assert (again.status_code, again.json()["type"]) == (409, "urn:meltica:problem:conflict")
+
+
+def test_list_filters_and_cursor_pagination(api: Api) -> None:
+    ids = {
+        api.client.post(
+            "/v1/orders?wait=acknowledged",
+            json=api.order(price="99.50", client_order_id=f"p{i}"),
+            headers=api.auth(),
+        ).json()["order_id"]
+        for i in range(3)
+    }
+    seen: list[str] = []
+    url = "/v1/orders?account_id=ACC-1&status=NEW&limit=2"
+    while url:
+        page = api.client.get(url, headers=api.auth()).json()
+        assert len(page["items"]) <= 2
+        seen += [o["order_id"] for o in page["items"]]
+        url = (
+            f"/v1/orders?account_id=ACC-1&status=NEW&limit=2&cursor={page['next_cursor']}"
+            if page["next_cursor"]
+            else ""
+        )
+    assert set(seen) == ids
+    assert len(seen) == len(set(seen))
+
+
+def test_kill_switch_needs_admin_and_halts(api: Api) -> None:
+    body = {"action": "trip", "account_id": "ACC-1"}
+    assert api.client.post("/v1/risk/kill-switch", json=body, headers=api.auth()).status_code == 403
+    assert api.client.post("/v1/risk/kill-switch", json=body, headers=api.auth("ops")).status_code == 202
+    api.until(
+        lambda: any(
+            e["type"] == "KillSwitchTripped"
+            for e in api.client.get("/v1/risk/events", headers=api.auth()).json()
+        )
+    )
+    r = api.client.post("/v1/orders?wait=accepted", json=api.order(), headers=api.auth())
+    assert (r.status_code, r.json()["detail"]) == (422, "kill_switch")
+
+
+def test_health(api: Api) -> None:
+    assert api.client.get("/healthz").json() == {"status": "ok"}
+    assert api.client.get("/readyz").json() == {"status": "ready"}
+
+
+def test_rebuild_reproduces_the_read_models(api: Api) -> None:
+    for i in range(3):
+        api.client.post("/v1/orders?wait=filled", json=api.order(client_order_id=f"r{i}"), headers=api.auth())
+    api.stop.set()
+    for thread in api.threads:
+        thread.join(timeout=10)
+    api.projector.catch_up()
+    tables = (t.orders, t.order_events, t.fills, t.positions, t.balances, t.instruments)
+    before = {tb.name: sorted(map(repr, api.rows(tb))) for tb in tables}
+    api.projector.rebuild()
+    after = {tb.name: sorted(map(repr, api.rows(tb))) for tb in tables}
+    assert after == before
+
+
+BAD = [
+    (
+        "malformed json",
+        {"content": b"{bad json", "headers": {"content-type": "application/json"}},
+        400,
+        "malformed-json",
+    ),
+    ("wrong type", {"json": {"quantity": {"x": 1}}}, 422, "validation"),
+    ("negative quantity", {"json": {"quantity": "-1"}}, 422, "validation"),
+    ("zero quantity", {"json": {"quantity": "0"}}, 422, "validation"),
+    ("too many decimals", {"json": {"quantity": "1.0000000000000000001"}}, 422, "validation"),
+    ("unknown field", {"json": {"colour": "red"}}, 422, "validation"),
+    ("unknown instrument", {"json": {"instrument_id": "DOGE.SIM"}}, 422, "unknown-instrument"),
+    ("limit without price", {"json": {"price": None}}, 422, "validation"),
+    (
+        "huge payload",
+        {"content": b"{" + b" " * 70_000 + b"}", "headers": {"content-type": "application/json"}},
+        413,
+        "too-large",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "request_kw", "status", "kind"), BAD, ids=[b[0] for b in BAD])
+def test_bad_input_is_a_clear_problem(api: Api, case: str, request_kw: dict, status: int, kind: str) -> None:  # type: ignore[type-arg]
+    kw = dict(request_kw)
+    if "json" in kw:
+        kw["json"] = {k: v for k, v in {**api.order(), **kw["json"]}.items() if v is not None}
+    r = api.client.post("/v1/orders", headers={**api.auth(), **kw.pop("headers", {})}, **kw)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == PROBLEM
+    assert r.json()["type"] == f"urn:meltica:problem:{kind}"
+    assert api.client.get("/v1/orders", headers=api.auth()).json()["items"] == [], "nothing was submitted"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "kind"),
+    [
+        ({}, 401, "unauthorized"),
+        ({"X-API-Key": "mk_nope_nope"}, 401, "unauthorized"),
+        ({"X-API-Key": "garbage"}, 401, "unauthorized"),
+    ],
+)
+def test_missing_or_invalid_key(api: Api, headers: dict[str, str], status: int, kind: str) -> None:
+    r = api.client.post("/v1/orders", json=api.order(), headers=headers)
+    assert (r.status_code, r.json()["type"]) == (status, f"urn:meltica:problem:{kind}")
+
+
+def test_wrong_scope_and_not_found(api: Api) -> None:
+    r = api.client.post("/v1/orders", json=api.order(), headers=api.auth("viewer"))
+    assert (r.status_code, r.json()["type"]) == (403, "urn:meltica:problem:forbidden")
+    r = api.client.get("/v1/orders/nope", headers=api.auth("viewer"))
+    assert (r.status_code, r.json()["type"]) == (404, "urn:meltica:problem:not-found")
+    r = api.client.get("/v1/nothing-here", headers=api.auth())
+    assert r.status_code == 404
+    assert r.headers["content-type"] == PROBLEM
