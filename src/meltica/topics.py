@@ -23,6 +23,7 @@ TRADES = "marketdata.trades"
 BOOK = "marketdata.book"
 BARS = "marketdata.bars"
 MARKET_DATA = (QUOTES, TRADES, BOOK, BARS)
+AUDIT = "audit.events"
 
 # Topics written from outside the processors (clients, feeds, operators): the runtime's inputs.
 EXTERNAL = (INSTRUMENTS, RISK_COMMANDS, PORTFOLIO_COMMANDS, ORDER_COMMANDS, *MARKET_DATA)
@@ -69,6 +70,7 @@ TOPICS: tuple[TopicDef, ...] = (
     TopicDef("risk.commands", "scope_id", _FOREVER, "SetRiskLimits, SetTradingState, TripKillSwitch, ..."),
     TopicDef("risk.events", "scope_id", _FOREVER, "RiskLimitsChanged, TradingStateChanged, KillSwitch*"),
     TopicDef("instruments", "instrument_id", _COMPACT, "InstrumentDefined"),
+    TopicDef("audit.events", "key_id", _FOREVER, "ApiCallAudited"),
     TopicDef("marketdata.quotes", "instrument_id", _WEEK, "QuoteTick"),
     TopicDef("marketdata.trades", "instrument_id", _WEEK, "TradeTick"),
     TopicDef("marketdata.book", "instrument_id", _WEEK, "OrderBookDelta, OrderBookSnapshot"),

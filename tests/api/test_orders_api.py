@@ -182,3 +182,23 @@ def test_wrong_scope_and_not_found(api: Api) -> None:
     r = api.client.get("/v1/nothing-here", headers=api.auth())
     assert r.status_code == 404
     assert r.headers["content-type"] == PROBLEM
+
+
+def test_state_changing_calls_are_audited(api: Api) -> None:
+    r = api.client.post("/v1/orders", json=api.order(price="99.50"), headers=api.auth())
+    assert r.status_code == 202
+    api.client.post(
+        "/v1/risk/kill-switch", json={"action": "trip"}, headers=api.auth("viewer")
+    )  # 403, still audited
+    records = [
+        rec
+        for p in range(api.log.partitions("audit.events"))
+        for rec in api.log.read("audit.events", p, 0, 100)
+    ]
+    audits = sorted(
+        (api.codec.decode_record(rec).record for rec in records), key=lambda a: a["meta"]["ts_event"]
+    )
+    assert [(a["method"], a["path"], a["status_code"], a["key_name"]) for a in audits] == [
+        ("POST", "/v1/orders", 202, "trader"),
+        ("POST", "/v1/risk/kill-switch", 403, "viewer"),
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from meltica.api.keys import ApiKey, verify
 from meltica.api.problems import Problem, not_found
 from meltica.api.schemas import Accepted, AmendRequest, KillSwitchRequest, OrderRequest, Page
 from meltica.clock import LiveClock
+from meltica.domain.audit import ApiCallAudited
 from meltica.domain.orders.commands import AmendOrder, CancelOrder, SubmitOrder
 from meltica.domain.orders.model import OrderSpec
 from meltica.domain.risk.events import ResetKillSwitch, TripKillSwitch
@@ -24,7 +26,7 @@ from meltica.events.envelope import derive_event_id
 from meltica.log.base import EventLog
 from meltica.projections import tables as t
 from meltica.runtime.publisher import Publisher
-from meltica.topics import ORDER_COMMANDS, RISK_COMMANDS
+from meltica.topics import AUDIT, ORDER_COMMANDS, RISK_COMMANDS
 
 MAX_BODY = 64 * 1024
 WAIT_FOR = {
@@ -57,6 +59,7 @@ def api_key(request: Request) -> ApiKey:
     found = verify(request.app.state.services.db, presented) if presented else None
     if found is None:
         raise Problem(401, "unauthorized", "Unauthorized", "a valid API key is required (X-API-Key)")
+    request.state.api_key = found
     return found
 
 
@@ -83,6 +86,27 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     problems.install(app)
     clock = LiveClock()
+
+    @app.middleware("http")
+    async def audit(request: Request, call_next: Any) -> Response:
+        """State-changing calls with a valid key are recorded, with their outcome, in `audit.events`."""
+        changes = request.method in ("POST", "PUT", "PATCH", "DELETE")
+        body = await request.body() if changes else b""
+        response: Response = await call_next(request)
+        key: ApiKey | None = getattr(request.state, "api_key", None)
+        if changes and key is not None:
+            event = ApiCallAudited(
+                key.key_id,
+                key.name,
+                request.method,
+                request.url.path,
+                response.status_code,
+                hashlib.sha256(body).hexdigest(),
+                request.client.host if request.client else "",
+                clock.now_ns(),
+            )
+            services.publisher.publish(AUDIT, event)
+        return response
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next: Any) -> Response:

@@ -12,6 +12,7 @@ from enum import Enum
 from functools import cache
 from typing import Any
 
+from meltica.domain.audit import ApiCallAudited
 from meltica.domain.instruments import Instrument
 from meltica.domain.marketdata import Bar, OrderBookDelta, OrderBookSnapshot, QuoteTick, TradeTick
 from meltica.domain.orders import commands as order_commands
@@ -45,6 +46,7 @@ DOMAIN_TYPES: dict[str, type] = {
     "OrderBookSnapshot": OrderBookSnapshot,
     "Bar": Bar,
     "InstrumentDefined": Instrument,
+    "ApiCallAudited": ApiCallAudited,
 }
 NAMES: dict[type, str] = {cls: name for name, cls in DOMAIN_TYPES.items()}
 
