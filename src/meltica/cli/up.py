@@ -95,7 +95,9 @@ def up(
             port=settings.api_port,
             log_level="warning",
             lifespan="off",
-        , ssl_certfile=settings.api_tls_cert, ssl_keyfile=settings.api_tls_key)
+            ssl_certfile=settings.api_tls_cert,
+            ssl_keyfile=settings.api_tls_key,
+        )
     )
     threads = [
         threading.Thread(target=run_feed, name="feed", daemon=True),
@@ -110,8 +112,9 @@ def up(
         f"  replayed {replayed} steps in {time.monotonic() - started:.1f}s; instruments: "
         + ", ".join(i.instrument_id for i in DEFAULT_INSTRUMENTS)
     )
+    scheme = "https" if settings.api_tls_cert else "http"
     out.print(
-        f"  REST API: {'https' if settings.api_tls_cert else 'http'}://{settings.api_host}:{settings.api_port}  (/docs; keys: meltica keys create)"
+        f"  REST API: {scheme}://{settings.api_host}:{settings.api_port}  (/docs; keys: meltica keys create)"
     )
     out.print("  watch:  meltica tail orders.events --follow     submit: meltica orders submit --help")
     out.print("  Ctrl-C stops it; nothing is lost, and the next `meltica up` continues from here.")
