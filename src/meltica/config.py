@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     )
     api_host: str = Field(default="127.0.0.1", description="Where `meltica up` serves the REST API.")
     api_port: int = Field(default=8080, ge=0, le=65535, description="REST API port (0: any free port).")
+    api_key: str | None = Field(default=None, description="The CLI's API key (from `meltica keys create`).")
     api_tls_cert: Path | None = Field(default=None, description="PEM certificate: serve the API over TLS.")
     api_tls_key: Path | None = Field(default=None, description="PEM private key of the certificate.")
     api_url: str = Field(default="http://127.0.0.1:8080", description="Where the CLI finds the REST API.")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,9 +16,28 @@ from meltica.events.registry import EmbeddedSchemaRegistry
 from meltica.log.sqlite import SqliteLog
 
 
-def start(data_dir: Path) -> subprocess.Popen[str]:
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+PORT = free_port()
+
+
+def environment(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MELTICA_")}
-    env["MELTICA_DATA_DIR"] = str(data_dir)
+    env |= {
+        "MELTICA_DATA_DIR": str(data_dir),
+        "MELTICA_API_PORT": str(PORT),
+        "MELTICA_API_URL": f"http://127.0.0.1:{PORT}",
+        **extra,
+    }
+    return env
+
+
+def start(data_dir: Path) -> subprocess.Popen[str]:
+    env = environment(data_dir)
     proc = subprocess.Popen(
         [sys.executable, "-m", "meltica", "up", "--tick-ms", "50"],
         stdout=subprocess.PIPE,
@@ -49,9 +70,8 @@ def order_events(data_dir: Path) -> list[tuple[str, str]]:
         return out
 
 
-def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MELTICA_")}
-    env["MELTICA_DATA_DIR"] = str(data_dir)
+def cli(data_dir: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = environment(data_dir, **extra)
     return subprocess.run(
         [sys.executable, "-m", "meltica", *args],
         capture_output=True,
@@ -65,6 +85,7 @@ def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_up_trades_stops_cleanly_and_continues(tmp_path: Path) -> None:
     proc = start(tmp_path)
     time.sleep(4)
+    key = cli(tmp_path, "keys", "create", "--name", "e2e").stdout.strip()
     submitted = cli(
         tmp_path,
         "orders",
@@ -79,8 +100,22 @@ def test_up_trades_stops_cleanly_and_continues(tmp_path: Path) -> None:
         "market",
         "--client-order-id",
         "from-cli",
+        "--wait",
+        "filled",
+        "--json",
+        MELTICA_API_KEY=key,
     )
     assert submitted.returncode == 0, submitted.stderr
+    order = json.loads(submitted.stdout)
+    assert order["status"] == "FILLED"
+    shown = json.loads(
+        cli(tmp_path, "orders", "show", order["order_id"], "--json", MELTICA_API_KEY=key).stdout
+    )
+    assert [e["type"] for e in shown["events"]][-1] == "OrderFilled"
+    positions = json.loads(
+        cli(tmp_path, "positions", "--account", "DEMO", "--json", MELTICA_API_KEY=key).stdout
+    )
+    assert any(p["instrument_id"] == "BTCUSDT.SIM" for p in positions)
     time.sleep(1.5)
     out = stop(proc)
     assert "stopped after" in out

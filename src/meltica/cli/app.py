@@ -16,7 +16,7 @@ from rich.table import Table
 from meltica import __version__
 from meltica.bootstrap import build, build_log
 from meltica.cli.feeds import feed_app
-from meltica.cli.trading import deposit, orders_app, risk_app
+from meltica.cli.trading import balances, deposit, orders_app, pnl, positions, risk_app
 from meltica.cli.up import up
 from meltica.config import Settings
 from meltica.errors import MelticaError
@@ -43,6 +43,9 @@ app.add_typer(risk_app, name="risk")
 app.add_typer(feed_app, name="feed")
 app.command()(up)
 app.command()(deposit)
+app.command()(positions)
+app.command()(pnl)
+app.command()(balances)
 
 out = Console()
 err = Console(stderr=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import json
 from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
@@ -10,15 +10,13 @@ import typer
 from rich.console import Console
 
 from meltica.bootstrap import build
+from meltica.cli.rest import ORDER_COLUMNS, JsonFlag, call, show
 from meltica.config import Settings
-from meltica.domain.orders.commands import AmendOrder, CancelOrder, SubmitOrder
-from meltica.domain.orders.model import OrderSpec
 from meltica.domain.portfolio.events import AdjustBalance
-from meltica.domain.risk.events import ResetKillSwitch, TripKillSwitch
-from meltica.domain.values import OrderSide, OrderType, RiskScope, TimeInForce
+from meltica.domain.values import OrderSide, OrderType, TimeInForce
 from meltica.errors import MelticaError
 from meltica.runtime.publisher import Publisher
-from meltica.topics import ORDER_COMMANDS, PORTFOLIO_COMMANDS, RISK_COMMANDS
+from meltica.topics import PORTFOLIO_COMMANDS
 
 orders_app = typer.Typer(
     help="Submit, cancel and amend orders (as commands in the log).", no_args_is_help=True
@@ -69,57 +67,121 @@ def submit(
     tif: Annotated[TimeInForce, typer.Option(case_sensitive=False)] = TimeInForce.GTC,
     account: Annotated[str, typer.Option(help="Account id.")] = "DEMO",
     client_order_id: Annotated[str | None, typer.Option(help="Idempotency key (default: new).")] = None,
+    wait: Annotated[str | None, typer.Option(help="accepted, acknowledged or filled.")] = None,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Submit an order: risk decides, the venue executes; follow it with `meltica tail orders.events`."""
-    client_id = client_order_id or f"cli-{uuid.uuid4().hex[:12]}"
+    """Submit an order through the REST API; risk decides, the venue executes."""
     qty = _decimal(quantity, "quantity")
-    assert qty is not None
-    spec = OrderSpec(
-        order_id=client_id,
-        client_order_id=client_id,
-        account_id=account,
-        instrument_id=instrument,
-        side=side,
-        order_type=order_type,
-        quantity=qty,
-        price=_decimal(price, "price"),
-        trigger_price=_decimal(trigger_price, "trigger price"),
-        time_in_force=tif,
-    )
-    problem = spec.problems()
-    if problem:
-        raise typer.BadParameter(problem)
-    _publish(ORDER_COMMANDS, SubmitOrder(spec, _now()))
-    out.print(f"submitted order [bold]{spec.order_id}[/bold]")
+    body: dict[str, object] = {
+        "account_id": account,
+        "instrument_id": instrument,
+        "side": side.value,
+        "type": order_type.value,
+        "quantity": str(qty),
+        "time_in_force": tif.value,
+    }
+    for name, value in (("price", price), ("trigger_price", trigger_price)):
+        if value is not None:
+            body[name] = str(_decimal(value, name.replace("_", " ")))
+    if client_order_id:
+        body["client_order_id"] = client_order_id
+    result = call("POST", "/v1/orders", body=body, params={"wait": wait} if wait else None)
+    if as_json:
+        print(json.dumps(result))
+    else:
+        out.print(f"order [bold]{result['order_id']}[/bold]: {result['status']}")
 
 
 @orders_app.command("cancel")
-def cancel(
-    order_id: str,
-    instrument: Annotated[str, typer.Option(help="Instrument id of the order.")],
-    account: Annotated[str, typer.Option()] = "DEMO",
-) -> None:
+def cancel(order_id: str) -> None:
     """Ask to cancel an open order."""
-    _publish(ORDER_COMMANDS, CancelOrder(order_id, account, instrument, _now()))
+    call("DELETE", f"/v1/orders/{order_id}")
     out.print(f"cancel requested for [bold]{order_id}[/bold]")
 
 
 @orders_app.command("amend")
 def amend(
     order_id: str,
-    instrument: Annotated[str, typer.Option(help="Instrument id of the order.")],
     quantity: Annotated[str | None, typer.Option()] = None,
     price: Annotated[str | None, typer.Option()] = None,
-    account: Annotated[str, typer.Option()] = "DEMO",
 ) -> None:
     """Ask to change the quantity or price of an open order."""
     if quantity is None and price is None:
         raise typer.BadParameter("give --quantity and/or --price")
-    cmd = AmendOrder(
-        order_id, account, instrument, _now(), _decimal(quantity, "quantity"), _decimal(price, "price")
-    )
-    _publish(ORDER_COMMANDS, cmd)
+    body = {k: str(_decimal(v, k)) for k, v in (("quantity", quantity), ("price", price)) if v is not None}
+    call("PATCH", f"/v1/orders/{order_id}", body=body)
     out.print(f"amend requested for [bold]{order_id}[/bold]")
+
+
+@orders_app.command("list")
+def list_orders(
+    account: Annotated[str | None, typer.Option()] = None,
+    status: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option()] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """Orders from the read model, oldest first."""
+    params = {
+        k: v for k, v in (("account_id", account), ("status", status), ("limit", limit)) if v is not None
+    }
+    show(call("GET", "/v1/orders", params=params)["items"], as_json, ORDER_COLUMNS)
+
+
+@orders_app.command("show")
+def show_order(order_id: str, as_json: JsonFlag = False) -> None:
+    """One order and its audit trail."""
+    order = call("GET", f"/v1/orders/{order_id}")
+    events = call("GET", f"/v1/orders/{order_id}/events")
+    if as_json:
+        print(json.dumps({"order": order, "events": events}))
+        return
+    show(order, False, ORDER_COLUMNS)
+    show(events, False, ("ts_event", "type", "payload"))
+
+
+def positions(account: Annotated[str | None, typer.Option()] = None, as_json: JsonFlag = False) -> None:
+    """Positions per account and instrument."""
+    rows = call("GET", "/v1/positions", params={"account_id": account} if account else None)
+    show(
+        rows,
+        as_json,
+        (
+            "account_id",
+            "instrument_id",
+            "side",
+            "quantity",
+            "avg_px",
+            "realized_pnl",
+            "unrealized_pnl",
+            "fees",
+            "mark_px",
+        ),
+    )
+
+
+def pnl(account: Annotated[str | None, typer.Option()] = None, as_json: JsonFlag = False) -> None:
+    """Marked PnL and equity per account and instrument."""
+    rows = call("GET", "/v1/pnl", params={"account_id": account} if account else None)
+    show(
+        rows,
+        as_json,
+        (
+            "account_id",
+            "instrument_id",
+            "realized_pnl",
+            "unrealized_pnl",
+            "fees",
+            "equity",
+            "currency",
+            "mark_px",
+        ),
+    )
+
+
+def balances(account: Annotated[str | None, typer.Option()] = None, as_json: JsonFlag = False) -> None:
+    """Balances per account and asset, free and locked."""
+    rows = call("GET", "/v1/balances", params={"account_id": account} if account else None)
+    show(rows, as_json, ("account_id", "asset", "total", "free", "locked"))
 
 
 def deposit(
@@ -142,14 +204,18 @@ def kill_switch(
     action: Annotated[str, typer.Argument(help="trip or reset")],
     account: Annotated[str | None, typer.Option(help="Only this account (default: everything).")] = None,
     reason: Annotated[str, typer.Option()] = "operator",
-    operator: Annotated[str, typer.Option()] = "cli",
 ) -> None:
-    """Trip the kill switch (halts trading and cancels open orders) or reset it."""
-    scope, scope_id = (RiskScope.ACCOUNT, account) if account else (RiskScope.GLOBAL, "")
-    if action == "trip":
-        _publish(RISK_COMMANDS, TripKillSwitch(scope, scope_id, reason, operator, _now()))
-    elif action == "reset":
-        _publish(RISK_COMMANDS, ResetKillSwitch(scope, scope_id, operator, _now()))
-    else:
+    """Trip the kill switch (halts trading and cancels open orders) or reset it. Needs an admin key."""
+    if action not in ("trip", "reset"):
         raise typer.BadParameter("action is trip or reset")
-    out.print(f"kill switch {action} sent for {scope_id or 'all accounts'}")
+    body: dict[str, object] = {"action": action, "reason": reason}
+    if account:
+        body["account_id"] = account
+    call("POST", "/v1/risk/kill-switch", body=body)
+    out.print(f"kill switch {action} sent for {account or 'all accounts'}")
+
+
+@risk_app.command("events")
+def risk_events(as_json: JsonFlag = False) -> None:
+    """Limit changes, trading-state changes and kill switches."""
+    show(call("GET", "/v1/risk/events"), as_json, ("ts_event", "type", "scope", "scope_id", "payload"))
