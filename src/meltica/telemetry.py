@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.context import Context
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from prometheus_client import REGISTRY, generate_latest
 
 from meltica.log.base import Headers
 
@@ -29,6 +32,22 @@ def tracer_provider(exporter: str | SpanExporter | None = None, sample_ratio: fl
 
 
 _installed: list[TracerProvider] = []
+_meters: list[metrics.Meter] = []
+
+
+def meter() -> metrics.Meter:
+    """The process-wide meter, exported in Prometheus format (`/metrics`)."""
+    if not _meters:
+        provider = MeterProvider(metric_readers=[PrometheusMetricReader()])
+        metrics.set_meter_provider(provider)
+        _meters.append(provider.get_meter("meltica"))
+    return _meters[0]
+
+
+def prometheus_text() -> bytes:
+    """Every metric in the Prometheus text format."""
+    meter()
+    return generate_latest(REGISTRY)
 
 
 def configure(exporter: str | None = None, sample_ratio: float = 1.0) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
+from fastapi.testclient import TestClient
 
 from meltica.projections import tables as t
 from tests.api.conftest import Api
@@ -202,3 +206,25 @@ def test_state_changing_calls_are_audited(api: Api) -> None:
         ("POST", "/v1/orders", 202, "trader"),
         ("POST", "/v1/risk/kill-switch", 403, "viewer"),
     ]
+
+
+def test_stream_sends_order_changes_as_server_sent_events(api: Api) -> None:
+    def submit_soon() -> None:
+        time.sleep(0.3)
+        other = TestClient(api.client.app)
+        other.post("/v1/orders", json=api.order(client_order_id="sse"), headers=api.auth())
+
+    threading.Thread(target=submit_soon).start()
+    with api.client.stream("GET", "/v1/stream?kinds=orders&limit=4", headers=api.auth("viewer")) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        names = [line.removeprefix("event: ") for line in r.iter_lines() if line.startswith("event: ")]
+    assert names == ["OrderAccepted", "OrderSubmitted", "OrderAcknowledged", "OrderFilled"]
+
+
+def test_metrics_in_prometheus_format(api: Api) -> None:
+    api.client.get("/healthz")
+    r = api.client.get("/metrics")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    lines = [line for line in r.text.splitlines() if line.startswith("meltica_api_requests_total{")]
+    assert any('method="GET"' in line and 'route="/healthz"' in line and 'status="200"' in line for line in lines)

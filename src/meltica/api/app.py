@@ -9,13 +9,16 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from sqlalchemy import Engine, Table, and_, select, text
 
-from meltica import __version__
+from meltica import __version__, telemetry
 from meltica.api import problems
 from meltica.api.keys import ApiKey, verify
 from meltica.api.problems import Problem, not_found
 from meltica.api.schemas import Accepted, AmendRequest, KillSwitchRequest, OrderRequest, Page
+from meltica.api.stream import KINDS
+from meltica.api.stream import events as sse_events
 from meltica.clock import LiveClock
 from meltica.domain.audit import ApiCallAudited
 from meltica.domain.orders.commands import AmendOrder, CancelOrder, SubmitOrder
@@ -87,6 +90,18 @@ def create_app(services: Services) -> FastAPI:
     problems.install(app)
     clock = LiveClock()
 
+    requests = telemetry.meter().create_counter(
+        "meltica_api_requests", description="REST API requests answered"
+    )
+
+    @app.middleware("http")
+    async def count(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        requests.add(1, {"method": request.method, "route": path, "status": str(response.status_code)})
+        return response
+
     @app.middleware("http")
     async def audit(request: Request, call_next: Any) -> Response:
         """State-changing calls with a valid key are recorded, with their outcome, in `audit.events`."""
@@ -144,6 +159,11 @@ def create_app(services: Services) -> FastAPI:
         except Exception as err:
             raise Problem(503, "not-ready", "Not ready", f"{type(err).__name__}: {err}") from err
         return {"status": "ready"}
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    def prometheus() -> Response:
+        """Metrics in the Prometheus text format, through OpenTelemetry."""
+        return Response(telemetry.prometheus_text(), media_type="text/plain; version=0.0.4")
 
     # -- orders -----------------------------------------------------------------------------------
     @app.post("/v1/orders", status_code=202, tags=["orders"], response_model=Accepted)
@@ -306,6 +326,26 @@ def create_app(services: Services) -> FastAPI:
     @app.get("/v1/instruments", tags=["reference"])
     def instruments(_: ReadKey) -> list[dict[str, Any]]:
         return rows(t.instruments, order_by=(t.instruments.c.instrument_id,))
+
+    # -- stream -----------------------------------------------------------------------------------
+    @app.get("/v1/stream", tags=["stream"], response_class=StreamingResponse)
+    async def stream(
+        request: Request,
+        key: ReadKey,
+        account_id: str | None = None,
+        kinds: Annotated[str, Query(description="Comma-separated: orders, portfolio.")] = "orders,portfolio",
+        limit: Annotated[
+            int | None, Query(ge=1, le=100_000, description="Close after this many events.")
+        ] = None,
+    ) -> StreamingResponse:
+        """Order, fill, position and balance changes as Server-Sent Events, from now on."""
+        wanted = tuple(KINDS[k] for k in kinds.split(",") if k in KINDS)
+        if not wanted:
+            raise Problem(
+                422, "validation", "Unknown kinds", "kinds is a comma-separated list of orders, portfolio"
+            )
+        body = sse_events(services.log, services.publisher.codec, wanted, account_id, limit)
+        return StreamingResponse(body, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     # -- risk -------------------------------------------------------------------------------------
     @app.get("/v1/risk/events", tags=["risk"])

@@ -10,9 +10,11 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from opentelemetry.metrics import Observation
 from rich.console import Console
 from sqlalchemy import create_engine
 
+from meltica import telemetry
 from meltica.api.app import Services, create_app
 from meltica.bootstrap import build
 from meltica.clock import LiveClock
@@ -98,6 +100,25 @@ def up(
             ssl_certfile=settings.api_tls_cert,
             ssl_keyfile=settings.api_tls_key,
         )
+    )
+    gauge = telemetry.meter().create_observable_gauge
+    gauge(
+        "meltica_engine_steps", [lambda _: [Observation(engine.stats.steps)]], description="Steps committed"
+    )
+    gauge(
+        "meltica_engine_outputs",
+        [lambda _: [Observation(engine.stats.outputs)]],
+        description="Events written",
+    )
+    gauge(
+        "meltica_engine_dead_letters",
+        [lambda _: [Observation(engine.stats.dead_letters)]],
+        description="Records dead-lettered",
+    )
+    gauge(
+        "meltica_projector_records",
+        [lambda _: [Observation(projector.projected)]],
+        description="Records projected",
     )
     threads = [
         threading.Thread(target=run_feed, name="feed", daemon=True),
