@@ -227,4 +227,50 @@ def test_metrics_in_prometheus_format(api: Api) -> None:
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain")
     lines = [line for line in r.text.splitlines() if line.startswith("meltica_api_requests_total{")]
-    assert any('method="GET"' in line and 'route="/healthz"' in line and 'status="200"' in line for line in lines)
+    wanted = ('method="GET"', 'route="/healthz"', 'status="200"')
+    assert any(all(w in line for w in wanted) for line in lines)
+
+
+def test_bracket_through_the_api(api: Api) -> None:
+    entry = api.order(client_order_id="b-entry", price="99.50")
+    tp = api.order(client_order_id="b-tp", side="SELL", price="100.40")
+    sl = api.order(client_order_id="b-sl", side="SELL", type="STOP_MARKET", trigger_price="99.10")
+    del sl["price"]
+    r = api.client.post(
+        "/v1/orders/bulk", json={"orders": [entry, tp, sl], "contingency": "BRACKET"}, headers=api.auth()
+    )
+    assert r.status_code == 202, r.text
+    e_id, tp_id, sl_id = r.json()["order_ids"]
+    api.until(lambda: api.client.get(f"/v1/orders/{e_id}", headers=api.auth()).status_code == 200)
+    api.until(
+        lambda: api.client.get(f"/v1/orders/{tp_id}", headers=api.auth()).json()["status"] == "ACCEPTED"
+    )
+    assert api.client.get(f"/v1/orders/{sl_id}", headers=api.auth()).json()["status"] == "ACCEPTED"
+
+
+def test_cancel_all_and_limits(api: Api) -> None:
+    ids = [
+        api.client.post(
+            "/v1/orders?wait=acknowledged",
+            json=api.order(price="99.50", client_order_id=f"ca{i}"),
+            headers=api.auth(),
+        ).json()["order_id"]
+        for i in range(2)
+    ]
+    r = api.client.post("/v1/orders/cancel-all", json={"account_id": "ACC-1"}, headers=api.auth())
+    assert r.status_code == 202
+    for order_id in ids:
+        api.until(
+            lambda oid=order_id: (
+                api.client.get(f"/v1/orders/{oid}", headers=api.auth()).json()["status"] == "CANCELED"
+            )
+        )
+    body = {"scope": "ACCOUNT", "scope_id": "ACC-1", "max_position": "0.5"}
+    assert api.client.put("/v1/risk/limits", json=body, headers=api.auth()).status_code == 403
+    assert api.client.put("/v1/risk/limits", json=body, headers=api.auth("ops")).status_code == 202
+    api.until(lambda: len(api.client.get("/v1/risk/limits", headers=api.auth()).json()) == 2)
+    limits = api.client.get("/v1/risk/limits", headers=api.auth()).json()
+    assert limits[0]["limits"]["max_position"] == "250"
+    assert limits[1]["limits"]["max_position"] == "0.5"
+    r = api.client.post("/v1/orders?wait=accepted", json=api.order(client_order_id="big"), headers=api.auth())
+    assert (r.status_code, r.json()["detail"]) == (422, "max_position")

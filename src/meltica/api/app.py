@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,15 +18,31 @@ from meltica import __version__, telemetry
 from meltica.api import problems
 from meltica.api.keys import ApiKey, verify
 from meltica.api.problems import Problem, not_found
-from meltica.api.schemas import Accepted, AmendRequest, KillSwitchRequest, OrderRequest, Page
+from meltica.api.schemas import (
+    Accepted,
+    AmendRequest,
+    BulkRequest,
+    CancelAllRequest,
+    KillSwitchRequest,
+    LimitsRequest,
+    OrderRequest,
+    Page,
+)
 from meltica.api.stream import KINDS
 from meltica.api.stream import events as sse_events
 from meltica.clock import LiveClock
 from meltica.domain.audit import ApiCallAudited
-from meltica.domain.orders.commands import AmendOrder, CancelOrder, SubmitOrder
+from meltica.domain.orders.commands import (
+    AmendOrder,
+    CancelAllOrders,
+    CancelOrder,
+    SubmitOrder,
+    SubmitOrderList,
+)
 from meltica.domain.orders.model import OrderSpec
-from meltica.domain.risk.events import ResetKillSwitch, TripKillSwitch
-from meltica.domain.values import RiskScope
+from meltica.domain.risk.events import ResetKillSwitch, SetRiskLimits, TripKillSwitch
+from meltica.domain.risk.limits import DEFAULT_LIMITS, RiskLimits
+from meltica.domain.values import ContingencyType, RiskScope
 from meltica.events.envelope import derive_event_id
 from meltica.log.base import EventLog
 from meltica.projections import tables as t
@@ -80,6 +98,35 @@ def require(scope: str) -> Callable[[ApiKey], ApiKey]:
 ReadKey = Annotated[ApiKey, Depends(require("read"))]
 TradeKey = Annotated[ApiKey, Depends(require("trade"))]
 AdminKey = Annotated[ApiKey, Depends(require("admin"))]
+
+
+def limits_json(limits: RiskLimits) -> dict[str, Any]:
+    return {
+        k: (str(v) if v is not None and not isinstance(v, int | tuple) else v)
+        for k, v in dataclasses.asdict(limits).items()
+    }
+
+
+def _spec(body: OrderRequest, key: ApiKey, **links: Any) -> OrderSpec:
+    client_id = body.client_order_id or derive_event_id(f"api/{key.key_id}/{time.time_ns()}")
+    return OrderSpec(
+        order_id=order_id_for(body.account_id, client_id),
+        client_order_id=client_id,
+        account_id=body.account_id,
+        instrument_id=body.instrument_id,
+        side=body.side,
+        order_type=body.type,
+        quantity=body.quantity,
+        price=body.price,
+        trigger_price=body.trigger_price,
+        trigger_type=body.trigger_type,
+        time_in_force=body.time_in_force,
+        expire_time_ns=body.expire_time_ns,
+        post_only=body.post_only,
+        reduce_only=body.reduce_only,
+        tags={"api_key": key.key_id},
+        **links,
+    )
 
 
 def create_app(services: Services) -> FastAPI:
@@ -178,28 +225,11 @@ def create_app(services: Services) -> FastAPI:
             raise Problem(
                 422, "unknown-instrument", "Unknown instrument", f"{body.instrument_id} is not defined"
             )
-        client_id = body.client_order_id or derive_event_id(f"api/{k.key_id}/{time.time_ns()}")
-        order_id = order_id_for(body.account_id, client_id)
-        spec = OrderSpec(
-            order_id=order_id,
-            client_order_id=client_id,
-            account_id=body.account_id,
-            instrument_id=body.instrument_id,
-            side=body.side,
-            order_type=body.type,
-            quantity=body.quantity,
-            price=body.price,
-            trigger_price=body.trigger_price,
-            trigger_type=body.trigger_type,
-            time_in_force=body.time_in_force,
-            expire_time_ns=body.expire_time_ns,
-            post_only=body.post_only,
-            reduce_only=body.reduce_only,
-            tags={"api_key": k.key_id},
-        )
+        spec = _spec(body, k)
         problem = spec.problems()
         if problem:
             raise Problem(422, "validation", "Invalid order", problem)
+        order_id = spec.order_id
         services.publisher.publish(ORDER_COMMANDS, SubmitOrder(spec, clock.now_ns()))
         location = f"/v1/orders/{order_id}"
         response.headers["Location"] = location
@@ -222,6 +252,68 @@ def create_app(services: Services) -> FastAPI:
                     return str(status)
             time.sleep(0.01)
         return status
+
+    @app.post("/v1/orders/bulk", status_code=202, tags=["orders"])
+    def submit_bulk(body: BulkRequest, k: TradeKey) -> dict[str, Any]:
+        """Several orders at once; OCO and BRACKET lists are accepted or denied as a whole."""
+        accounts = {o.account_id for o in body.orders}
+        if len(accounts) != 1:
+            raise Problem(422, "validation", "One account per list", "every order of a list has one account")
+        for o in body.orders:
+            if not rows(t.instruments, t.instruments.c.instrument_id == o.instrument_id):
+                raise Problem(
+                    422, "unknown-instrument", "Unknown instrument", f"{o.instrument_id} is not defined"
+                )
+        plain = [_spec(o, k) for o in body.orders]
+        ids = [s.order_id for s in plain]
+        list_id = derive_event_id("list/" + "/".join(ids))
+        if body.contingency == "OCO":
+            specs = [
+                dataclasses.replace(
+                    s,
+                    contingency_type=ContingencyType.OCO,
+                    order_list_id=list_id,
+                    linked_order_ids=tuple(i for i in ids if i != s.order_id),
+                )
+                for s in plain
+            ]
+        elif body.contingency == "BRACKET":
+            if len(plain) != 3:
+                raise Problem(422, "validation", "A bracket is three orders", "entry, take-profit, stop-loss")
+            entry, tp, sl = plain
+            specs = [
+                dataclasses.replace(entry, contingency_type=ContingencyType.OTO, order_list_id=list_id),
+                dataclasses.replace(
+                    tp,
+                    contingency_type=ContingencyType.OCO,
+                    order_list_id=list_id,
+                    parent_order_id=entry.order_id,
+                    linked_order_ids=(sl.order_id,),
+                ),
+                dataclasses.replace(
+                    sl,
+                    contingency_type=ContingencyType.OCO,
+                    order_list_id=list_id,
+                    parent_order_id=entry.order_id,
+                    linked_order_ids=(tp.order_id,),
+                ),
+            ]
+        else:
+            specs = plain
+        for s in specs:
+            if s.problems():
+                raise Problem(422, "validation", "Invalid order", f"{s.client_order_id}: {s.problems()}")
+        services.publisher.publish(
+            ORDER_COMMANDS, SubmitOrderList(list_id, accounts.pop(), tuple(specs), clock.now_ns())
+        )
+        return {"order_list_id": list_id, "order_ids": ids}
+
+    @app.post("/v1/orders/cancel-all", status_code=202, tags=["orders"])
+    def cancel_all(body: CancelAllRequest, _: TradeKey) -> dict[str, str]:
+        services.publisher.publish(
+            ORDER_COMMANDS, CancelAllOrders(body.account_id, clock.now_ns(), body.instrument_id, body.side)
+        )
+        return {"account_id": body.account_id, "status": "cancel-all requested"}
 
     @app.get("/v1/orders", tags=["orders"], response_model=Page)
     def list_orders(
@@ -351,6 +443,36 @@ def create_app(services: Services) -> FastAPI:
     @app.get("/v1/risk/events", tags=["risk"])
     def risk_events(_: ReadKey) -> list[dict[str, Any]]:
         return rows(t.risk_events, order_by=(t.risk_events.c.ts_event,))
+
+    @app.get("/v1/risk/limits", tags=["risk"])
+    def risk_limits(_: ReadKey) -> list[dict[str, Any]]:
+        """The limits in force per scope (the latest change of each), over the built-in defaults."""
+        latest: dict[tuple[str, str], dict[str, Any]] = {}
+        for e in rows(
+            t.risk_events, t.risk_events.c.type == "RiskLimitsChanged", order_by=(t.risk_events.c.ts_event,)
+        ):
+            payload = json.loads(e["payload"])
+            latest[(payload["scope"], payload["scope_id"])] = payload
+        defaults = {"scope": "DEFAULT", "scope_id": "", "limits": limits_json(DEFAULT_LIMITS)}
+        return [defaults, *latest.values()]
+
+    @app.put("/v1/risk/limits", status_code=202, tags=["risk"])
+    def set_risk_limits(body: LimitsRequest, k: AdminKey) -> dict[str, str]:
+        fields = body.model_dump(exclude={"scope", "scope_id", "accounts"})
+        if fields.get("allowed_instruments") is not None:
+            fields["allowed_instruments"] = tuple(fields["allowed_instruments"])
+        if fields.get("allowed_order_types") is not None:
+            fields["allowed_order_types"] = tuple(fields["allowed_order_types"])
+        cmd = SetRiskLimits(
+            RiskScope(body.scope),
+            body.scope_id,
+            RiskLimits(**fields),
+            k.name,
+            clock.now_ns(),
+            tuple(body.accounts),
+        )
+        services.publisher.publish(RISK_COMMANDS, cmd)
+        return {"scope": body.scope, "scope_id": body.scope_id, "status": "limits change requested"}
 
     @app.post("/v1/risk/kill-switch", status_code=202, tags=["risk"])
     def kill_switch(body: KillSwitchRequest, k: AdminKey) -> dict[str, str]:

@@ -37,6 +37,40 @@ class OrderRequest(Strict):
     )
 
 
+class BulkRequest(Strict):
+    orders: list[OrderRequest] = Field(min_length=1, max_length=100)
+    contingency: Literal["NONE", "OCO", "BRACKET"] = Field(
+        default="NONE",
+        description="OCO: the orders cancel each other; BRACKET: entry, take-profit, stop-loss.",
+    )
+
+
+class CancelAllRequest(Strict):
+    account_id: Id
+    instrument_id: Id | None = None
+    side: OrderSide | None = None
+
+
+class LimitsRequest(Strict):
+    scope: Literal["GLOBAL", "ACCOUNT", "PORTFOLIO", "INSTRUMENT"]
+    scope_id: str = Field(default="", max_length=128)
+    accounts: list[Id] = Field(default_factory=list, description="PORTFOLIO scope: the accounts it groups.")
+    throttle_rate: Px | None = None
+    throttle_burst: int | None = Field(default=None, ge=1)
+    price_band: Px | None = None
+    max_order_notional: Px | None = None
+    max_position: Px | None = None
+    max_gross_exposure: Px | None = None
+    max_net_exposure: Px | None = None
+    max_open_orders: int | None = Field(default=None, ge=1)
+    min_quantity: Px | None = None
+    max_quantity: Px | None = None
+    allowed_instruments: list[Id] | None = None
+    allowed_order_types: list[OrderType] | None = None
+    circuit_breaker_breaches: int | None = Field(default=None, ge=1)
+    circuit_breaker_window_ns: int | None = Field(default=None, ge=1)
+
+
 class AmendRequest(Strict):
     quantity: Qty | None = None
     price: Px | None = None
