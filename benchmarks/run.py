@@ -257,7 +257,14 @@ def bench_pipeline() -> list[Result]:
     return results()
 
 
+def bench_projection() -> list[Result]:
+    from benchmarks.projection import results
+
+    return results()
+
+
 SUITES: dict[str, Callable[[], list[Result]]] = {
+    "projection": bench_projection,
     "pipeline": bench_pipeline,
     "domain": bench_domain,
     "codec": bench_codec,

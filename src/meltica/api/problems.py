@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from meltica.errors import EncodeError
+
 MEDIA_TYPE = "application/problem+json"
 BASE = "urn:meltica:problem:"
 
@@ -61,6 +63,10 @@ def install(app: FastAPI) -> None:
             exc.status_code, kinds.get(exc.status_code, "http"), str(exc.detail), str(exc.detail)
         )
         return problem.response(request.url.path)
+
+    @app.exception_handler(EncodeError)
+    async def _unencodable(request: Request, exc: EncodeError) -> JSONResponse:
+        return Problem(422, "validation", "Invalid request", exc.reason).response(request.url.path)
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:

@@ -12,6 +12,8 @@ from meltica.domain.values import OrderSide, OrderType, TimeInForce, TriggerType
 
 Qty = Annotated[Decimal, Field(gt=0, max_digits=38, decimal_places=18, allow_inf_nan=False)]
 Px = Annotated[Decimal, Field(gt=0, max_digits=38, decimal_places=18, allow_inf_nan=False)]
+Int32 = Annotated[int, Field(ge=1, le=2**31 - 1)]
+Nanos = Annotated[int, Field(ge=0, le=2**63 - 1)]
 Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
 
 
@@ -29,7 +31,7 @@ class OrderRequest(Strict):
     trigger_price: Px | None = None
     trigger_type: TriggerType = TriggerType.DEFAULT
     time_in_force: TimeInForce = TimeInForce.GTC
-    expire_time_ns: int | None = Field(default=None, ge=0)
+    expire_time_ns: Nanos | None = None
     post_only: bool = False
     reduce_only: bool = False
     client_order_id: Id | None = Field(
@@ -56,19 +58,19 @@ class LimitsRequest(Strict):
     scope_id: str = Field(default="", max_length=128)
     accounts: list[Id] = Field(default_factory=list, description="PORTFOLIO scope: the accounts it groups.")
     throttle_rate: Px | None = None
-    throttle_burst: int | None = Field(default=None, ge=1)
+    throttle_burst: Int32 | None = None
     price_band: Px | None = None
     max_order_notional: Px | None = None
     max_position: Px | None = None
     max_gross_exposure: Px | None = None
     max_net_exposure: Px | None = None
-    max_open_orders: int | None = Field(default=None, ge=1)
+    max_open_orders: Int32 | None = None
     min_quantity: Px | None = None
     max_quantity: Px | None = None
     allowed_instruments: list[Id] | None = None
     allowed_order_types: list[OrderType] | None = None
-    circuit_breaker_breaches: int | None = Field(default=None, ge=1)
-    circuit_breaker_window_ns: int | None = Field(default=None, ge=1)
+    circuit_breaker_breaches: Int32 | None = None
+    circuit_breaker_window_ns: Nanos | None = None
 
 
 class AmendRequest(Strict):

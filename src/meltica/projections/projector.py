@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -71,17 +70,6 @@ def _json(event: Any) -> str:
     )
 
 
-def upsert(conn: Connection, table: Table, values: dict[str, Any]) -> None:
-    """Insert or replace by primary key, on PostgreSQL and SQLite."""
-    keys = [c.name for c in table.primary_key.columns]
-    stmt = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table).values(**values)
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=keys, set_={k: v for k, v in values.items() if k not in keys}
-        )
-    )
-
-
 class Projector:
     """Projects the log into the read-model tables of `db`."""
 
@@ -121,30 +109,32 @@ class Projector:
             return 0
         batch.sort(key=lambda r: (r.seq, r.topic, r.partition, r.offset))
         positions = dict(self._positions)
+        decoded: list[tuple[Record, dict[str, Any], Any]] = []
+        for rec in batch:
+            positions[TopicPartition(rec.topic, rec.partition)] = rec.offset + 1
+            try:
+                name, fields = self.codec.decode_record(rec)
+                decoded.append((rec, fields["meta"], from_record(name, fields)))
+            except (MelticaError, KeyError, TypeError, ValueError):
+                self.skipped += 1  # the runtime dead-letters what does not decode
         with self.db.begin() as conn:
-            for rec in batch:
-                positions[TopicPartition(rec.topic, rec.partition)] = rec.offset + 1
-                try:
-                    name, fields = self.codec.decode_record(rec)
-                    event = from_record(name, fields)
-                except (MelticaError, KeyError, TypeError, ValueError):
-                    self.skipped += 1  # the runtime dead-letters what does not decode
-                    continue
-                self._apply(conn, rec, fields["meta"], event)
+            staged = Staged(conn, [e for _, _, e in decoded])
+            for rec, meta, event in decoded:
+                staged.apply(rec, meta, event)
+            staged.flush()
             now = datetime.now(UTC)
-            for tp, off in positions.items():
-                if off != self._positions.get(tp):
-                    upsert(
-                        conn,
-                        t.projection_offsets,
-                        {
-                            "projection": self.name,
-                            "topic": tp.topic,
-                            "partition": tp.partition,
-                            "next_offset": off,
-                            "updated_at": now,
-                        },
-                    )
+            moved = [
+                {
+                    "projection": self.name,
+                    "topic": tp.topic,
+                    "partition": tp.partition,
+                    "next_offset": off,
+                    "updated_at": now,
+                }
+                for tp, off in positions.items()
+                if off != self._positions.get(tp)
+            ]
+            upsert_many(conn, t.projection_offsets, moved)
         self._positions = positions
         self.projected += len(batch)
         return len(batch)
@@ -169,224 +159,260 @@ class Projector:
         self._positions = None
         return self.catch_up()
 
-    # -- events to rows ---------------------------------------------------------------------------
-    def _apply(self, conn: Connection, rec: Record, meta: dict[str, Any], event: Any) -> None:
-        handler = _HANDLERS.get(type(event))
-        if handler is not None:
-            handler(conn, rec, meta, event)
-        if rec.topic == ORDER_EVENTS:
-            order_id = event.order.order_id if isinstance(event, oe.OrderAccepted) else event.order_id
-            account = event.order.account_id if isinstance(event, oe.OrderAccepted) else event.account_id
-            row = {
-                "event_id": meta["event_id"],
-                "order_id": order_id,
-                "account_id": account,
-                "type": type(event).__name__,
-                "ts_event": meta["ts_event"],
-                "topic": rec.topic,
-                "partition": rec.partition,
-                "offset": rec.offset,
-                "payload": _json(event),
-            }
-            upsert(conn, t.order_events, row)
 
-
-def _new_order(conn: Connection, spec: OrderSpec, status: str, ts: int) -> None:
-    exists = conn.execute(select(t.orders.c.status).where(t.orders.c.order_id == spec.order_id)).first()
-    if exists is not None:
+def upsert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert or replace rows by primary key in one statement (PostgreSQL and SQLite)."""
+    if not rows:
         return
+    keys = [c.name for c in table.primary_key.columns]
+    stmt = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
+    others = [c.name for c in table.columns if c.name not in keys]
     conn.execute(
-        insert(t.orders).values(
-            order_id=spec.order_id,
-            client_order_id=spec.client_order_id,
-            account_id=spec.account_id,
-            instrument_id=spec.instrument_id,
-            side=spec.side.value,
-            order_type=spec.order_type.value,
-            time_in_force=spec.time_in_force.value,
-            quantity=spec.quantity,
-            price=spec.price,
-            trigger_price=spec.trigger_price,
-            status=status,
-            filled_qty=Decimal(0),
-            strategy_id=spec.strategy_id,
-            ts_created=ts,
-            ts_updated=ts,
-            version=0,
-        )
+        stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in others}), rows
     )
 
 
-def _on_submit(
-    conn: Connection, rec: Record, meta: dict[str, Any], cmd: SubmitOrder | SubmitOrderList
-) -> None:
-    specs = [cmd.order] if isinstance(cmd, SubmitOrder) else list(cmd.orders)
-    for spec in specs:
-        _new_order(conn, spec, "PENDING_NEW", meta["ts_event"])
+def _order_ids(event: Any) -> list[str]:
+    if isinstance(event, SubmitOrder):
+        return [event.order.order_id]
+    if isinstance(event, SubmitOrderList):
+        return [s.order_id for s in event.orders]
+    if isinstance(event, oe.OrderAccepted):
+        return [event.order.order_id]
+    order_id = getattr(event, "order_id", None)
+    return [order_id] if isinstance(order_id, str) else []
 
 
-def _on_order_event(conn: Connection, rec: Record, meta: dict[str, Any], e: Any) -> None:
-    if isinstance(e, oe.OrderAccepted):
-        _new_order(conn, e.order, "PENDING_NEW", e.ts)
-        order_id = e.order.order_id
-    else:
-        order_id = e.order_id
-    row = conn.execute(select(t.orders).where(t.orders.c.order_id == order_id)).first()
-    if row is None:
-        return  # an order this projection never saw submitted (e.g. rejected for an unknown id)
-    values: dict[str, Any] = {"ts_updated": e.ts, "version": row.version + 1}
-    kind = type(e)
-    if kind in STATUS:
-        values["status"] = STATUS[kind]
-    elif kind in PENDING:
-        values["status"], values["previous_status"] = PENDING[kind], row.status
-    elif kind in (oe.OrderCancelRejected, oe.OrderAmendRejected):
-        if row.status in PENDING.values() and row.previous_status:
-            values["status"], values["previous_status"] = row.previous_status, None
-    elif kind is oe.OrderAcknowledged:
-        values["venue_order_id"] = e.venue_order_id
-        if row.status in ("SUBMITTED", "TRIGGERED"):
-            values["status"] = "NEW"
-    elif kind is oe.OrderReplaced:
-        values.update(quantity=e.quantity, price=e.price, trigger_price=e.trigger_price, previous_status=None)
-        if row.status == "PENDING_REPLACE":
-            values["status"] = "FILLED" if row.filled_qty >= e.quantity else "REPLACED"
-    elif kind is oe.OrderTriggerUpdated:
-        values["trigger_price"] = e.trigger_price
-    if isinstance(e, oe.OrderFilled | oe.OrderPartiallyFilled):
-        values.update(filled_qty=e.cum_qty, avg_px=e.avg_px)
-        f = e.fill
-        upsert(
-            conn,
-            t.fills,
+class Staged:
+    """One batch of row changes, kept in memory and written with one statement per table."""
+
+    def __init__(self, conn: Connection, events: list[Any]) -> None:
+        self.conn = conn
+        wanted = sorted({oid for e in events for oid in _order_ids(e)})
+        self.orders: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            for row in conn.execute(select(t.orders).where(t.orders.c.order_id.in_(chunk))):
+                self.orders[row.order_id] = dict(row._mapping)
+        self.dirty: set[str] = set()
+        self.rows: dict[Table, dict[tuple[Any, ...], dict[str, Any]]] = {}
+        self.marks: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def stage(self, table: Table, row: dict[str, Any]) -> None:
+        key = tuple(row[c.name] for c in table.primary_key.columns)
+        self.rows.setdefault(table, {})[key] = row
+
+    def flush(self) -> None:
+        upsert_many(self.conn, t.orders, [self.orders[oid] for oid in sorted(self.dirty)])
+        for table, rows in self.rows.items():
+            upsert_many(self.conn, table, list(rows.values()))
+        if self.marks:
+            self.conn.execute(
+                update(t.positions)
+                .where(
+                    t.positions.c.account_id == bindparam("a"), t.positions.c.instrument_id == bindparam("i")
+                )
+                .values(unrealized_pnl=bindparam("u"), mark_px=bindparam("m"), ts_event=bindparam("ts")),
+                list(self.marks.values()),
+            )
+
+    # -- events to rows ---------------------------------------------------------------------------
+    def apply(self, rec: Record, meta: dict[str, Any], event: Any) -> None:
+        if isinstance(event, SubmitOrder | SubmitOrderList):
+            for spec in [event.order] if isinstance(event, SubmitOrder) else event.orders:
+                self._new_order(spec, meta["ts_event"])
+        elif isinstance(event, oe.ORDER_EVENT_TYPES):
+            self._order_event(event)
+        elif isinstance(event, PositionChanged):
+            self.marks.pop((event.account_id, event.instrument_id), None)
+            self.stage(
+                t.positions,
+                {
+                    "account_id": event.account_id,
+                    "instrument_id": event.instrument_id,
+                    "side": event.side.value,
+                    "quantity": event.quantity,
+                    "avg_px": event.avg_px,
+                    "realized_pnl": event.realized_pnl,
+                    "unrealized_pnl": event.unrealized_pnl,
+                    "fees": event.fees,
+                    "currency": event.currency,
+                    "mark_px": event.last_px,
+                    "ts_event": event.ts,
+                },
+            )
+        elif isinstance(event, BalanceChanged):
+            self.stage(
+                t.balances,
+                {
+                    "account_id": event.account_id,
+                    "asset": event.asset,
+                    "total": event.total,
+                    "free": event.free,
+                    "locked": event.locked,
+                    "ts_event": event.ts,
+                },
+            )
+        elif isinstance(event, PnLMarked):
+            self._mark(event)
+        elif isinstance(event, Instrument):
+            i = event
+            self.stage(
+                t.instruments,
+                {
+                    "instrument_id": i.instrument_id,
+                    "symbol": i.symbol,
+                    "venue": i.venue,
+                    "asset_class": i.asset_class,
+                    "base_currency": i.base_currency,
+                    "quote_currency": i.quote_currency,
+                    "price_increment": i.price_increment,
+                    "size_increment": i.size_increment,
+                    "min_quantity": i.min_quantity,
+                    "max_quantity": i.max_quantity,
+                    "min_notional": i.min_notional,
+                    "maker_fee": i.maker_fee,
+                    "taker_fee": i.taker_fee,
+                },
+            )
+        elif isinstance(
+            event, re.RiskLimitsChanged | re.TradingStateChanged | re.KillSwitchTripped | re.KillSwitchReset
+        ):
+            self.stage(
+                t.risk_events,
+                {
+                    "event_id": meta["event_id"],
+                    "type": type(event).__name__,
+                    "scope": event.scope.value,
+                    "scope_id": event.scope_id,
+                    "ts_event": meta["ts_event"],
+                    "payload": _json(event),
+                },
+            )
+        if rec.topic == ORDER_EVENTS:
+            [order_id] = _order_ids(event)
+            account = event.order.account_id if isinstance(event, oe.OrderAccepted) else event.account_id
+            self.stage(
+                t.order_events,
+                {
+                    "event_id": meta["event_id"],
+                    "order_id": order_id,
+                    "account_id": account,
+                    "type": type(event).__name__,
+                    "ts_event": meta["ts_event"],
+                    "topic": rec.topic,
+                    "partition": rec.partition,
+                    "offset": rec.offset,
+                    "payload": _json(event),
+                },
+            )
+
+    def _new_order(self, spec: OrderSpec, ts: int) -> None:
+        if spec.order_id in self.orders:
+            return
+        self.orders[spec.order_id] = {
+            "order_id": spec.order_id,
+            "client_order_id": spec.client_order_id,
+            "account_id": spec.account_id,
+            "instrument_id": spec.instrument_id,
+            "side": spec.side.value,
+            "order_type": spec.order_type.value,
+            "time_in_force": spec.time_in_force.value,
+            "quantity": spec.quantity,
+            "price": spec.price,
+            "trigger_price": spec.trigger_price,
+            "status": "PENDING_NEW",
+            "previous_status": None,
+            "filled_qty": Decimal(0),
+            "avg_px": None,
+            "venue_order_id": None,
+            "reason": None,
+            "strategy_id": spec.strategy_id,
+            "ts_created": ts,
+            "ts_updated": ts,
+            "version": 0,
+        }
+        self.dirty.add(spec.order_id)
+
+    def _order_event(self, e: Any) -> None:
+        if isinstance(e, oe.OrderAccepted):
+            self._new_order(e.order, e.ts)
+        [order_id] = _order_ids(e)
+        row = self.orders.get(order_id)
+        if row is None:
+            return  # an order this projection never saw submitted (a report for an unknown id)
+        self.dirty.add(order_id)
+        row["ts_updated"], row["version"] = e.ts, row["version"] + 1
+        kind = type(e)
+        if kind in STATUS:
+            row["status"] = STATUS[kind]
+        elif kind in PENDING:
+            row["status"], row["previous_status"] = PENDING[kind], row["status"]
+        elif kind in (oe.OrderCancelRejected, oe.OrderAmendRejected):
+            if row["status"] in PENDING.values() and row["previous_status"]:
+                row["status"], row["previous_status"] = row["previous_status"], None
+        elif kind is oe.OrderAcknowledged:
+            row["venue_order_id"] = e.venue_order_id
+            if row["status"] in ("SUBMITTED", "TRIGGERED"):
+                row["status"] = "NEW"
+        elif kind is oe.OrderReplaced:
+            row.update(
+                quantity=e.quantity, price=e.price, trigger_price=e.trigger_price, previous_status=None
+            )
+            if row["status"] == "PENDING_REPLACE":
+                row["status"] = "FILLED" if row["filled_qty"] >= e.quantity else "REPLACED"
+        elif kind is oe.OrderTriggerUpdated:
+            row["trigger_price"] = e.trigger_price
+        if isinstance(e, oe.OrderFilled | oe.OrderPartiallyFilled):
+            row.update(filled_qty=e.cum_qty, avg_px=e.avg_px)
+            f = e.fill
+            self.stage(
+                t.fills,
+                {
+                    "trade_id": f.trade_id,
+                    "order_id": e.order_id,
+                    "account_id": e.account_id,
+                    "instrument_id": e.instrument_id,
+                    "side": f.side.value,
+                    "quantity": f.last_qty,
+                    "price": f.last_px,
+                    "fee": f.fee,
+                    "fee_currency": f.fee_currency,
+                    "liquidity_side": f.liquidity_side.value,
+                    "ts_event": e.ts,
+                },
+            )
+        if isinstance(e, oe.OrderDenied | oe.OrderRejected | oe.OrderCanceled):
+            row["reason"] = e.reason
+        if isinstance(e, oe.OrderTriggered) and e.trigger_price is not None:
+            row["trigger_price"] = e.trigger_price
+
+    def _mark(self, e: PnLMarked) -> None:
+        instrument = e.instrument_id or ""
+        self.stage(
+            t.pnl,
             {
-                "trade_id": f.trade_id,
-                "order_id": e.order_id,
                 "account_id": e.account_id,
-                "instrument_id": e.instrument_id,
-                "side": f.side.value,
-                "quantity": f.last_qty,
-                "price": f.last_px,
-                "fee": f.fee,
-                "fee_currency": f.fee_currency,
-                "liquidity_side": f.liquidity_side.value,
+                "instrument_id": instrument,
+                "realized_pnl": e.realized_pnl,
+                "unrealized_pnl": e.unrealized_pnl,
+                "fees": e.fees,
+                "equity": e.equity,
+                "currency": e.currency,
+                "mark_px": e.mark_px,
                 "ts_event": e.ts,
             },
         )
-    if isinstance(e, oe.OrderDenied | oe.OrderRejected | oe.OrderCanceled):
-        values["reason"] = e.reason
-    if isinstance(e, oe.OrderTriggered) and e.trigger_price is not None:
-        values["trigger_price"] = e.trigger_price
-    conn.execute(update(t.orders).where(t.orders.c.order_id == order_id).values(**values))
-
-
-def _on_position(conn: Connection, rec: Record, meta: dict[str, Any], e: PositionChanged) -> None:
-    upsert(
-        conn,
-        t.positions,
-        {
-            "account_id": e.account_id,
-            "instrument_id": e.instrument_id,
-            "side": e.side.value,
-            "quantity": e.quantity,
-            "avg_px": e.avg_px,
-            "realized_pnl": e.realized_pnl,
-            "unrealized_pnl": e.unrealized_pnl,
-            "fees": e.fees,
-            "currency": e.currency,
-            "mark_px": e.last_px,
-            "ts_event": e.ts,
-        },
-    )
-
-
-def _on_balance(conn: Connection, rec: Record, meta: dict[str, Any], e: BalanceChanged) -> None:
-    upsert(
-        conn,
-        t.balances,
-        {
-            "account_id": e.account_id,
-            "asset": e.asset,
-            "total": e.total,
-            "free": e.free,
-            "locked": e.locked,
-            "ts_event": e.ts,
-        },
-    )
-
-
-def _on_mark(conn: Connection, rec: Record, meta: dict[str, Any], e: PnLMarked) -> None:
-    instrument = e.instrument_id or ""
-    upsert(
-        conn,
-        t.pnl,
-        {
-            "account_id": e.account_id,
-            "instrument_id": instrument,
-            "realized_pnl": e.realized_pnl,
-            "unrealized_pnl": e.unrealized_pnl,
-            "fees": e.fees,
-            "equity": e.equity,
-            "currency": e.currency,
-            "mark_px": e.mark_px,
-            "ts_event": e.ts,
-        },
-    )
-    if e.instrument_id:
-        conn.execute(
-            update(t.positions)
-            .where(t.positions.c.account_id == e.account_id, t.positions.c.instrument_id == e.instrument_id)
-            .values(unrealized_pnl=e.unrealized_pnl, mark_px=e.mark_px, ts_event=e.ts)
-        )
-
-
-def _on_instrument(conn: Connection, rec: Record, meta: dict[str, Any], i: Instrument) -> None:
-    upsert(
-        conn,
-        t.instruments,
-        {
-            "instrument_id": i.instrument_id,
-            "symbol": i.symbol,
-            "venue": i.venue,
-            "asset_class": i.asset_class,
-            "base_currency": i.base_currency,
-            "quote_currency": i.quote_currency,
-            "price_increment": i.price_increment,
-            "size_increment": i.size_increment,
-            "min_quantity": i.min_quantity,
-            "max_quantity": i.max_quantity,
-            "min_notional": i.min_notional,
-            "maker_fee": i.maker_fee,
-            "taker_fee": i.taker_fee,
-        },
-    )
-
-
-def _on_risk(conn: Connection, rec: Record, meta: dict[str, Any], e: Any) -> None:
-    upsert(
-        conn,
-        t.risk_events,
-        {
-            "event_id": meta["event_id"],
-            "type": type(e).__name__,
-            "scope": e.scope.value,
-            "scope_id": e.scope_id,
-            "ts_event": meta["ts_event"],
-            "payload": _json(e),
-        },
-    )
-
-
-_HANDLERS: dict[type, Callable[..., None]] = {
-    SubmitOrder: _on_submit,
-    SubmitOrderList: _on_submit,
-    **dict.fromkeys(oe.ORDER_EVENT_TYPES, _on_order_event),
-    PositionChanged: _on_position,
-    BalanceChanged: _on_balance,
-    PnLMarked: _on_mark,
-    Instrument: _on_instrument,
-    re.RiskLimitsChanged: _on_risk,
-    re.TradingStateChanged: _on_risk,
-    re.KillSwitchTripped: _on_risk,
-    re.KillSwitchReset: _on_risk,
-}
+        if not e.instrument_id:
+            return
+        staged = self.rows.get(t.positions, {}).get((e.account_id, e.instrument_id))
+        if staged is not None:
+            staged.update(unrealized_pnl=e.unrealized_pnl, mark_px=e.mark_px, ts_event=e.ts)
+        else:
+            self.marks[(e.account_id, e.instrument_id)] = {
+                "a": e.account_id,
+                "i": e.instrument_id,
+                "u": e.unrealized_pnl,
+                "m": e.mark_px,
+                "ts": e.ts,
+            }
