@@ -263,7 +263,14 @@ def bench_projection() -> list[Result]:
     return results()
 
 
+def bench_rest() -> list[Result]:
+    from benchmarks.rest import results
+
+    return results()
+
+
 SUITES: dict[str, Callable[[], list[Result]]] = {
+    "rest": bench_rest,
     "projection": bench_projection,
     "pipeline": bench_pipeline,
     "domain": bench_domain,
