@@ -116,6 +116,9 @@ def test_up_trades_stops_cleanly_and_continues(tmp_path: Path) -> None:
         cli(tmp_path, "positions", "--account", "DEMO", "--json", MELTICA_API_KEY=key).stdout
     )
     assert any(p["instrument_id"] == "BTCUSDT.SIM" for p in positions)
+    limits = json.loads(cli(tmp_path, "risk", "limits", "--json", MELTICA_API_KEY=key).stdout)
+    assert limits[0]["scope"] == "DEFAULT"
+    assert any(row["scope_id"] == "DEMO" for row in limits)
     time.sleep(1.5)
     out = stop(proc)
     assert "stopped after" in out

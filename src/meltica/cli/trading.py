@@ -219,3 +219,34 @@ def kill_switch(
 def risk_events(as_json: JsonFlag = False) -> None:
     """Limit changes, trading-state changes and kill switches."""
     show(call("GET", "/v1/risk/events"), as_json, ("ts_event", "type", "scope", "scope_id", "payload"))
+
+
+@risk_app.command("limits")
+def risk_limits(
+    scope: Annotated[
+        str | None, typer.Option(help="Set limits of this scope: GLOBAL, ACCOUNT, PORTFOLIO, INSTRUMENT.")
+    ] = None,
+    scope_id: Annotated[str, typer.Option(help="Account, portfolio or instrument id of the scope.")] = "",
+    limit: Annotated[
+        list[str] | None, typer.Option("--set", help="name=value, e.g. max_position=5 (repeatable).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show the limits in force, or change the limits of a scope (admin key)."""
+    if scope is None:
+        rows = call("GET", "/v1/risk/limits")
+        if as_json:
+            print(json.dumps(rows))
+            return
+        for row in rows:
+            shown = {k: v for k, v in row["limits"].items() if v is not None}
+            out.print(f"[bold]{row['scope']}[/bold] {row['scope_id']}: {shown}")
+        return
+    body: dict[str, object] = {"scope": scope.upper(), "scope_id": scope_id}
+    for item in limit or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--set takes name=value, got {item!r}")
+        body[name.strip()] = value.strip()
+    call("PUT", "/v1/risk/limits", body=body)
+    out.print(f"limits change sent for {scope.upper()} {scope_id}")
