@@ -87,3 +87,28 @@ def _timestamp_ns(stamp: str) -> int:
         dt = dt.replace(tzinfo=UTC)
     seconds = int((dt - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() // 1)
     return seconds * 1_000_000_000 + dt.microsecond * 1_000
+
+
+def ohlc_bars(
+    path: Path, instrument_id: str, width_ns: int = 60_000_000_000, spec: str = "1-MINUTE-BID"
+) -> Iterator[Bar]:
+    """OHLC CSV with header timestamp, open, high, low, close[, volume] (FXCM minute bars); the
+    timestamp opens the bar, which closes `width_ns` later."""
+    for line, row in _rows(path, header=True):
+        try:
+            stamp, o, h, lo, c = row[:5]
+            volume = Decimal(row[5]) if len(row) > 5 and row[5] else Decimal(0)
+            opened = _timestamp_ns(stamp)
+            yield Bar(
+                instrument_id,
+                spec,
+                Decimal(o),
+                Decimal(h),
+                Decimal(lo),
+                Decimal(c),
+                volume,
+                opened,
+                opened + width_ns,
+            )
+        except (ValueError, InvalidOperation) as err:
+            raise _bad(path, line, err) from err

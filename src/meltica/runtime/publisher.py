@@ -13,6 +13,7 @@ from meltica import telemetry
 from meltica.clock import Clock, LiveClock
 from meltica.domain.instruments import Instrument
 from meltica.events.codec import Codec
+from meltica.events.envelope import derive_event_id
 from meltica.events.mapping import to_record
 from meltica.log.base import EventLog, Message, Position
 from meltica.topics import INSTRUMENTS, MARKET_DATA, key_of
@@ -22,16 +23,25 @@ class Publisher:
     """Appends domain events as Avro records, each the root of a new trace unless one is given."""
 
     def __init__(
-        self, log: EventLog, codec: Codec, clock: Clock | None = None, tracer: trace.Tracer | None = None
+        self,
+        log: EventLog,
+        codec: Codec,
+        clock: Clock | None = None,
+        tracer: trace.Tracer | None = None,
+        *,
+        id_seed: str | None = None,
     ):
         self.log = log
         self.codec = codec
         self.clock = clock or LiveClock()
         self.tracer = tracer or trace.get_tracer("meltica.publisher")
+        self._id_seed = id_seed  # deterministic event ids (backtests): derived from the seed and a counter
+        self._count = 0
 
     def message(self, topic: str, event: Any, *, correlation_id: str | None = None) -> Message:
         now = self.clock.now_ns()
-        event_id = str(uuid.uuid4())
+        self._count += 1
+        event_id = str(uuid.uuid4()) if self._id_seed is None else derive_event_id(self._id_seed, self._count)
         key = key_of(event)
         meta = {
             "event_id": event_id,

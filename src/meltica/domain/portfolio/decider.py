@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from meltica.domain.instruments import Instrument
-from meltica.domain.marketdata import QuoteTick, TradeTick
+from meltica.domain.marketdata import Bar, QuoteTick, TradeTick
 from meltica.domain.orders.events import (
     OrderAccepted,
     OrderAcknowledged,
@@ -121,7 +121,7 @@ def decide(state: PortfolioState, inp: Any) -> list[Event]:
         if lock is None or lock.held == ZERO:
             return []
         return [_balance_event(state, lock.account_id, lock.asset, ZERO, -lock.held, "release", inp.ts)]
-    if isinstance(inp, QuoteTick | TradeTick):
+    if isinstance(inp, QuoteTick | TradeTick | Bar):
         return _on_mark(state, inp)
     return []
 
@@ -196,8 +196,16 @@ def _on_fill(state: PortfolioState, e: OrderFilled | OrderPartiallyFilled) -> li
     return out
 
 
-def _on_mark(state: PortfolioState, tick: QuoteTick | TradeTick) -> list[Event]:
-    mark = tick.price if isinstance(tick, TradeTick) else (tick.bid_px + tick.ask_px) / 2
+def _mark_of(tick: QuoteTick | TradeTick | Bar) -> Decimal:
+    if isinstance(tick, TradeTick):
+        return tick.price
+    if isinstance(tick, Bar):
+        return tick.close
+    return (tick.bid_px + tick.ask_px) / 2
+
+
+def _on_mark(state: PortfolioState, tick: QuoteTick | TradeTick | Bar) -> list[Event]:
+    mark = _mark_of(tick)
     if state.marks.get(tick.instrument_id) == mark:
         return []
     out: list[Event] = []
@@ -296,8 +304,8 @@ def _instrument(state: PortfolioState, e: Instrument) -> None:
     state.instruments[e.instrument_id] = e
 
 
-def _tick(state: PortfolioState, e: QuoteTick | TradeTick) -> None:
-    mark = e.price if isinstance(e, TradeTick) else (e.bid_px + e.ask_px) / 2
+def _tick(state: PortfolioState, e: QuoteTick | TradeTick | Bar) -> None:
+    mark = _mark_of(e)
     state.marks[e.instrument_id] = mark
     for (_, instrument_id), pos in state.positions.items():
         if instrument_id == e.instrument_id:
@@ -318,4 +326,5 @@ _EVOLVE: dict[type, Any] = {
     Instrument: _instrument,
     QuoteTick: _tick,
     TradeTick: _tick,
+    Bar: _tick,
 }

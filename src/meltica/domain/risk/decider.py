@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from meltica.domain.instruments import Instrument
-from meltica.domain.marketdata import QuoteTick, TradeTick
+from meltica.domain.marketdata import Bar, QuoteTick, TradeTick
 from meltica.domain.orders.commands import SubmitOrder, SubmitOrderList
 from meltica.domain.orders.events import (
     OrderAccepted,
@@ -284,6 +284,10 @@ def _trade(state: RiskState, e: TradeTick) -> None:
     state.prices[e.instrument_id] = e.price
 
 
+def _bar(state: RiskState, e: Bar) -> None:
+    state.prices[e.instrument_id] = e.close
+
+
 _EVOLVE: dict[type, Any] = {
     OrderAccepted: _accepted,
     OrderDenied: _denied_event,
@@ -301,4 +305,5 @@ _EVOLVE: dict[type, Any] = {
     Instrument: _instrument,
     QuoteTick: _quote,
     TradeTick: _trade,
+    Bar: _bar,
 }

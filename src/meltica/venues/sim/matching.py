@@ -117,6 +117,8 @@ class SimVenue:
         self.instruments: dict[str, Instrument] = {}
         self.books: dict[str, Book] = {}
         self.resting: dict[str, Resting] = {}
+        self.bar_driven: set[str] = set()  # instruments known only through bars
+        self.at_next_open: dict[str, Resting] = {}
 
     # -- inputs -----------------------------------------------------------------------------------
     def on_instrument(self, inst: Instrument) -> None:
@@ -154,7 +156,14 @@ class SimVenue:
                 tick.instrument_id, tick.price, tick.size, tick.ts
             )
         if isinstance(tick, Bar):
+            self.bar_driven.add(tick.instrument_id)
             out = self._expire(tick.instrument_id, tick.ts)
+            for order_id, r in list(self.at_next_open.items()):
+                if r.spec.instrument_id == tick.instrument_id:
+                    del self.at_next_open[order_id]
+                    inst = self.instruments.get(r.spec.instrument_id)
+                    price = tick.open if inst is None else self.slippage.price(inst, r.spec.side, tick.open)
+                    out.append(self._fill(r, r.leaves, price, LiquiditySide.TAKER, tick.ts_open))
             quarter = tick.volume / 4 if tick.volume > ZERO else Decimal(1)
             for price in (tick.open, tick.high, tick.low, tick.close):
                 out += self._traded(tick.instrument_id, price, quarter, tick.ts)
@@ -226,6 +235,9 @@ class SimVenue:
             return [self._report(spec, ExecType.REJECTED, S.REJECTED, ts, reason="unknown instrument")]
         best = book.best(opposite)
         if spec.order_type is OrderType.MARKET and best is None:
+            if spec.instrument_id in self.bar_driven:  # bars only: fill at the next bar's open
+                self.at_next_open[spec.order_id] = Resting(spec, f"{self.name}-{spec.order_id}", ZERO, None)
+                return [self._report(spec, ExecType.NEW, S.NEW, ts, leaves_qty=spec.quantity, cum_qty=ZERO)]
             return [
                 self._report(spec, ExecType.REJECTED, S.REJECTED, ts, reason="no market to trade against")
             ]
@@ -265,7 +277,7 @@ class SimVenue:
 
     def _cancel(self, req: VenueCancelOrder) -> list[ExecutionReport]:
         ts = req.ts + self.latency.delay_ns(req.order_id, "cancel")
-        r = self.resting.pop(req.order_id, None)
+        r = self.resting.pop(req.order_id, None) or self.at_next_open.pop(req.order_id, None)
         if r is None:
             return [
                 ExecutionReport(

@@ -1,0 +1,83 @@
+"""The SMA(10)/SMA(30) reference rule set on 28,761 FXCM USD/JPY minute bars: Meltica's fills,
+realized PnL and fees equal an independent, exact implementation of the rules; and a backtest
+is deterministic to the byte."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from meltica.backtest.engine import run_backtest
+from meltica.marketdata.instruments import DEFAULT_INSTRUMENTS
+from meltica.marketdata.replay import ohlc_bars
+from meltica.strategies.sma_cross import SmaCross
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "usdjpy-m1-bid-2013.csv"
+USDJPY = DEFAULT_INSTRUMENTS[2]
+QTY = Decimal(1000)
+
+
+def reference(commission: Decimal) -> tuple[list[tuple[str, Decimal, Decimal]], Decimal, Decimal, Decimal]:
+    """The rules computed from the CSV: fills (side, qty, price), realized PnL, fees, open position."""
+    with DATA.open() as f:
+        rows = list(csv.DictReader(f))
+    opens = [Decimal(r["open"]) for r in rows]
+    closes = [Decimal(r["close"]) for r in rows]
+    fills: list[tuple[str, Decimal, Decimal]] = []
+    sign, position, entry, realized, fees = 0, Decimal(0), Decimal(0), Decimal(0), Decimal(0)
+    pending: list[tuple[str, Decimal]] = []
+    for i in range(len(rows)):
+        for side, qty in pending:  # orders from the previous bar fill at this bar's open
+            px = opens[i]
+            fills.append((side, qty, px))
+            fees += qty * px * commission
+            signed = qty if side == "BUY" else -qty
+            if position and (position > 0) != (signed > 0):
+                realized += (px - entry) * qty * (1 if position > 0 else -1)
+                position += signed
+            else:
+                position, entry = position + signed, px
+        pending = []
+        if i + 1 < 30:
+            continue
+        window = closes[i - 29 : i + 1]
+        diff = sum(window[-10:], Decimal(0)) * 30 - sum(window, Decimal(0)) * 10
+        new = 1 if diff > 0 else -1 if diff < 0 else sign
+        if sign not in (0, new):
+            target = QTY * new
+            current = sum(((q if s == "BUY" else -q) for s, q, _ in fills), Decimal(0)) + sum(
+                ((q if s == "BUY" else -q) for s, q in pending), Decimal(0)
+            )
+            if current:
+                pending.append(("SELL" if current > 0 else "BUY", abs(current)))
+            pending.append(("BUY" if target > 0 else "SELL", QTY))
+        sign = new
+    return fills, realized, fees, position
+
+
+@pytest.mark.parametrize("commission", [Decimal(0), Decimal("0.001")], ids=["no-commission", "0.1%"])
+def test_meltica_fills_and_pnl_equal_the_reference(commission: Decimal) -> None:
+    bars = list(ohlc_bars(DATA, USDJPY.instrument_id))
+    assert len(bars) == 28_761
+    result = run_backtest(
+        bars, USDJPY, SmaCross(USDJPY.instrument_id, fast=10, slow=30), commission=commission
+    )
+    expected_fills, expected_realized, expected_fees, expected_position = reference(commission)
+    got = [(f.side.value, f.last_qty, f.last_px) for _, f in result.fills]
+    assert len(got) > 500
+    assert got == expected_fills
+    assert result.realized_pnl == expected_realized
+    assert result.stats.fees == expected_fees
+    assert result.open_position == expected_position, "the last position is reported, not closed"
+
+
+def test_same_inputs_same_bytes() -> None:
+    bars = list(itertools.islice(ohlc_bars(DATA, USDJPY.instrument_id), 2000))
+    a = run_backtest(bars, USDJPY, SmaCross(USDJPY.instrument_id), commission=Decimal("0.001"))
+    b = run_backtest(bars, USDJPY, SmaCross(USDJPY.instrument_id), commission=Decimal("0.001"))
+    assert a.output == b.output
+    assert len(a.output) > 100
