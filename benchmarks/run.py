@@ -269,7 +269,23 @@ def bench_rest() -> list[Result]:
     return results()
 
 
+def bench_backtest() -> list[Result]:
+    """Bars/s of the SMA crossover backtest on the FXCM file through every processor."""
+    from meltica.backtest.engine import run_backtest
+    from meltica.marketdata.instruments import DEFAULT_INSTRUMENTS
+    from meltica.marketdata.replay import ohlc_bars
+    from meltica.strategies.sma_cross import SmaCross
+
+    inst = DEFAULT_INSTRUMENTS[2]
+    bars = list(ohlc_bars(Path("tests/data/usdjpy-m1-bid-2013.csv"), inst.instrument_id))
+    began = time.perf_counter()
+    run_backtest(bars, inst, SmaCross(inst.instrument_id), commission=Decimal("0.001"))
+    rate = len(bars) / (time.perf_counter() - began)
+    return [Result("backtest (SMA 10/30, FXCM 28,761 bars)", "bars/s, full processor pipeline", rate, 40_000)]
+
+
 SUITES: dict[str, Callable[[], list[Result]]] = {
+    "backtest": bench_backtest,
     "rest": bench_rest,
     "projection": bench_projection,
     "pipeline": bench_pipeline,

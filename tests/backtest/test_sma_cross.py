@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -81,3 +84,55 @@ def test_same_inputs_same_bytes() -> None:
     b = run_backtest(bars, USDJPY, SmaCross(USDJPY.instrument_id), commission=Decimal("0.001"))
     assert a.output == b.output
     assert len(a.output) > 100
+
+
+def test_backtest_command_writes_statistics_and_a_report(tmp_path: Path) -> None:
+    report = tmp_path / "report.html"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "meltica",
+            "backtest",
+            "run",
+            str(DATA.with_name("ADABTC-1m-2021-11-27.csv")),
+            "--format",
+            "binance-klines",
+            "--instrument",
+            "ADABTC.BINANCE",
+            "--fast",
+            "2",
+            "--slow",
+            "4",
+            "--quantity",
+            "100",
+            "--report",
+            str(report),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    stats = json.loads(done.stdout)
+    assert stats["fills"] >= 1
+    page = report.read_text()
+    assert page.startswith("<!doctype html>")
+    assert "<svg" in page
+    assert "http" not in page.split("<body>")[1], "self-contained"
+
+
+def test_bad_file_is_one_clear_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bars.csv"
+    bad.write_text("timestamp,open,high,low,close\n2013-02-01 00:00:00+00:00,91.7,91.7,91.6,x\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "meltica", "backtest", "run", str(bad), "--format", "fxcm"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "bars.csv:2: a value is not a decimal number" in done.stderr
