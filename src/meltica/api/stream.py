@@ -5,27 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from decimal import Decimal
-from enum import Enum
-from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from meltica.errors import MelticaError
 from meltica.events.codec import Codec
+from meltica.events.mapping import json_default
 from meltica.log.base import EventLog, Record, TopicPartition
 from meltica.topics import ORDER_EVENTS, PORTFOLIO_EVENTS
 
 STREAMED = (ORDER_EVENTS, PORTFOLIO_EVENTS)
 KINDS = {"orders": ORDER_EVENTS, "portfolio": PORTFOLIO_EVENTS}
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, Enum):
-        return value.value
-    raise TypeError(type(value).__name__)
 
 
 async def events(
@@ -56,7 +46,8 @@ async def events(
             ):
                 continue
             data = json.dumps(
-                {"topic": rec.topic, "offset": rec.offset, "type": name, "event": fields}, default=_default
+                {"topic": rec.topic, "offset": rec.offset, "type": name, "event": fields},
+                default=json_default,
             )
             yield f"id: {rec.topic}:{rec.partition}:{rec.offset}\nevent: {name}\ndata: {data}\n\n"
             sent += 1

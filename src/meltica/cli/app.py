@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -22,6 +21,7 @@ from meltica.cli.up import up
 from meltica.config import Settings
 from meltica.errors import MelticaError
 from meltica.events.codec import Codec
+from meltica.events.mapping import json_default
 from meltica.log.base import Record
 from meltica.resources import resource_dir
 from meltica.topics import TOPICS, topic_specs
@@ -58,14 +58,6 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.
 def _fail(error: Exception) -> typer.Exit:
     err.print(f"[red]error:[/red] {error}")
     return typer.Exit(1)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    raise TypeError(type(value).__name__)
 
 
 @app.command()
@@ -174,7 +166,7 @@ def _print_record(codec: Codec, rec: Record, as_json: bool) -> None:
     else:
         doc = {"partition": rec.partition, "offset": rec.offset, "type": name, "event": fields}
     if as_json:
-        print(json.dumps(doc, default=_jsonable), flush=True)
+        print(json.dumps(doc, default=json_default), flush=True)
     else:
         out.print(doc)
 

@@ -156,3 +156,15 @@ def from_record(name: str, record: Mapping[str, Any]) -> Any:
     except KeyError:
         raise SchemaError(f"no domain type for Avro record {name!r}") from None
     return _record_reader(cls)(record)
+
+
+def json_default(value: Any) -> Any:
+    """`json.dumps` default for decoded records: decimals as exact strings, enums as their value,
+    bytes as hex."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

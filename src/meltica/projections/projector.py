@@ -11,7 +11,6 @@ import json
 import threading
 from datetime import UTC, datetime
 from decimal import Decimal
-from enum import Enum
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, bindparam, delete, select, update
@@ -26,7 +25,7 @@ from meltica.domain.portfolio.events import BalanceChanged, PnLMarked, PositionC
 from meltica.domain.risk import events as re
 from meltica.errors import MelticaError
 from meltica.events.codec import Codec
-from meltica.events.mapping import from_record, to_record
+from meltica.events.mapping import from_record, json_default, to_record
 from meltica.log.base import EventLog, Record, TopicPartition
 from meltica.projections import tables as t
 from meltica.topics import INSTRUMENTS, ORDER_COMMANDS, ORDER_EVENTS, PORTFOLIO_EVENTS, RISK_EVENTS
@@ -64,10 +63,7 @@ PENDING: dict[type, str] = {
 def _json(event: Any) -> str:
     _, record = to_record(event, {})
     record.pop("meta")
-    return json.dumps(
-        record,
-        default=lambda v: str(v) if isinstance(v, Decimal) else v.value if isinstance(v, Enum) else None,
-    )
+    return json.dumps(record, default=json_default)
 
 
 class Projector:
