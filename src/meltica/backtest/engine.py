@@ -96,7 +96,11 @@ def run_backtest(
     outputs: list[Record] = []
     for topic in (ORDER_EVENTS, PORTFOLIO_EVENTS):
         outputs += log.read(topic, 0, 0, 10_000_000)
+    needed = ("OrderFilled", "OrderPartiallyFilled", "PositionChanged")
+    wanted = {codec.catalog.get(n).fingerprint for n in needed}
     for rec in sorted(outputs, key=lambda r: r.seq):
+        if rec.value[2:10] not in wanted:
+            continue  # marks and the rest: not needed for the result
         name, fields = codec.decode_record(rec)
         event = from_record(name, fields)
         if isinstance(event, OrderFilled | OrderPartiallyFilled):
