@@ -25,7 +25,7 @@ from meltica.domain.portfolio.events import BalanceChanged, PnLMarked, PositionC
 from meltica.domain.risk import events as re
 from meltica.errors import MelticaError
 from meltica.events.codec import Codec
-from meltica.events.mapping import from_record, json_default, to_record
+from meltica.events.mapping import from_record, json_default
 from meltica.log.base import EventLog, Record, TopicPartition
 from meltica.projections import tables as t
 from meltica.topics import INSTRUMENTS, ORDER_COMMANDS, ORDER_EVENTS, PORTFOLIO_EVENTS, RISK_EVENTS
@@ -60,10 +60,9 @@ PENDING: dict[type, str] = {
 }
 
 
-def _json(event: Any) -> str:
-    _, record = to_record(event, {})
-    record.pop("meta")
-    return json.dumps(record, default=json_default)
+def _json(fields: dict[str, Any]) -> str:
+    """The decoded record without its envelope, as JSON (decimals as exact strings)."""
+    return json.dumps({k: v for k, v in fields.items() if k != "meta"}, default=json_default)
 
 
 class Projector:
@@ -110,13 +109,13 @@ class Projector:
             positions[TopicPartition(rec.topic, rec.partition)] = rec.offset + 1
             try:
                 name, fields = self.codec.decode_record(rec)
-                decoded.append((rec, fields["meta"], from_record(name, fields)))
+                decoded.append((rec, fields, from_record(name, fields)))
             except (MelticaError, KeyError, TypeError, ValueError):
                 self.skipped += 1  # the runtime dead-letters what does not decode
         with self.db.begin() as conn:
             staged = Staged(conn, [e for _, _, e in decoded])
-            for rec, meta, event in decoded:
-                staged.apply(rec, meta, event)
+            for rec, fields, event in decoded:
+                staged.apply(rec, fields, event)
             staged.flush()
             now = datetime.now(UTC)
             moved = [
@@ -213,7 +212,8 @@ class Staged:
             )
 
     # -- events to rows ---------------------------------------------------------------------------
-    def apply(self, rec: Record, meta: dict[str, Any], event: Any) -> None:
+    def apply(self, rec: Record, fields: dict[str, Any], event: Any) -> None:
+        meta = fields["meta"]
         if isinstance(event, SubmitOrder | SubmitOrderList):
             for spec in [event.order] if isinstance(event, SubmitOrder) else event.orders:
                 self._new_order(spec, meta["ts_event"])
@@ -282,7 +282,7 @@ class Staged:
                     "scope": event.scope.value,
                     "scope_id": event.scope_id,
                     "ts_event": meta["ts_event"],
-                    "payload": _json(event),
+                    "payload": _json(fields),
                 },
             )
         if rec.topic == ORDER_EVENTS:
@@ -299,7 +299,7 @@ class Staged:
                     "topic": rec.topic,
                     "partition": rec.partition,
                     "offset": rec.offset,
-                    "payload": _json(event),
+                    "payload": _json(fields),
                 },
             )
 
