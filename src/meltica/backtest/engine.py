@@ -1,4 +1,4 @@
-"""Run a backtest: recorded bars through strategy, risk, orders, sim venue and portfolio.
+"""Run a backtest: recorded market data through strategy, risk, orders, sim venue and portfolio.
 
 The run has a namespace of its own (an in-memory log), a simulated clock that follows the
 data, deterministic ids, and no tracing: the same inputs give byte-identical output events.
@@ -16,7 +16,7 @@ from opentelemetry.trace import NoOpTracer
 from meltica.backtest.stats import Stats, compute
 from meltica.clock import SimulatedClock
 from meltica.domain.instruments import Instrument
-from meltica.domain.marketdata import Bar
+from meltica.domain.marketdata import Bar, QuoteTick, TradeTick
 from meltica.domain.orders.events import Fill, OrderFilled, OrderPartiallyFilled
 from meltica.domain.portfolio.events import AdjustBalance, PositionChanged
 from meltica.domain.risk.limits import RiskLimits
@@ -28,7 +28,15 @@ from meltica.log.memory import MemoryLog
 from meltica.runtime.publisher import Publisher
 from meltica.runtime.stack import build_engine
 from meltica.strategies.base import Strategy
-from meltica.topics import BARS, ORDER_EVENTS, PORTFOLIO_COMMANDS, PORTFOLIO_EVENTS, topic_specs
+from meltica.topics import (
+    BARS,
+    ORDER_EVENTS,
+    PORTFOLIO_COMMANDS,
+    PORTFOLIO_EVENTS,
+    QUOTES,
+    TRADES,
+    topic_specs,
+)
 from meltica.venues.sim.matching import SimVenue
 
 # A backtest trades on margin and is not throttled: pre-trade risk keeps its other checks.
@@ -37,7 +45,21 @@ BACKTEST_LIMITS = RiskLimits(
     max_order_notional=Decimal(10**12),
     max_position=Decimal(10**12),
     max_open_orders=10_000,
+    throttle_rate=Decimal(10**9),
+    throttle_burst=10**9,
 )
+
+
+TOPIC_OF: dict[type, str] = {Bar: BARS, QuoteTick: QUOTES, TradeTick: TRADES}
+
+
+def mark(event: Bar | QuoteTick | TradeTick) -> Decimal:
+    """The price a position is marked at after `event`."""
+    if isinstance(event, Bar):
+        return event.close
+    if isinstance(event, QuoteTick):
+        return (event.bid_px + event.ask_px) / 2
+    return event.price
 
 
 @dataclass
@@ -50,7 +72,7 @@ class BacktestResult:
 
 
 def run_backtest(
-    bars: Sequence[Bar],
+    data: Sequence[Bar | QuoteTick | TradeTick],
     instrument: Instrument,
     strategy: Strategy,
     *,
@@ -59,14 +81,15 @@ def run_backtest(
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
 ) -> BacktestResult:
-    """Backtest `strategy` on `bars` of `instrument` (fees: `commission` of notional)."""
-    if not bars:
-        raise ValueError("a backtest needs bars")
+    """Backtest `strategy` on market `data` of `instrument` (fees: `commission` of notional)."""
+    if not data:
+        raise ValueError("a backtest needs market data")
+    first_ts = data[0].ts_open if isinstance(data[0], Bar) else data[0].ts
     log = MemoryLog()
     for spec in topic_specs(1):
         log.create_topic(spec)
     codec = Codec()
-    clock = SimulatedClock(bars[0].ts_open)
+    clock = SimulatedClock(first_ts)
     publisher = Publisher(log, codec, clock, NoOpTracer(), id_seed=f"backtest/{seed}")
     inst = dataclasses.replace(instrument, maker_fee=commission, taker_fee=commission)
     engine = build_engine(
@@ -81,12 +104,12 @@ def run_backtest(
     publisher.define([inst])
     publisher.publish(
         PORTFOLIO_COMMANDS,
-        AdjustBalance(strategy.account_id, inst.quote_currency, cash, "start", bars[0].ts_open),
+        AdjustBalance(strategy.account_id, inst.quote_currency, cash, "start", first_ts),
     )
     engine.drain()
-    for start in range(0, len(bars), 2000):
-        chunk = bars[start : start + 2000]
-        log.append([publisher.message(BARS, bar) for bar in chunk])
+    for start in range(0, len(data), 2000):
+        chunk = data[start : start + 2000]
+        log.append([publisher.message(TOPIC_OF[type(e)], e) for e in chunk])
         clock.advance_to(chunk[-1].ts)
         engine.drain(max_steps=2000)
         if progress is not None:
@@ -107,7 +130,7 @@ def run_backtest(
             fills.append((event.ts, event.fill))
         elif isinstance(event, PositionChanged) and event.instrument_id == inst.instrument_id:
             realized, position = event.realized_pnl, event.quantity
-    stats = compute(list(bars), fills, cash)
+    stats = compute([(e.ts, mark(e)) for e in data], fills, cash)
     return BacktestResult(
         fills, realized, position, stats, [r.value for r in sorted(outputs, key=lambda r: r.seq)]
     )

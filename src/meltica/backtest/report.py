@@ -7,8 +7,8 @@ import html
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from meltica.backtest.engine import BacktestResult
-from meltica.domain.marketdata import Bar
+from meltica.backtest.engine import BacktestResult, mark
+from meltica.domain.marketdata import Bar, QuoteTick, TradeTick
 
 W, H = 960, 220
 
@@ -37,10 +37,10 @@ def _chart(title: str, body: str) -> str:
     )
 
 
-def _markers(result: BacktestResult, bars: Sequence[Bar]) -> str:
+def _markers(result: BacktestResult, bars: Sequence[Bar | QuoteTick | TradeTick]) -> str:
     if not bars:
         return ""
-    closes = [float(b.close) for b in bars]
+    closes = [float(mark(b)) for b in bars]
     lo, hi = min(closes), max(closes)
     span = (hi - lo) or 1.0
     first, last = bars[0].ts, bars[-1].ts
@@ -53,7 +53,7 @@ def _markers(result: BacktestResult, bars: Sequence[Bar]) -> str:
     return "".join(out)
 
 
-def render(result: BacktestResult, bars: Sequence[Bar], title: str) -> str:
+def render(result: BacktestResult, bars: Sequence[Bar | QuoteTick | TradeTick], title: str) -> str:
     equity = [float(e) for _, e in result.stats.equity]
     peak, drawdown = float("-inf"), []
     for v in equity:
@@ -63,14 +63,14 @@ def render(result: BacktestResult, bars: Sequence[Bar], title: str) -> str:
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
         for k, v in result.stats.summary().items()
     )
-    start = datetime.fromtimestamp(bars[0].ts_open / 1e9, UTC).isoformat() if bars else ""
+    start = datetime.fromtimestamp(bars[0].ts / 1e9, UTC).isoformat() if bars else ""
     end = datetime.fromtimestamp(bars[-1].ts / 1e9, UTC).isoformat() if bars else ""
     trades = "".join(
         f"<tr><td>{datetime.fromtimestamp(ts / 1e9, UTC).isoformat()}</td><td>{f.side.value}</td>"
         f"<td>{f.last_qty}</td><td>{f.last_px}</td><td>{f.fee}</td></tr>"
         for ts, f in result.fills[:500]
     )
-    price = _polyline([float(b.close) for b in bars], "#57606a", len(bars))
+    price = _polyline([float(mark(b)) for b in bars], "#57606a", len(bars))
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1000px}}table{{border-collapse:collapse}}

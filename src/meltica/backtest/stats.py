@@ -1,4 +1,4 @@
-"""Statistics of a backtest from its fills and the bars it ran on. Money is exact; ratios are floats."""
+"""Statistics of a backtest from its fills and the marks it ran on. Money is exact; ratios are floats."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from meltica.domain.marketdata import Bar
 from meltica.domain.orders.events import Fill
 from meltica.domain.values import ZERO
 
@@ -45,12 +44,12 @@ class Stats:
 
 
 def compute(
-    bars: list[Bar],
+    marks: list[tuple[int, Decimal]],
     fills: list[tuple[int, Fill]],
     starting_equity: Decimal,
     arrival: dict[str, Decimal] | None = None,
 ) -> Stats:
-    """Equity at every bar close, and the usual statistics over it.
+    """Equity at every mark (bar close, quote mid or trade price), and the usual statistics over it.
 
     `fills` are (ts, fill) in order; realized PnL is FIFO-free here since the position is
     tracked as cash + quantity * mark; `arrival` maps trade ids to the reference price
@@ -63,8 +62,8 @@ def compute(
     fi = 0
     equity: list[tuple[int, Decimal]] = []
     in_market = 0
-    for bar in bars:
-        while fi < len(fills) and fills[fi][0] <= bar.ts:
+    for ts_mark, mark in marks:
+        while fi < len(fills) and fills[fi][0] <= ts_mark:
             _, f = fills[fi]
             fi += 1
             signed = f.last_qty * f.side.sign
@@ -90,13 +89,13 @@ def compute(
             else:
                 position += signed
                 entry_value += signed * f.last_px
-        equity.append((bar.ts, cash + position * bar.close))
+        equity.append((ts_mark, cash + position * mark))
         in_market += position != ZERO
-    last_close = bars[-1].close if bars else ZERO
+    last_close = marks[-1][1] if marks else ZERO
     final = equity[-1][1] if equity else starting_equity
     values = [float(e) for _, e in equity]
     returns = [b / a - 1 for a, b in itertools.pairwise(values) if a]
-    years = (bars[-1].ts - bars[0].ts) / NS_PER_YEAR if len(bars) > 1 else 0
+    years = (marks[-1][0] - marks[0][0]) / NS_PER_YEAR if len(marks) > 1 else 0
     per_year = len(returns) / years if years else 0
     mean = statistics.fmean(returns) if returns else 0.0
     sd = statistics.pstdev(returns) if len(returns) > 1 else 0.0
@@ -122,7 +121,7 @@ def compute(
         trades=trades,
         win_rate=winners / trades if trades else 0.0,
         profit_factor=float(wins / losses) if losses else math.inf if wins else 0.0,
-        exposure=in_market / len(bars) if bars else 0.0,
+        exposure=in_market / len(marks) if marks else 0.0,
         turnover=float(traded) / mean_equity if mean_equity else 0.0,
         fees=fees,
         realized_pnl=realized,

@@ -9,7 +9,7 @@ from typing import Any
 from meltica.domain.marketdata import Bar, QuoteTick, TradeTick
 from meltica.domain.orders.commands import CancelOrder, SubmitOrder
 from meltica.domain.orders.model import OrderSpec
-from meltica.domain.values import OrderSide, OrderType, TimeInForce
+from meltica.domain.values import ZERO, OrderSide, OrderType, TimeInForce
 
 
 @dataclass
@@ -60,6 +60,21 @@ class Strategy:
 
     strategy_id = "strategy"
     account_id = "ACC-1"
+    position = ZERO  # the position the strategy has asked for (see `move_to`)
+
+    def move_to(self, ctx: StrategyContext, instrument_id: str, target: Decimal) -> None:
+        """Market orders that take the position to `target`; crossing zero closes first."""
+        current = self.position
+        if target == current:
+            return
+        if current != ZERO and (target == ZERO or (target > ZERO) != (current > ZERO)):
+            side = OrderSide.SELL if current > ZERO else OrderSide.BUY
+            ctx.submit(instrument_id, side, abs(current), order_type=OrderType.MARKET)
+            current = ZERO
+        if target != current:
+            side = OrderSide.BUY if target > current else OrderSide.SELL
+            ctx.submit(instrument_id, side, abs(target - current), order_type=OrderType.MARKET)
+        self.position = target
 
     def on_quote(self, ctx: StrategyContext, quote: QuoteTick) -> None:
         """A new top of book."""

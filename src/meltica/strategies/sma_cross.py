@@ -13,7 +13,7 @@ from typing import Any
 
 from meltica.domain.marketdata import Bar
 from meltica.domain.orders.events import OrderFilled
-from meltica.domain.values import ZERO, OrderSide, OrderType
+from meltica.domain.values import ZERO
 from meltica.strategies.base import Strategy, StrategyContext
 
 
@@ -37,7 +37,6 @@ class SmaCross(Strategy):
         self.strategy_id, self.account_id = strategy_id, account_id
         self.closes: deque[Decimal] = deque(maxlen=slow)
         self.sign = 0
-        self.crossed = False
         self.position = ZERO
         self.filled = ZERO
 
@@ -55,12 +54,7 @@ class SmaCross(Strategy):
             self.sign = sign
             return
         self.sign = sign
-        if self.position != ZERO:  # a reversal closes first
-            close_side = OrderSide.SELL if self.position > 0 else OrderSide.BUY
-            ctx.submit(self.instrument_id, close_side, abs(self.position), order_type=OrderType.MARKET)
-        side = OrderSide.BUY if sign > 0 else OrderSide.SELL
-        ctx.submit(self.instrument_id, side, self.quantity, order_type=OrderType.MARKET)
-        self.position = self.quantity * sign
+        self.move_to(ctx, self.instrument_id, self.quantity * sign)  # a reversal closes first
 
     def on_order_event(self, ctx: StrategyContext, event: Any) -> None:
         if isinstance(event, OrderFilled):

@@ -164,7 +164,8 @@ class SimVenue:
                     inst = self.instruments.get(r.spec.instrument_id)
                     price = tick.open if inst is None else self.slippage.price(inst, r.spec.side, tick.open)
                     out.append(self._fill(r, r.leaves, price, LiquiditySide.TAKER, tick.ts_open))
-            quarter = tick.volume / 4 if tick.volume > ZERO else Decimal(1)
+            # bars without volume say nothing of liquidity: a print fills whatever rests at or through it
+            quarter = tick.volume / 4 if tick.volume > ZERO else Decimal("Infinity")
             for price in (tick.open, tick.high, tick.low, tick.close):
                 out += self._traded(tick.instrument_id, price, quarter, tick.ts)
             return out
