@@ -1,8 +1,9 @@
-"""`meltica backtest run`: a shipped strategy on a recorded file, statistics and an HTML report."""
+"""`meltica backtest`: a shipped strategy on a recorded file, statistics and an HTML report."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
@@ -16,9 +17,10 @@ from rich.table import Table
 from meltica.backtest.engine import run_backtest
 from meltica.backtest.report import render
 from meltica.domain.instruments import spot
+from meltica.domain.marketdata import Bar, QuoteTick, TradeTick
 from meltica.marketdata import replay
 from meltica.marketdata.instruments import DEFAULT_INSTRUMENTS
-from meltica.strategies.sma_cross import SmaCross
+from meltica.strategies.catalog import STRATEGIES, build, parameters
 
 backtest_app = typer.Typer(
     help="Backtests on recorded data, through the same processors as live.", no_args_is_help=True
@@ -27,37 +29,46 @@ out = Console()
 err = Console(stderr=True)
 
 
-class BarFormat(StrEnum):
+class DataFormat(StrEnum):
     FXCM = "fxcm"
     BINANCE_KLINES = "binance-klines"
+    TRUEFX = "truefx"
+    TARDIS_TRADES = "tardis-trades"
+
+
+READERS: dict[DataFormat, Callable[[Path, str], Iterator[Bar | QuoteTick | TradeTick]]] = {
+    DataFormat.FXCM: replay.ohlc_bars,
+    DataFormat.BINANCE_KLINES: replay.binance_klines,
+    DataFormat.TRUEFX: replay.truefx_quotes,
+    DataFormat.TARDIS_TRADES: replay.tardis_trades,
+}
 
 
 @backtest_app.command("run")
 def run(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
-    file_format: Annotated[BarFormat, typer.Option("--format", help="What the file holds.")],
+    file_format: Annotated[DataFormat, typer.Option("--format", help="What the file holds.")],
     instrument: Annotated[str, typer.Option(help="Instrument id, SYMBOL.VENUE.")] = "USDJPY.SIM",
-    fast: Annotated[int, typer.Option(help="SMA crossover: fast window.")] = 10,
-    slow: Annotated[int, typer.Option(help="SMA crossover: slow window.")] = 30,
-    quantity: Annotated[str, typer.Option(help="Position size.")] = "1000",
+    strategy: Annotated[str, typer.Option(help=f"One of: {', '.join(STRATEGIES)}.")] = "sma-cross",
+    param: Annotated[list[str] | None, typer.Option("--param", help="name=value (repeatable).")] = None,
     commission: Annotated[str, typer.Option(help="Fee as a fraction of notional, e.g. 0.001.")] = "0",
     report: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Statistics as JSON.")] = False,
 ) -> None:
-    """Backtest the SMA crossover strategy on a file of bars."""
+    """Backtest a shipped strategy on a recorded file."""
     try:
         fee = Decimal(commission)
-        bars = list(
-            replay.ohlc_bars(path, instrument)
-            if file_format is BarFormat.FXCM
-            else replay.binance_klines(path, instrument)
-        )
-        strategy = SmaCross(instrument, fast=fast, slow=slow, quantity=quantity)
+        params = dict(p.split("=", 1) for p in param or [] if "=" in p)
+        if len(params) != len(param or []):
+            raise ValueError("--param takes name=value")
+        chosen = build(strategy, instrument, params)
+        reader = READERS[file_format]
+        data = list(reader(path, instrument))
     except (ValueError, InvalidOperation) as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(1) from e
-    if not bars:
-        err.print(f"[red]error:[/red] {path.name} holds no bars")
+    if not data:
+        err.print(f"[red]error:[/red] {path.name} holds no market data")
         raise typer.Exit(1)
     known = {i.instrument_id: i for i in DEFAULT_INSTRUMENTS}
     symbol, _, venue = instrument.rpartition(".")
@@ -70,12 +81,12 @@ def run(
         size_increment="0.00000001",
     )
     with Progress(console=err, transient=True) as progress:
-        task = progress.add_task(f"backtesting {path.name}", total=len(bars))
+        task = progress.add_task(f"backtesting {path.name}", total=len(data))
         result = run_backtest(
-            bars, inst, strategy, commission=fee, progress=lambda n: progress.advance(task, n)
+            data, inst, chosen, commission=fee, progress=lambda n: progress.advance(task, n)
         )
     if report is not None:
-        report.write_text(render(result, bars, f"SMA({fast}/{slow}) on {instrument}"))
+        report.write_text(render(result, data, f"{strategy} on {instrument}"))
     summary = {**result.stats.summary(), "fills": len(result.fills)}
     if as_json:
         print(json.dumps(summary))
@@ -86,3 +97,12 @@ def run(
         out.print(table)
         if report is not None:
             out.print(f"report: {report}")
+
+
+@backtest_app.command("strategies")
+def strategies() -> None:
+    """The shipped strategies and their parameters."""
+    table = Table("strategy", "parameters (default)")
+    for name in STRATEGIES:
+        table.add_row(name, ", ".join(f"{k}={v or '(required)'}" for k, v in parameters(name).items()))
+    out.print(table)

@@ -1,0 +1,48 @@
+"""The shipped strategies by name, with their parameters parsed from `name=value` strings."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+
+from meltica.strategies.base import Strategy
+from meltica.strategies.grid import Grid
+from meltica.strategies.market_making import MarketMaking
+from meltica.strategies.mean_reversion import MeanReversion
+from meltica.strategies.momentum import Momentum
+from meltica.strategies.sma_cross import SmaCross
+
+STRATEGIES: dict[str, type[Strategy]] = {
+    "sma-cross": SmaCross,
+    "momentum": Momentum,
+    "mean-reversion": MeanReversion,
+    "grid": Grid,
+    "market-making": MarketMaking,
+}
+
+
+def parameters(name: str) -> dict[str, str]:
+    """The parameters a strategy takes, with their defaults as text."""
+    signature = inspect.signature(STRATEGIES[name].__init__)
+    return {
+        p.name: "" if p.default is inspect.Parameter.empty else str(p.default)
+        for p in signature.parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+
+
+def build(name: str, instrument_id: str, params: Mapping[str, str]) -> Strategy:
+    """A strategy from its name and `name=value` parameters; unknown or malformed ones are a ValueError."""
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; one of {', '.join(STRATEGIES)}")
+    known = inspect.signature(STRATEGIES[name].__init__).parameters
+    kwargs: dict[str, object] = {}
+    for key, raw in params.items():
+        if key not in known or key == "instrument_id":
+            raise ValueError(f"{name} has no parameter {key!r}; it takes {', '.join(parameters(name))}")
+        default = known[key].default
+        try:
+            kwargs[key] = int(raw) if isinstance(default, int) and not isinstance(default, bool) else raw
+        except ValueError:
+            raise ValueError(f"{key} must be an integer, got {raw!r}") from None
+    return STRATEGIES[name](instrument_id, **kwargs)  # type: ignore[call-arg]
