@@ -106,3 +106,81 @@ def strategies() -> None:
     for name in STRATEGIES:
         table.add_row(name, ", ".join(f"{k}={v or '(required)'}" for k, v in parameters(name).items()))
     out.print(table)
+
+
+def _space(values: list[str]) -> dict[str, list[str]]:
+    space: dict[str, list[str]] = {}
+    for item in values:
+        name, sep, options = item.partition("=")
+        if not sep or not options:
+            raise typer.BadParameter(f"--space takes name=v1,v2,..., got {item!r}")
+        space[name.strip()] = [o.strip() for o in options.split(",")]
+    return space
+
+
+@backtest_app.command("sweep")
+def sweep_command(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    file_format: Annotated[DataFormat, typer.Option("--format")],
+    space: Annotated[list[str], typer.Option("--space", help="name=v1,v2,... (repeatable).")],
+    instrument: Annotated[str, typer.Option()] = "USDJPY.SIM",
+    strategy: Annotated[str, typer.Option()] = "sma-cross",
+    random_trials: Annotated[
+        int, typer.Option("--random", help="Sample this many combinations (0: all).")
+    ] = 0,
+    seed: Annotated[int, typer.Option()] = 0,
+    workers: Annotated[int, typer.Option(help="Processes.")] = 2,
+    commission: Annotated[str, typer.Option()] = "0",
+    walk_forward_windows: Annotated[
+        str | None, typer.Option("--walk-forward", help="IN,OUT events per window.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Grid or random parameter sweep across processes, or a walk-forward analysis."""
+    from meltica.backtest import optimize
+
+    grid_space = _space(space)
+    combos = optimize.sample(grid_space, random_trials, seed) if random_trials else optimize.grid(grid_space)
+    data = list(READERS[file_format](path, instrument))
+    known = {i.instrument_id: i for i in DEFAULT_INSTRUMENTS}
+    inst = known.get(instrument)
+    if inst is None:
+        err.print(f"[red]error:[/red] sweeps run on the built-in instruments: {', '.join(known)}")
+        raise typer.Exit(1)
+    fee = Decimal(commission)
+    if walk_forward_windows:
+        ins, _, outs = walk_forward_windows.partition(",")
+        steps = optimize.walk_forward(
+            strategy,
+            inst,
+            data,
+            combos,
+            in_sample=int(ins),
+            out_of_sample=int(outs),
+            commission=fee,
+            workers=workers,
+        )
+        doc = {
+            "steps": [s.__dict__ | {"out_of_sample_pnl": str(s.out_of_sample_pnl)} for s in steps],
+            **optimize.summary(steps),
+        }
+        if as_json:
+            print(json.dumps(doc))
+        else:
+            out.print(optimize.summary(steps))
+        return
+    trials = optimize.sweep(strategy, inst, data, combos, commission=fee, workers=workers)
+    if as_json:
+        print(json.dumps([t.__dict__ | {"realized_pnl": str(t.realized_pnl)} for t in trials]))
+        return
+    table = Table("parameters", "total return", "sharpe", "max drawdown", "trades", "realized PnL")
+    for t in trials:
+        table.add_row(
+            ", ".join(f"{k}={v}" for k, v in t.params.items()),
+            f"{t.total_return:.4%}",
+            f"{t.sharpe:.2f}",
+            f"{t.max_drawdown:.4%}",
+            str(t.trades),
+            str(t.realized_pnl),
+        )
+    out.print(table)
