@@ -124,7 +124,7 @@ def summary(steps: Sequence[WalkForwardStep]) -> dict[str, Any]:
     for step in steps:
         combined *= 1 + step.out_of_sample_return
     return {
-        "steps": len(steps),
+        "windows": len(steps),
         "out_of_sample_return": combined - 1,
         "out_of_sample_pnl": str(sum((s.out_of_sample_pnl for s in steps), Decimal(0))),
     }
