@@ -274,3 +274,37 @@ def test_cancel_all_and_limits(api: Api) -> None:
     assert limits[1]["limits"]["max_position"] == "0.5"
     r = api.client.post("/v1/orders?wait=accepted", json=api.order(client_order_id="big"), headers=api.auth())
     assert (r.status_code, r.json()["detail"]) == (422, "max_position")
+
+
+def test_backtests_are_served_from_the_read_models(api: Api) -> None:
+    import itertools
+    from decimal import Decimal
+
+    from meltica.backtest.engine import run_backtest
+    from meltica.backtest.store import save
+    from meltica.marketdata.instruments import DEFAULT_INSTRUMENTS
+    from meltica.marketdata.replay import ohlc_bars
+    from meltica.strategies.sma_cross import SmaCross
+    from tests.backtest.test_sma_cross import DATA
+
+    usdjpy = DEFAULT_INSTRUMENTS[2]
+    bars = list(itertools.islice(ohlc_bars(DATA, usdjpy.instrument_id), 1500))
+    result = run_backtest(bars, usdjpy, SmaCross(usdjpy.instrument_id))
+    backtest_id = save(
+        api.db,
+        result,
+        strategy="sma-cross",
+        params={"fast": "10"},
+        instrument_id=usdjpy.instrument_id,
+        source="test",
+        commission=Decimal(0),
+    )
+    listed = api.client.get("/v1/backtests", headers=api.auth("viewer")).json()
+    assert [b["backtest_id"] for b in listed] == [backtest_id]
+    assert "equity" not in listed[0]
+    one = api.client.get(f"/v1/backtests/{backtest_id}", headers=api.auth("viewer")).json()
+    assert one["params"] == {"fast": "10"}
+    assert one["fills"] == len(result.fills)
+    assert Decimal(one["realized_pnl"]) == result.realized_pnl
+    assert len(one["equity"]) > 100
+    assert api.client.get("/v1/backtests/nope", headers=api.auth()).status_code == 404

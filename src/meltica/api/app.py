@@ -30,6 +30,7 @@ from meltica.api.schemas import (
 )
 from meltica.api.stream import KINDS
 from meltica.api.stream import events as sse_events
+from meltica.backtest.store import as_document as backtest_document
 from meltica.clock import LiveClock
 from meltica.domain.audit import ApiCallAudited
 from meltica.domain.orders.commands import (
@@ -438,6 +439,20 @@ def create_app(services: Services) -> FastAPI:
             )
         body = sse_events(services.log, services.publisher.codec, wanted, account_id, limit)
         return StreamingResponse(body, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    # -- backtests --------------------------------------------------------------------------------
+    @app.get("/v1/backtests", tags=["backtests"])
+    def list_backtests(_: ReadKey, strategy: str | None = None) -> list[dict[str, Any]]:
+        where = [t.backtests.c.strategy == strategy] if strategy else []
+        found = rows(t.backtests, *where, order_by=(t.backtests.c.created_at,))
+        return [backtest_document(r, with_equity=False) for r in found]
+
+    @app.get("/v1/backtests/{backtest_id}", tags=["backtests"])
+    def get_backtest(backtest_id: str, _: ReadKey) -> dict[str, Any]:
+        found = rows(t.backtests, t.backtests.c.backtest_id == backtest_id)
+        if not found:
+            raise not_found(f"backtest {backtest_id}")
+        return backtest_document(found[0], with_equity=True)
 
     # -- risk -------------------------------------------------------------------------------------
     @app.get("/v1/risk/events", tags=["risk"])

@@ -54,6 +54,7 @@ def run(
     commission: Annotated[str, typer.Option(help="Fee as a fraction of notional, e.g. 0.001.")] = "0",
     report: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Statistics as JSON.")] = False,
+    save: Annotated[bool, typer.Option(help="Store the result in the read models (/v1/backtests).")] = False,
 ) -> None:
     """Backtest a shipped strategy on a recorded file."""
     try:
@@ -88,6 +89,25 @@ def run(
     if report is not None:
         report.write_text(render(result, data, f"{strategy} on {instrument}"))
     summary = {**result.stats.summary(), "fills": len(result.fills)}
+    if save:
+        from sqlalchemy import create_engine
+
+        from meltica.backtest.store import save as store
+        from meltica.config import Settings
+        from meltica.projections.migrations import upgrade
+
+        settings = Settings()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        upgrade(settings.read_model_url)
+        summary["backtest_id"] = store(
+            create_engine(settings.read_model_url),
+            result,
+            strategy=strategy,
+            params=params,
+            instrument_id=instrument,
+            source=str(path),
+            commission=fee,
+        )
     if as_json:
         print(json.dumps(summary))
     else:

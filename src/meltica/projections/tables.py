@@ -205,3 +205,20 @@ api_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked", Integer, nullable=False, default=0),
 )
+
+backtests = Table(
+    "backtests",
+    metadata,
+    Column("backtest_id", String(64), primary_key=True),
+    Column("strategy", String(64), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("instrument_id", String(128), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("commission", NUM, nullable=False),
+    Column("fills", Integer, nullable=False),
+    Column("realized_pnl", NUM, nullable=False),
+    Column("open_position", NUM, nullable=False),
+    Column("stats", Text, nullable=False),
+    Column("equity", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
