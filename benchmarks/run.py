@@ -283,7 +283,19 @@ def bench_backtest() -> list[Result]:
     began = time.perf_counter()
     run_backtest(bars, inst, SmaCross(inst.instrument_id), commission=Decimal("0.001"))
     rate = len(bars) / (time.perf_counter() - began)
-    return [Result("backtest (SMA 10/30, FXCM 28,761 bars)", "bars/s, full processor pipeline", rate, 40_000)]
+    group = "backtest (SMA 10/30, FXCM 28,761 bars)"
+    out = [Result(group, "Meltica bars/s, full processor pipeline", rate, 40_000)]
+    try:
+        from benchmarks.engines.reference import run_backtesting_py, run_backtrader
+    except ImportError:
+        return out  # the bench extra is not installed
+    for name, engine in (("backtrader", run_backtrader), ("backtesting.py", run_backtesting_py)):
+        began = time.perf_counter()
+        engine(Path("tests/data/usdjpy-m1-bid-2013.csv"), 0.001)
+        theirs = len(bars) / (time.perf_counter() - began)
+        out.append(Result(group, f"{name} bars/s (same rules)", theirs))
+        out.append(Result(group, f"Meltica / {name} speed ratio", rate / theirs))
+    return out
 
 
 SUITES: dict[str, Callable[[], list[Result]]] = {
