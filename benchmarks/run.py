@@ -41,6 +41,7 @@ class Result:
     ops_per_s: float
     target: float | None = None
     lower_is_better: bool = False
+    decimals: int = 0
 
     @property
     def ok(self) -> bool | None:
@@ -294,7 +295,7 @@ def bench_backtest() -> list[Result]:
         engine(Path("tests/data/usdjpy-m1-bid-2013.csv"), 0.001)
         theirs = len(bars) / (time.perf_counter() - began)
         out.append(Result(group, f"{name} bars/s (same rules)", theirs))
-        out.append(Result(group, f"Meltica / {name} speed ratio", rate / theirs))
+        out.append(Result(group, f"Meltica / {name} speed ratio", rate / theirs, decimals=2))
     return out
 
 
@@ -327,9 +328,9 @@ def main() -> None:
     table = Table("group", "benchmark", "value (ops/s or ms)", "target", "")
     for r in results:
         mark = "" if r.ok is None else ("[green]ok[/green]" if r.ok else "[red]below[/red]")
-        table.add_row(
-            r.group, r.name, f"{r.ops_per_s:,.0f}", "" if r.target is None else f"{r.target:,.0f}", mark
-        )
+        places = 2 if r.lower_is_better else r.decimals
+        target = "" if r.target is None else (f"<= {r.target:g}" if r.lower_is_better else f"{r.target:,.0f}")
+        table.add_row(r.group, r.name, f"{r.ops_per_s:,.{places}f}", target, mark)
     Console().print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     doc = {
