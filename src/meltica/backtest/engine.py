@@ -25,16 +25,14 @@ from meltica.events.codec import Codec
 from meltica.events.mapping import from_record
 from meltica.log.base import Record
 from meltica.log.memory import MemoryLog
+from meltica.marketdata.formats import TOPIC_OF
 from meltica.runtime.publisher import Publisher
 from meltica.runtime.stack import build_engine
 from meltica.strategies.base import Strategy
 from meltica.topics import (
-    BARS,
     ORDER_EVENTS,
     PORTFOLIO_COMMANDS,
     PORTFOLIO_EVENTS,
-    QUOTES,
-    TRADES,
     topic_specs,
 )
 from meltica.venues.sim.matching import SimVenue
@@ -48,9 +46,6 @@ BACKTEST_LIMITS = RiskLimits(
     throttle_rate=Decimal(10**9),
     throttle_burst=10**9,
 )
-
-
-TOPIC_OF: dict[type, str] = {Bar: BARS, QuoteTick: QUOTES, TradeTick: TRADES}
 
 
 def mark(event: Bar | QuoteTick | TradeTick) -> Decimal:

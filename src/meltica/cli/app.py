@@ -15,6 +15,7 @@ from rich.table import Table
 from meltica import __version__
 from meltica.bootstrap import build, build_log
 from meltica.cli.backtest import backtest_app
+from meltica.cli.data import data_app
 from meltica.cli.feeds import feed_app
 from meltica.cli.trading import balances, deposit, orders_app, pnl, positions, risk_app
 from meltica.cli.up import up
@@ -43,6 +44,7 @@ app.add_typer(orders_app, name="orders")
 app.add_typer(risk_app, name="risk")
 app.add_typer(feed_app, name="feed")
 app.add_typer(backtest_app, name="backtest")
+app.add_typer(data_app, name="data")
 app.command()(up)
 app.command()(deposit)
 app.command()(positions)

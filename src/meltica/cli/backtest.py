@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -17,8 +15,7 @@ from rich.table import Table
 from meltica.backtest.engine import run_backtest
 from meltica.backtest.report import render
 from meltica.domain.instruments import spot
-from meltica.domain.marketdata import Bar, QuoteTick, TradeTick
-from meltica.marketdata import replay
+from meltica.marketdata.formats import DataFormat, read
 from meltica.marketdata.instruments import DEFAULT_INSTRUMENTS
 from meltica.strategies.catalog import STRATEGIES, build, parameters
 
@@ -27,21 +24,6 @@ backtest_app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
-
-
-class DataFormat(StrEnum):
-    FXCM = "fxcm"
-    BINANCE_KLINES = "binance-klines"
-    TRUEFX = "truefx"
-    TARDIS_TRADES = "tardis-trades"
-
-
-READERS: dict[DataFormat, Callable[[Path, str], Iterator[Bar | QuoteTick | TradeTick]]] = {
-    DataFormat.FXCM: replay.ohlc_bars,
-    DataFormat.BINANCE_KLINES: replay.binance_klines,
-    DataFormat.TRUEFX: replay.truefx_quotes,
-    DataFormat.TARDIS_TRADES: replay.tardis_trades,
-}
 
 
 @backtest_app.command("run")
@@ -63,8 +45,7 @@ def run(
         if len(params) != len(param or []):
             raise ValueError("--param takes name=value")
         chosen = build(strategy, instrument, params)
-        reader = READERS[file_format]
-        data = list(reader(path, instrument))
+        data = read(path, file_format, instrument)
     except (ValueError, InvalidOperation) as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(1) from e
@@ -161,7 +142,7 @@ def sweep_command(
 
     grid_space = _space(space)
     combos = optimize.sample(grid_space, random_trials, seed) if random_trials else optimize.grid(grid_space)
-    data = list(READERS[file_format](path, instrument))
+    data = read(path, file_format, instrument)
     known = {i.instrument_id: i for i in DEFAULT_INSTRUMENTS}
     inst = known.get(instrument)
     if inst is None:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -14,41 +12,26 @@ from rich.progress import Progress
 
 from meltica.bootstrap import build
 from meltica.config import Settings
-from meltica.marketdata import replay
+from meltica.marketdata.formats import TOPIC_OF, DataFormat, read
 from meltica.runtime.publisher import Publisher
-from meltica.topics import BARS, QUOTES, TRADES
 
 feed_app = typer.Typer(help="Market data into the log.", no_args_is_help=True)
 out = Console()
 err = Console(stderr=True)
 
 
-class FileFormat(StrEnum):
-    BINANCE_KLINES = "binance-klines"
-    TRUEFX = "truefx"
-    TARDIS_TRADES = "tardis-trades"
-
-
-READERS: dict[FileFormat, tuple[Callable[[Path, str], Iterator[Any]], str]] = {
-    FileFormat.BINANCE_KLINES: (replay.binance_klines, BARS),
-    FileFormat.TRUEFX: (replay.truefx_quotes, QUOTES),
-    FileFormat.TARDIS_TRADES: (replay.tardis_trades, TRADES),
-}
-
-
 @feed_app.command("replay")
 def replay_file(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
-    file_format: Annotated[FileFormat, typer.Option("--format", help="What the file holds.")],
+    file_format: Annotated[DataFormat, typer.Option("--format", help="What the file holds.")],
     instrument: Annotated[str, typer.Option(help="Instrument id to give the data, SYMBOL.VENUE.")],
     speed: Annotated[
         float, typer.Option(help="0: as fast as possible; 1: real time; 10: ten times faster.")
     ] = 0,
 ) -> None:
     """Replay a recorded file into its market-data topic (validated first: nothing half-written)."""
-    reader, topic = READERS[file_format]
     try:
-        events = list(reader(path, instrument))
+        events = read(path, file_format, instrument)
     except ValueError as bad:
         err.print(f"[red]error:[/red] {bad}")
         raise typer.Exit(1) from bad
@@ -56,7 +39,7 @@ def replay_file(
     publisher = Publisher(app.log, app.codec)
     try:
         if speed <= 0:
-            publisher.publish_many(topic, events)
+            app.log.append([publisher.message(TOPIC_OF[type(e)], e) for e in events])
         else:
             with Progress(console=out) as progress:
                 task = progress.add_task(f"replaying {path.name}", total=len(events))
@@ -65,8 +48,8 @@ def replay_file(
                     delay = (e.ts - start_ts) / 1e9 / speed - (time.monotonic() - start_wall)
                     if delay > 0:
                         time.sleep(delay)
-                    publisher.publish(topic, e)
+                    publisher.publish(TOPIC_OF[type(e)], e)
                     progress.advance(task)
     finally:
         app.close()
-    out.print(f"{len(events)} events from {path.name} into {topic}")
+    out.print(f"{len(events)} events from {path.name}")

@@ -12,7 +12,17 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from meltica.domain.marketdata import AggressorSide, Bar, QuoteTick, TradeTick
+from meltica.domain.marketdata import (
+    AggressorSide,
+    Bar,
+    BookAction,
+    BookLevel,
+    OrderBookDelta,
+    OrderBookSnapshot,
+    QuoteTick,
+    TradeTick,
+)
+from meltica.domain.values import OrderSide
 
 MS = 1_000_000
 US = 1_000
@@ -112,3 +122,37 @@ def ohlc_bars(
             )
         except (ValueError, InvalidOperation) as err:
             raise _bad(path, line, err) from err
+
+
+def binance_depth(path: Path, instrument_id: str) -> Iterator[OrderBookSnapshot | OrderBookDelta]:
+    """Binance depth CSV (symbol, timestamp, first_update_id, last_update_id, side, update_type, price,
+    qty, pu): rows of type `snap` become one snapshot per update id, `set` rows become deltas
+    (quantity 0 deletes the level)."""
+    snapshot: list[tuple[int, int, str, Decimal, Decimal]] = []
+
+    def flush() -> Iterator[OrderBookSnapshot]:
+        if snapshot:
+            ts, seq = snapshot[0][0], snapshot[0][1]
+            bids = tuple(BookLevel(px, qty) for _, _, s, px, qty in snapshot if s == "b")
+            asks = tuple(BookLevel(px, qty) for _, _, s, px, qty in snapshot if s == "a")
+            snapshot.clear()
+            yield OrderBookSnapshot(instrument_id, seq, bids, asks, ts)
+
+    for line, row in _rows(path, header=True):
+        try:
+            _sym, ts_ms, _first, last, side, kind, price, qty = row[:8]
+            ts, seq, px, size = int(ts_ms) * MS, int(last), Decimal(price), Decimal(qty)
+            if side not in ("a", "b"):
+                raise ValueError(f"side must be a or b, got {side!r}")
+            if kind == "snap":
+                if snapshot and snapshot[0][1] != seq:
+                    yield from flush()
+                snapshot.append((ts, seq, side, px, size))
+                continue
+            yield from flush()
+            book_side = OrderSide.BUY if side == "b" else OrderSide.SELL
+            action = BookAction.DELETE if size == 0 else BookAction.UPDATE
+            yield OrderBookDelta(instrument_id, action, book_side, px, size, seq, ts)
+        except (ValueError, InvalidOperation) as err:
+            raise _bad(path, line, err) from err
+    yield from flush()

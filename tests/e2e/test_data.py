@@ -1,0 +1,68 @@
+"""`meltica data import` and `meltica data archive` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def meltica(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MELTICA_")} | {
+        "MELTICA_DATA_DIR": str(data_dir)
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "meltica", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_import_every_format_then_archive(tmp_path: Path) -> None:
+    zipped = tmp_path / "klines.zip"
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.write(DATA / "ADABTC-1m-2021-11-27.csv", "ADABTC-1m-2021-11-27.csv")
+    imports = [
+        (zipped, "binance-klines", "ADABTC.BINANCE"),
+        (DATA / "btcusdt-depth-snap.csv", "binance-depth", "BTCUSDT.BINANCE"),
+        (DATA / "btcusdt-depth-update.csv", "binance-depth", "BTCUSDT.BINANCE"),
+        (DATA / "usdjpy-ticks.csv", "truefx", "USDJPY.SIM"),
+        (DATA / "bitmex_trades_XBTUSD.csv", "tardis-trades", "XBTUSD.BITMEX"),
+    ]
+    for path, fmt, instrument in imports:
+        done = meltica(tmp_path, "data", "import", str(path), "--format", fmt, "--instrument", instrument)
+        assert done.returncode == 0, done.stderr
+    archive = tmp_path / "archive"
+    done = meltica(tmp_path, "data", "archive", str(archive))
+    assert done.returncode == 0, done.stderr
+    pq = pytest.importorskip("pyarrow.parquet")
+    quotes = pq.read_table(
+        archive / "instrument=USDJPY.SIM" / "date=2013-01-01" / "marketdata.quotes.parquet"
+    )
+    assert quotes.num_rows == 1000
+    assert quotes.column("bid_px").to_pylist()[0] == "86.655"
+    trades = list(archive.glob("instrument=XBTUSD.BITMEX/*/marketdata.trades.parquet"))
+    assert len(trades) == 1
+    book = list(archive.glob("instrument=BTCUSDT.BINANCE/*/marketdata.book.parquet"))
+    assert pq.read_table(book[0]).num_rows == 101
+
+
+def test_a_bad_row_imports_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "quotes.csv"
+    bad.write_text("timestamp,bid,ask\n2013-01-01 22:00:00,86.6,86.7\n2013-01-01 22:00:01,86.6,oops\n")
+    done = meltica(tmp_path, "data", "import", str(bad), "--format", "truefx", "--instrument", "USDJPY.SIM")
+    assert done.returncode == 1
+    assert "quotes.csv:3" in done.stderr
+    assert "nothing was imported" in done.stderr
+    info = json.loads(meltica(tmp_path, "info", "--json").stdout)
+    assert all(t["records"] == 0 for t in info["topics"] if t["name"] == "marketdata.quotes")
