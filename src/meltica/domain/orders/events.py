@@ -67,7 +67,7 @@ class OrderRejected(_OrderEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class OrderPartiallyFilled(_OrderEvent):
+class _FillEvent(_OrderEvent):
     fill: Fill
     cum_qty: Decimal
     leaves_qty: Decimal
@@ -75,11 +75,13 @@ class OrderPartiallyFilled(_OrderEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class OrderFilled(_OrderEvent):
-    fill: Fill
-    cum_qty: Decimal
-    leaves_qty: Decimal
-    avg_px: Decimal
+class OrderPartiallyFilled(_FillEvent):
+    """Part of the order traded."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilled(_FillEvent):
+    """The order traded in full."""
 
 
 @dataclass(frozen=True, slots=True)
