@@ -55,7 +55,7 @@ class SyntheticFeed:
         walk.ticks = max(10, walk.ticks + rng.choice((-3, -2, -1, 0, 0, 1, 2, 3)))
         half = rng.randint(1, 3)
         bid, ask = walk.price(walk.ticks - half), walk.price(walk.ticks + half)
-        size = inst.size_increment * rng.randint(10, 500)
+        size = inst.size_increment * rng.randint(500, 5000)  # deep enough for the demo and a few clients
         out: list[QuoteTick | TradeTick] = [QuoteTick(inst.instrument_id, bid, size, ask, size * 2, ts)]
         if rng.random() < self.trade_probability:
             self._trades += 1
