@@ -55,6 +55,11 @@ def archive(root: Annotated[Path, typer.Argument(help="Folder of the archive.")]
     """Write every market-data topic to Parquet, partitioned by instrument and day."""
     from meltica.marketdata.archive import write
 
+    try:
+        import pyarrow  # noqa: F401 - only to give a clear message when it is missing
+    except ImportError as e:
+        err.print("[red]error:[/red] the archive needs pyarrow: pip install 'meltica[archive]'")
+        raise typer.Exit(1) from e
     app = build(Settings(), create_topics=False)
     try:
         written = write(app.log, app.codec, root)
