@@ -66,3 +66,32 @@ def test_a_bad_row_imports_nothing(tmp_path: Path) -> None:
     assert "nothing was imported" in done.stderr
     info = json.loads(meltica(tmp_path, "info", "--json").stdout)
     assert all(t["records"] == 0 for t in info["topics"] if t["name"] == "marketdata.quotes")
+
+
+def test_replay_a_time_range_of_a_recording_into_another_stack(tmp_path: Path) -> None:
+    recording, live = tmp_path / "recording", tmp_path / "live"
+    done = meltica(
+        recording,
+        "data",
+        "import",
+        str(DATA / "usdjpy-ticks.csv"),
+        "--format",
+        "truefx",
+        "--instrument",
+        "USDJPY.SIM",
+    )
+    assert done.returncode == 0, done.stderr
+    done = meltica(
+        live,
+        "data",
+        "replay",
+        str(recording),
+        "--from",
+        "2013-01-01T22:00:00Z",
+        "--to",
+        "2013-01-01T22:30:00Z",
+    )
+    assert done.returncode == 0, done.stderr
+    info = json.loads(meltica(live, "info", "--json").stdout)
+    [quotes] = [t for t in info["topics"] if t["name"] == "marketdata.quotes"]
+    assert 0 < quotes["records"] < 1000
