@@ -14,7 +14,6 @@ from meltica.events.mapping import json_default
 from meltica.log.base import EventLog, Record, TopicPartition
 from meltica.topics import ORDER_EVENTS, PORTFOLIO_EVENTS
 
-STREAMED = (ORDER_EVENTS, PORTFOLIO_EVENTS)
 KINDS = {"orders": ORDER_EVENTS, "portfolio": PORTFOLIO_EVENTS}
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
@@ -115,27 +114,9 @@ class ExecType(StrEnum):
     REPLACE_REJECTED = "REPLACE_REJECTED"
 
 
-@dataclass(frozen=True, slots=True)
-class Quote:
-    """Top of book as the domain sees it."""
-
-    bid: Decimal
-    ask: Decimal
-
-    @property
-    def mid(self) -> Decimal:
-        return (self.bid + self.ask) / 2
-
-
 def next_utc_midnight(ts_ns: int) -> int:
     """End of the UTC day that contains `ts_ns`: the expiry of a DAY order."""
     return (ts_ns // NS_PER_DAY + 1) * NS_PER_DAY
-
-
-def decimal_places(value: Decimal) -> int:
-    """Digits after the point of `value` as written (`1.50` has 2)."""
-    exponent = value.as_tuple().exponent
-    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
 def is_multiple(value: Decimal, increment: Decimal) -> bool:

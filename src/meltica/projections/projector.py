@@ -28,7 +28,15 @@ from meltica.events.codec import Codec
 from meltica.events.mapping import from_record, json_default
 from meltica.log.base import EventLog, Record, TopicPartition
 from meltica.projections import tables as t
-from meltica.topics import INSTRUMENTS, ORDER_COMMANDS, ORDER_EVENTS, PORTFOLIO_EVENTS, RISK_EVENTS
+from meltica.topics import (
+    INSTRUMENTS,
+    ORDER_COMMANDS,
+    ORDER_EVENTS,
+    PORTFOLIO_EVENTS,
+    RISK_EVENTS,
+    key_of,
+    order_id_of,
+)
 
 TOPICS = (INSTRUMENTS, ORDER_COMMANDS, ORDER_EVENTS, PORTFOLIO_EVENTS, RISK_EVENTS)
 READ_MODELS = (
@@ -168,14 +176,11 @@ def upsert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
 
 
 def _order_ids(event: Any) -> list[str]:
-    if isinstance(event, SubmitOrder):
-        return [event.order.order_id]
+    """The orders an event or command is about (several for an order list)."""
     if isinstance(event, SubmitOrderList):
         return [s.order_id for s in event.orders]
-    if isinstance(event, oe.OrderAccepted):
-        return [event.order.order_id]
-    order_id = getattr(event, "order_id", None)
-    return [order_id] if isinstance(order_id, str) else []
+    order_id = order_id_of(event)
+    return [] if order_id is None else [order_id]
 
 
 class Staged:
@@ -287,7 +292,7 @@ class Staged:
             )
         if rec.topic == ORDER_EVENTS:
             [order_id] = _order_ids(event)
-            account = event.order.account_id if isinstance(event, oe.OrderAccepted) else event.account_id
+            account = key_of(event)
             self.stage(
                 t.order_events,
                 {

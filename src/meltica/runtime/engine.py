@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -285,8 +285,3 @@ def _order_key(rec: Record) -> tuple[int, str, int, int]:
 
 def _is_engine_record(rec: Record) -> bool:
     return any(k == ENGINE_HEADER for k, _ in rec.headers)
-
-
-def outputs_of(records: Iterable[Record]) -> list[Record]:
-    """The records among `records` that the engine wrote."""
-    return [r for r in records if _is_engine_record(r)]

@@ -13,6 +13,7 @@ market time plus the latency model's delay.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -317,7 +318,7 @@ class SimVenue:
         qty = req.quantity if req.quantity is not None else r.spec.quantity
         price = req.price if req.price is not None else r.spec.price
         loses_priority = price != r.spec.price or qty > r.spec.quantity
-        r.spec = OrderSpec(**{**_fields(r.spec), "quantity": qty, "price": price})
+        r.spec = dataclasses.replace(r.spec, quantity=qty, price=price)
         if loses_priority and price is not None:
             r.queue_ahead = self.books.get(r.spec.instrument_id, Book()).side(r.spec.side).get(price, ZERO)
         out = [
@@ -404,7 +405,3 @@ class SimVenue:
                     self._report(r.spec, ExecType.EXPIRED, S.EXPIRED, ts, cum_qty=r.filled, leaves_qty=ZERO)
                 )
         return out
-
-
-def _fields(spec: OrderSpec) -> dict[str, Any]:
-    return {name: getattr(spec, name) for name in spec.__dataclass_fields__}
