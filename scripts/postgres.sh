@@ -8,6 +8,7 @@
 #
 # Environment: MELTICA_PG_PORT (default 5432), MELTICA_PG_USER/PASSWORD/DB (default meltica).
 set -euo pipefail
+# Only `start` prints to stdout (the URL, for $(...)); every tool's chatter goes to stderr.
 
 port=${MELTICA_PG_PORT:-5432}
 user=${MELTICA_PG_USER:-meltica}
@@ -40,15 +41,15 @@ start() {
   install
   local v; v=$(pg_version)
   if ! pg_lsclusters -h | awk '{print $1" "$2}' | grep -q "^$v main$"; then
-    as_root pg_createcluster "$v" main -p "$port" >/dev/null
+    as_root pg_createcluster "$v" main -p "$port" >&2
   fi
   if ! ready; then
-    as_root pg_ctlcluster "$v" main start || { log "start failed"; tail -n 50 "/var/log/postgresql/postgresql-$v-main.log" >&2 || true; return 1; }
+    as_root pg_ctlcluster "$v" main start >&2 || { log "start failed"; tail -n 50 "/var/log/postgresql/postgresql-$v-main.log" >&2 || true; return 1; }
   fi
   local i
   for i in $(seq 1 60); do ready && break; sleep 1; done
   ready || { log "server did not accept connections"; tail -n 50 "/var/log/postgresql/postgresql-$v-main.log" >&2 || true; return 1; }
-  as_root su postgres -c "psql -q -p $port -v ON_ERROR_STOP=1" <<SQL
+  as_root su postgres -c "psql -q -p $port -v ON_ERROR_STOP=1" >&2 <<SQL
 DO \$\$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$user') THEN
     CREATE ROLE $user LOGIN PASSWORD '$password' CREATEDB;
@@ -56,7 +57,7 @@ DO \$\$ BEGIN
 END \$\$;
 SQL
   if ! as_root su postgres -c "psql -tAq -p $port -c \"SELECT 1 FROM pg_database WHERE datname = '$db'\"" | grep -q 1; then
-    as_root su postgres -c "createdb -p $port -O $user $db"
+    as_root su postgres -c "createdb -p $port -O $user $db" >&2
   fi
   log "ready at 127.0.0.1:$port/$db"
   echo "$url"

@@ -33,6 +33,13 @@ if [ -z "${MELTICA_DATABASE_URL:-}" ]; then
   fi
 fi
 
+case "${MELTICA_DATABASE_URL:-}" in
+  ""|postgresql*://*) ;;
+  *) say "MELTICA_DATABASE_URL is not a PostgreSQL URL: $MELTICA_DATABASE_URL"; exit 1 ;;
+esac
+case "${MELTICA_KAFKA_BOOTSTRAP:-}" in
+  *[[:space:]]*) say "MELTICA_KAFKA_BOOTSTRAP is not host:port: $MELTICA_KAFKA_BOOTSTRAP"; exit 1 ;;
+esac
 say "Kafka: ${MELTICA_KAFKA_BOOTSTRAP:-none}; PostgreSQL: ${MELTICA_DATABASE_URL:-none}"
 
 ruff check .
