@@ -30,7 +30,7 @@ def build_log(settings: Settings) -> EventLog:
         raise ConfigurationError(
             "the Kafka backend needs the 'kafka' extra: pip install 'meltica[kafka]'"
         ) from err
-    return KafkaLog(settings.kafka_bootstrap, client_id=settings.client_id)
+    return KafkaLog(settings.kafka_bootstrap, client_id=settings.client_id, namespace=settings.namespace)
 
 
 def build_codec(settings: Settings, log: EventLog) -> Codec:

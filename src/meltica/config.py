@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     schema_registry_url: str | None = Field(
         default=None, description="Confluent-compatible schema registry; unset: single-object encoding."
     )
+    namespace: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9_-]*$",
+        description="Prefix of every Kafka topic and group (several systems on one cluster).",
+    )
     database_url: str | None = Field(default=None, description="SQLAlchemy URL of the read models.")
     partitions: int = Field(default=4, ge=1, le=1024, description="Partitions of each topic created.")
     sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(

@@ -65,6 +65,7 @@ class TopicDef:
     key: str
     config: dict[str, str]
     doc: str
+    dead_letters: bool = True
 
 
 TOPICS: tuple[TopicDef, ...] = (
@@ -84,7 +85,19 @@ TOPICS: tuple[TopicDef, ...] = (
     TopicDef("marketdata.trades", "instrument_id", _WEEK, "TradeTick"),
     TopicDef("marketdata.book", "instrument_id", _WEEK, "OrderBookDelta, OrderBookSnapshot"),
     TopicDef("marketdata.bars", "instrument_id", _FOREVER, "Bar"),
+    *(
+        TopicDef(
+            f"processors.{name}.journal", "partition", _FOREVER, f"InputJournal of the {name} service", False
+        )
+        for name in TOPOLOGY
+    ),
 )
+TOPIC_BY_NAME = {t.name: t for t in TOPICS}
+
+
+def journal_topic(processor: str) -> str:
+    """Where the Kafka service of `processor` journals the order it applied its inputs in."""
+    return f"processors.{processor}.journal"
 
 
 def dead_letter_topic(topic: str) -> str:
@@ -97,7 +110,8 @@ def topic_specs(partitions: int) -> list[TopicSpec]:
     specs = []
     for t in TOPICS:
         specs.append(TopicSpec(t.name, partitions, t.config))
-        specs.append(TopicSpec(dead_letter_topic(t.name), partitions, _FOREVER))
+        if t.dead_letters:
+            specs.append(TopicSpec(dead_letter_topic(t.name), partitions, _FOREVER))
     return specs
 
 

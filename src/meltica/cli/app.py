@@ -17,6 +17,7 @@ from meltica.bootstrap import build, build_log
 from meltica.cli.backtest import backtest_app
 from meltica.cli.data import data_app
 from meltica.cli.feeds import feed_app
+from meltica.cli.run import run
 from meltica.cli.trading import balances, deposit, orders_app, pnl, positions, risk_app
 from meltica.cli.up import up
 from meltica.config import Settings
@@ -46,6 +47,7 @@ app.add_typer(feed_app, name="feed")
 app.add_typer(backtest_app, name="backtest")
 app.add_typer(data_app, name="data")
 app.command()(up)
+app.command()(run)
 app.command()(deposit)
 app.command()(positions)
 app.command()(pnl)

@@ -33,6 +33,8 @@ class KafkaLog(EventLog):
     Records are placed on partitions by our own murmur2 partitioner, so placement is
     identical to the Java client's default and to the other backends. `transactional_id`
     identifies this writer across restarts: a new instance with the same id fences the old.
+    A `namespace` prefixes every topic and group on the cluster (`<namespace>.orders.events`),
+    so several systems (or test runs) share a cluster without seeing each other.
     """
 
     def __init__(
@@ -42,9 +44,12 @@ class KafkaLog(EventLog):
         transactional_id: str | None = None,
         client_id: str = "meltica",
         producer_config: Mapping[str, Any] | None = None,
+        namespace: str = "",
     ) -> None:
         super().__init__()
         self.bootstrap = bootstrap
+        self.namespace = namespace
+        self._prefix = f"{namespace}." if namespace else ""
         self._client_id = client_id
         self._transactional_id = transactional_id or f"{client_id}-{uuid.uuid4()}"
         self._lock = threading.RLock()
@@ -66,18 +71,19 @@ class KafkaLog(EventLog):
         self._reader: Consumer | None = None
         self._groups: dict[str, Consumer] = {}
 
+    def wire(self, name: str) -> str:
+        """The name of topic or group `name` on the cluster."""
+        return self._prefix + name
+
     # -- topics ---------------------------------------------------------------------------
     def create_topic(self, spec: TopicSpec) -> None:
+        name = self.wire(spec.name)
         futures = self._admin.create_topics(
-            [
-                NewTopic(
-                    spec.name, num_partitions=spec.partitions, replication_factor=-1, config=dict(spec.config)
-                )
-            ],
+            [NewTopic(name, num_partitions=spec.partitions, replication_factor=-1, config=dict(spec.config))],
             operation_timeout=_TIMEOUT_S,
         )
         try:
-            futures[spec.name].result(timeout=_TIMEOUT_S)
+            futures[name].result(timeout=_TIMEOUT_S)
         except KafkaException as err:
             if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise LogError(f"cannot create topic {spec.name!r}: {err}") from err
@@ -88,8 +94,8 @@ class KafkaLog(EventLog):
 
     def _wait_for_topic(self, name: str) -> None:
         for _ in range(100):
-            md = self._admin.list_topics(topic=name, timeout=_TIMEOUT_S)
-            t = md.topics.get(name)
+            md = self._admin.list_topics(topic=self.wire(name), timeout=_TIMEOUT_S)
+            t = md.topics.get(self.wire(name))
             if t is not None and t.error is None and t.partitions:
                 self._topic_cache[name] = len(t.partitions)
                 return
@@ -98,10 +104,11 @@ class KafkaLog(EventLog):
 
     def topics(self) -> dict[str, int]:
         md = self._admin.list_topics(timeout=_TIMEOUT_S)
+        n = len(self._prefix)
         return {
-            name: len(t.partitions)
+            name[n:]: len(t.partitions)
             for name, t in md.topics.items()
-            if t.error is None and not name.startswith("__")
+            if t.error is None and not name.startswith("__") and name.startswith(self._prefix)
         }
 
     # -- records --------------------------------------------------------------------------
@@ -134,7 +141,7 @@ class KafkaLog(EventLog):
             while True:
                 try:
                     producer.produce(
-                        m.topic,
+                        self.wire(m.topic),
                         m.value,
                         m.key,
                         partition=slot[1],
@@ -184,7 +191,7 @@ class KafkaLog(EventLog):
         with self._lock:
             consumer = self._reader_consumer()
             start = OFFSET_BEGINNING if offset <= 0 else offset
-            consumer.assign([KafkaTopicPartition(topic, partition, start)])
+            consumer.assign([KafkaTopicPartition(self.wire(topic), partition, start)])
             out: list[Record] = []
             deadline = time.monotonic() + _TIMEOUT_S
             try:
@@ -203,7 +210,7 @@ class KafkaLog(EventLog):
                                 eof = True
                                 break
                             raise LogError(f"reading {topic}[{partition}]: {err}")
-                        out.append(_record(topic, partition, msg))
+                        out.append(record_of(topic, partition, msg))
                         if len(out) >= limit:
                             break
                     if eof:
@@ -214,7 +221,9 @@ class KafkaLog(EventLog):
 
     def end_offset(self, topic: str, partition: int) -> int:
         consumer = self._reader_consumer()
-        _low, high = consumer.get_watermark_offsets(KafkaTopicPartition(topic, partition), timeout=_TIMEOUT_S)
+        _low, high = consumer.get_watermark_offsets(
+            KafkaTopicPartition(self.wire(topic), partition), timeout=_TIMEOUT_S
+        )
         return int(high)
 
     # -- consumer groups ------------------------------------------------------------------
@@ -225,7 +234,7 @@ class KafkaLog(EventLog):
                 {
                     "bootstrap.servers": self.bootstrap,
                     "client.id": self._client_id,
-                    "group.id": group,
+                    "group.id": self.wire(group),
                     "enable.auto.commit": False,
                     "isolation.level": "read_committed",
                 }
@@ -235,13 +244,13 @@ class KafkaLog(EventLog):
 
     def committed(self, group: str, tp: TopicPartition) -> int | None:
         got = self._group_consumer(group).committed(
-            [KafkaTopicPartition(tp.topic, tp.partition)], timeout=_TIMEOUT_S
+            [KafkaTopicPartition(self.wire(tp.topic), tp.partition)], timeout=_TIMEOUT_S
         )
         off = got[0].offset
         return None if off < 0 else int(off)
 
     def commit(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
-        self._group_consumer(group).commit(offsets=_kafka_offsets(offsets), asynchronous=False)
+        self._group_consumer(group).commit(offsets=self.kafka_offsets(offsets), asynchronous=False)
 
     def transaction(self, group: str | None = None) -> Transaction:
         with self._lock:
@@ -256,6 +265,10 @@ class KafkaLog(EventLog):
     def _drop_tx_producer(self) -> None:
         self._tx_producer = None
 
+    def kafka_offsets(self, offsets: Mapping[TopicPartition, int]) -> list[KafkaTopicPartition]:
+        """Offsets as confluent-kafka wants them, on the cluster's topic names."""
+        return [KafkaTopicPartition(self.wire(tp.topic), tp.partition, off) for tp, off in offsets.items()]
+
     def close(self) -> None:
         with self._lock:
             if self._producer is not None:
@@ -267,16 +280,12 @@ class KafkaLog(EventLog):
             self._groups.clear()
 
 
-def _record(topic: str, partition: int, msg: Any) -> Record:
+def record_of(topic: str, partition: int, msg: Any) -> Record:
     """A Record from a confluent-kafka Message (headers normalized to bytes values)."""
     headers = tuple((k, v if isinstance(v, bytes) else (v or "").encode()) for k, v in (msg.headers() or ()))
     return Record(
         topic, partition, int(msg.offset()), msg.key(), msg.value() or b"", headers, msg.timestamp()[1]
     )
-
-
-def _kafka_offsets(offsets: Mapping[TopicPartition, int]) -> list[KafkaTopicPartition]:
-    return [KafkaTopicPartition(tp.topic, tp.partition, off) for tp, off in offsets.items()]
 
 
 class _KafkaTransaction(Transaction):
@@ -302,7 +311,9 @@ class _KafkaTransaction(Transaction):
         def finish() -> None:
             if offsets and self._group is not None:
                 metadata = self._log._group_consumer(self._group).consumer_group_metadata()
-                self._producer.send_offsets_to_transaction(_kafka_offsets(offsets), metadata, _TIMEOUT_S)
+                self._producer.send_offsets_to_transaction(
+                    self._log.kafka_offsets(offsets), metadata, _TIMEOUT_S
+                )
             self._producer.commit_transaction(_TIMEOUT_S)
 
         self._guard(finish)

@@ -142,6 +142,10 @@ class Projector:
         self.projected += len(batch)
         return len(batch)
 
+    def reset(self) -> None:
+        """Forget the positions held in memory; the next poll reads them from the database."""
+        self._positions = None
+
     def catch_up(self) -> int:
         total = 0
         while n := self.poll_once():

@@ -1,0 +1,237 @@
+"""`meltica run <service>`: one processor, the projector or the REST API as its own process on Kafka."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from meltica.config import Settings
+from meltica.log.partitioner import partition_for
+from meltica.runtime.processor import Processor
+from meltica.strategies.base import Strategy
+
+out = Console(stderr=True)
+
+
+class Service(StrEnum):
+    risk = "risk"
+    orders = "orders"
+    venue = "venue"
+    portfolio = "portfolio"
+    strategies = "strategies"
+    projector = "projector"
+    api = "api"
+
+
+def processor_factory(
+    service: Service, strategies: list[Strategy], partitions: int
+) -> Callable[[int], Processor]:
+    """A fresh processor for one partition of `service`'s keyed inputs."""
+    from meltica.processors.orders import OrderProcessor
+    from meltica.processors.portfolio import PortfolioProcessor
+    from meltica.processors.risk import RiskProcessor
+    from meltica.processors.strategies import StrategyHost
+    from meltica.processors.venue import VenueProcessor
+    from meltica.venues.sim.matching import SimVenue
+
+    def strategies_of(p: int) -> StrategyHost:
+        return StrategyHost([s for s in strategies if partition_for(s.account_id.encode(), partitions) == p])
+
+    makers: dict[Service, Callable[[int], Processor]] = {
+        Service.risk: lambda p: RiskProcessor(),
+        Service.orders: lambda p: OrderProcessor(),
+        Service.venue: lambda p: VenueProcessor([SimVenue("SIM")]),
+        Service.portfolio: lambda p: PortfolioProcessor(),
+        Service.strategies: strategies_of,
+    }
+    return makers[service]
+
+
+def parse_strategy(spec: str) -> Strategy:
+    """`NAME@INSTRUMENT[:key=value,...]`, e.g. `sma-cross@BTCUSDT.SIM:fast=5,slow=20,account_id=ACC-1`."""
+    from meltica.strategies import catalog
+
+    head, _, raw = spec.partition(":")
+    name, _, instrument = head.partition("@")
+    if not instrument:
+        raise ValueError(f"strategy {spec!r}: expected NAME@INSTRUMENT[:key=value,...]")
+    params = dict(kv.split("=", 1) for kv in raw.split(",") if kv) if raw else {}
+    return catalog.build(name, instrument, params)
+
+
+def run(
+    service: Annotated[Service, typer.Argument(help="What to run.")],
+    instance: Annotated[
+        str | None, typer.Option(help="Instance id (transactional id); default: random per process.")
+    ] = None,
+    health_port: Annotated[
+        int, typer.Option(help="Port of /healthz, /readyz and /metrics (0: any free port, -1: none).")
+    ] = -1,
+    strategy: Annotated[
+        list[str] | None,
+        typer.Option(help="strategies service: NAME@INSTRUMENT[:key=value,...], repeatable."),
+    ] = None,
+    demo: Annotated[
+        bool, typer.Option(help="strategies service: also run the demo strategy on DEMO.")
+    ] = False,
+) -> None:
+    """Run one service of the distributed shape against MELTICA_KAFKA_BOOTSTRAP and MELTICA_DATABASE_URL.
+
+    Start several instances of a processor to split its partitions; SIGTERM stops one cleanly.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    if not settings.kafka_bootstrap:
+        raise _fail("meltica run needs MELTICA_KAFKA_BOOTSTRAP (the Kafka cluster to run on)")
+    settings = settings.model_copy(update={"log_backend": "kafka"})
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    if service is Service.api:
+        _run_api(settings)
+    elif service is Service.projector:
+        _run_projector(settings, stop, health_port)
+    else:
+        try:
+            strategies = [parse_strategy(s) for s in strategy or []]
+        except ValueError as err:
+            raise _fail(str(err)) from err
+        if demo:
+            from meltica.cli.up import DEMO_SIZES
+            from meltica.strategies.demo import DemoStrategy
+
+            strategies.append(DemoStrategy(sizes=DEMO_SIZES))
+        _run_processor(settings, service, instance, health_port, strategies, stop)
+
+
+def _fail(message: str) -> typer.Exit:
+    out.print(f"[red]error:[/red] {message}")
+    return typer.Exit(2)
+
+
+def _run_processor(
+    settings: Settings,
+    service: Service,
+    instance: str | None,
+    health_port: int,
+    strategies: list[Strategy],
+    stop: threading.Event,
+) -> None:
+    from meltica.bootstrap import build
+    from meltica.runtime.health import HealthServer
+    from meltica.topics import inputs_of
+
+    app = build(settings)
+    make = processor_factory(service, strategies, settings.partitions)
+    from meltica.runtime.kafka_host import KafkaProcessorHost
+
+    assert settings.kafka_bootstrap is not None
+    svc = KafkaProcessorHost(
+        service.value,
+        make,
+        inputs_of(service.value),
+        bootstrap=settings.kafka_bootstrap,
+        codec=app.codec,
+        namespace=settings.namespace,
+        partitions=settings.partitions,
+        instance_id=instance,
+    )
+    health = None
+    if health_port >= 0:
+        health = HealthServer(
+            settings.api_host,
+            health_port,
+            alive=lambda: time.monotonic() - svc.stats.last_loop < 30,
+            ready=svc.ready.is_set,
+        ).start()
+        out.print(f"{service.value}: health on http://{settings.api_host}:{health.port}/healthz")
+    out.print(f"{service.value}: instance {svc.instance_id} joining group {svc.group}")
+    try:
+        svc.run(stop)
+    finally:
+        if health is not None:
+            health.stop()
+        app.close()
+    s = svc.stats
+    out.print(
+        f"{service.value}: stopped after {s.records} records, {s.transactions} transactions, "
+        f"{s.replayed} replayed"
+    )
+
+
+def _run_projector(settings: Settings, stop: threading.Event, health_port: int) -> None:
+    from sqlalchemy import create_engine
+
+    from meltica.bootstrap import build
+    from meltica.projections import migrations
+    from meltica.projections.projector import Projector
+    from meltica.runtime.health import HealthServer
+
+    if not settings.database_url:
+        raise _fail("meltica run projector needs MELTICA_DATABASE_URL")
+    app = build(settings)
+    migrations.upgrade(settings.database_url)
+    projector = Projector(app.log, app.codec, create_engine(settings.database_url, pool_pre_ping=True))
+    beat = [time.monotonic()]
+
+    def loop() -> None:
+        while not stop.is_set():
+            beat[0] = time.monotonic()
+            try:
+                if projector.poll_once() == 0:
+                    stop.wait(0.05)
+            except Exception as err:  # the database went away: keep the offsets, retry
+                out.print(f"projector: {type(err).__name__}: {err}; retrying")
+                projector.reset()
+                stop.wait(1.0)
+
+    health = None
+    if health_port >= 0:
+        health = HealthServer(
+            settings.api_host, health_port, alive=lambda: time.monotonic() - beat[0] < 30, ready=lambda: True
+        ).start()
+    out.print("projector: projecting the log into the read models")
+    try:
+        loop()
+    finally:
+        if health is not None:
+            health.stop()
+        app.close()
+
+
+def _run_api(settings: Settings) -> None:
+    import uvicorn
+    from sqlalchemy import create_engine
+
+    from meltica.api.app import Services, create_app
+    from meltica.bootstrap import build
+    from meltica.clock import LiveClock
+    from meltica.runtime.publisher import Publisher
+
+    if not settings.database_url:
+        raise _fail("meltica run api needs MELTICA_DATABASE_URL")
+    app = build(settings)
+    services = Services(
+        app.log,
+        Publisher(app.log, app.codec, LiveClock()),
+        create_engine(settings.database_url, pool_pre_ping=True),
+    )
+    try:
+        uvicorn.run(
+            create_app(services),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level="warning",
+            ssl_certfile=settings.api_tls_cert,
+            ssl_keyfile=settings.api_tls_key,
+        )
+    finally:
+        app.close()

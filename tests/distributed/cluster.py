@@ -1,0 +1,291 @@
+"""The distributed shape for tests: every service as its own `meltica run` process on real Kafka
+(and Postgres for the projector), in a namespace of its own, with a reproducible workload."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from meltica.domain.marketdata import QuoteTick
+from meltica.domain.orders.commands import AmendOrder, CancelOrder, SubmitOrder
+from meltica.domain.orders.model import OrderSpec
+from meltica.domain.portfolio.events import AdjustBalance
+from meltica.domain.risk.events import SetRiskLimits
+from meltica.domain.risk.limits import RiskLimits
+from meltica.domain.values import OrderSide, OrderType, RiskScope
+from meltica.events.codec import Codec
+from meltica.events.registry import EmbeddedSchemaRegistry
+from meltica.log.base import TopicPartition
+from meltica.log.kafka import KafkaLog
+from meltica.runtime.publisher import Publisher
+from meltica.topics import (
+    ORDER_EVENTS,
+    PORTFOLIO_COMMANDS,
+    PORTFOLIO_EVENTS,
+    QUOTES,
+    RISK_COMMANDS,
+    VENUE_REPORTS,
+    VENUE_REQUESTS,
+    inputs_of,
+    journal_topic,
+    topic_specs,
+)
+from tests.e2e.stack import BTC, T0
+
+PROCESSORS = ("risk", "orders", "venue", "portfolio")
+OUTPUTS = (ORDER_EVENTS, VENUE_REQUESTS, VENUE_REPORTS, PORTFOLIO_EVENTS)
+ACCOUNTS = tuple(f"ACC-{i}" for i in range(8))
+PARTITIONS = 4
+LOOSE = RiskLimits(
+    throttle_rate=Decimal(1_000_000),
+    throttle_burst=1_000_000,
+    max_order_notional=Decimal(10**12),
+    max_position=Decimal(10**9),
+    max_gross_exposure=Decimal(10**15),
+    max_net_exposure=Decimal(10**15),
+    max_open_orders=1_000_000,
+    price_band=Decimal("0.9"),
+    circuit_breaker_breaches=1_000_000,
+)
+
+
+@dataclass
+class Cluster:
+    bootstrap: str
+    workdir: Path
+    database_url: str | None = None
+    namespace: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}")
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.log = KafkaLog(self.bootstrap, client_id="test-client", namespace=self.namespace)
+        for spec in topic_specs(PARTITIONS):
+            self.log.create_topic(spec)
+        self.codec = Codec(registry=EmbeddedSchemaRegistry(self.log))
+        self.publisher = Publisher(self.log, self.codec, id_seed="workload")  # the same ids every run
+
+    # -- processes --------------------------------------------------------------------------
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MELTICA_")}
+        env.update(
+            MELTICA_KAFKA_BOOTSTRAP=self.bootstrap,
+            MELTICA_NAMESPACE=self.namespace,
+            MELTICA_PARTITIONS=str(PARTITIONS),
+            MELTICA_DATA_DIR=str(self.workdir / "data"),
+            PYTHONUNBUFFERED="1",
+        )
+        if self.database_url:
+            env["MELTICA_DATABASE_URL"] = self.database_url
+        return env
+
+    def start(self, service: str, name: str | None = None, *extra: str) -> str:
+        name = name or service
+        logfile = (self.workdir / f"{name}.log").open("ab")
+        args = [sys.executable, "-m", "meltica", "run", service]
+        if service in PROCESSORS:
+            args += ["--instance", f"{self.namespace}-{name}"]
+        self.procs[name] = subprocess.Popen(
+            [*args, *extra], env=self.env(), stdout=logfile, stderr=subprocess.STDOUT
+        )
+        return name
+
+    def start_all(self, *, projector: bool = False) -> None:
+        for service in PROCESSORS:
+            self.start(service)
+        if projector:
+            self.start("projector")
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs.pop(name)
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.kill(name, signal.SIGTERM)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.workdir.glob("*.log"))
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            proc.kill()
+            proc.wait()
+        self.procs.clear()
+        self.log.close()
+
+    # -- workload -----------------------------------------------------------------------------
+    def setup_market(self) -> None:
+        """Instrument, funds and loose limits for every account, and one deep quote."""
+        self.publisher.define([BTC])
+        for acct in ACCOUNTS:
+            self.publisher.publish(RISK_COMMANDS, SetRiskLimits(RiskScope.ACCOUNT, acct, LOOSE, "test", T0))
+            for asset, amount in (("USDT", 10**9), ("BTC", 10**6)):
+                self.publisher.publish(
+                    PORTFOLIO_COMMANDS, AdjustBalance(acct, asset, Decimal(amount), "test", T0)
+                )
+        big = Decimal(10**6)
+        self.publisher.publish(
+            QUOTES, QuoteTick(BTC.instrument_id, Decimal("100.00"), big, Decimal("100.02"), big, T0)
+        )
+
+    def submissions(self, seed: int, n: int) -> list[SubmitOrder]:
+        """Market orders (fill at once) and limit orders away from the quote (rest)."""
+        rng = random.Random(seed)
+        out = []
+        for i in range(n):
+            acct = rng.choice(ACCOUNTS)
+            side = rng.choice((OrderSide.BUY, OrderSide.SELL))
+            market = rng.random() < 0.5
+            away = Decimal(rng.randint(5, 40))
+            price = (
+                None if market else (Decimal(100) - away if side is OrderSide.BUY else Decimal(100) + away)
+            )
+            spec = OrderSpec(
+                client_order_id=f"S{seed}-{i}",
+                account_id=acct,
+                instrument_id=BTC.instrument_id,
+                side=side,
+                order_type=OrderType.MARKET if market else OrderType.LIMIT,
+                quantity=Decimal(rng.randint(1, 20)) / 1000,
+                price=price,
+                order_id=f"S{seed}-{i}",
+            )
+            out.append(SubmitOrder(spec, T0 + (i + 1) * 1000))
+        return out
+
+    def follow_ups(self, seed: int, orders: list[SubmitOrder]) -> list[Any]:
+        """Cancels and amends of the resting (limit) orders."""
+        rng = random.Random(seed + 1)
+        out: list[Any] = []
+        for i, cmd in enumerate(o for o in orders if o.order.order_type is OrderType.LIMIT):
+            o = cmd.order
+            ts = T0 + 10**9 + i * 1000
+            roll = rng.random()
+            if roll < 0.4:
+                out.append(CancelOrder(o.order_id, o.account_id, o.instrument_id, ts))
+            elif roll < 0.7:
+                assert o.price is not None
+                step = Decimal("0.5") if o.side is OrderSide.BUY else Decimal("-0.5")
+                out.append(AmendOrder(o.order_id, o.account_id, o.instrument_id, ts, price=o.price + step))
+        return out
+
+    def publish(self, topic: str, events: list[Any], *, chunk: int = 50, pause: float = 0.0) -> None:
+        for i in range(0, len(events), chunk):
+            self.publisher.publish_many(topic, events[i : i + chunk])
+            if pause:
+                time.sleep(pause)
+
+    # -- observing ----------------------------------------------------------------------------
+    def lag(self) -> int:
+        """Records of keyed inputs the processors have not committed yet, over every group."""
+        from meltica.runtime.kafka_host import keyed_and_broadcast
+
+        total = 0
+        for proc in PROCESSORS:
+            keyed, _ = keyed_and_broadcast(inputs_of(proc))
+            for topic in keyed:
+                for p in range(PARTITIONS):
+                    end = self.log.end_offset(topic, p)
+                    done = self.log.committed(f"meltica-{proc}", TopicPartition(topic, p)) or 0
+                    # transaction markers take an offset: a fully consumed partition may be 1 short
+                    total += max(0, end - done - 1) if end > done else 0
+        return total
+
+    def sizes(self) -> tuple[int, ...]:
+        return tuple(
+            self.log.end_offset(t, p)
+            for t in (*OUTPUTS, *map(journal_topic, PROCESSORS))
+            for p in range(PARTITIONS)
+        )
+
+    def wait_quiet(self, *, quiet_s: float = 3.0, timeout_s: float = 180.0) -> None:
+        """Until no output grows for `quiet_s` and every group has caught up."""
+        deadline = time.monotonic() + timeout_s
+        last, since = self.sizes(), time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = self.sizes()
+            if now != last:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet_s and self.lag() == 0:
+                return
+        raise AssertionError(f"the services did not settle within {timeout_s}s\n{self.logs()}")
+
+    def applied(self, processor: str, partition: int) -> dict[TopicPartition, int]:
+        """How far the journal of `processor`'s `partition` has applied each input."""
+        ends: dict[TopicPartition, int] = {}
+        offset = 0
+        while batch := self.log.read(journal_topic(processor), partition, offset, 5000):
+            offset = batch[-1].offset + 1
+            for rec in batch:
+                for seg in self.codec.decode_record(rec).record["segments"]:
+                    tp = TopicPartition(seg["topic"], seg["partition"])
+                    ends[tp] = max(ends.get(tp, 0), seg["end"])
+        return ends
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        """Until every processor partition has applied every broadcast record written so far."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(self._caught_up(p, q) for p in PROCESSORS for q in range(PARTITIONS)):
+                return
+            dead = [n for n, pr in self.procs.items() if pr.poll() is not None]
+            if dead:
+                raise AssertionError(f"services exited: {dead}\n{self.logs()}")
+            time.sleep(0.3)
+        raise AssertionError(f"services not ready within {timeout_s}s\n{self.logs()}")
+
+    def _caught_up(self, processor: str, partition: int) -> bool:
+        from meltica.runtime.kafka_host import keyed_and_broadcast
+
+        applied = self.applied(processor, partition)
+        _, broadcast = keyed_and_broadcast(inputs_of(processor))
+        for topic in broadcast:
+            for p in range(PARTITIONS):
+                end = self.log.end_offset(topic, p)
+                if end and applied.get(TopicPartition(topic, p), 0) < end - 1:
+                    return False
+        return True
+
+    def outcome(self) -> Counter[str]:
+        """Every output event, canonical, and the final balances.
+
+        Left out: the times and input offsets a re-run changes, and the running balance in each
+        BalanceChanged — risk and the order processor both write `orders.events`, so how
+        reservations and fills interleave there (and so the balance after each) depends on
+        timing; the deltas and the final balances do not.
+        """
+        seen: Counter[str] = Counter()
+        final: dict[tuple[str, str], dict[str, Any]] = {}
+        running = ("free", "locked", "total")
+        for topic in OUTPUTS:
+            for p in range(PARTITIONS):
+                offset = 0
+                while batch := self.log.read(topic, p, offset, 5000):
+                    offset = batch[-1].offset + 1
+                    for rec in batch:
+                        name, fields = self.codec.decode_record(rec)
+                        meta = dict(fields["meta"])
+                        meta.pop("ts_init", None)
+                        meta.pop("source", None)
+                        if name.endswith("BalanceChanged"):
+                            final[(fields["account_id"], fields["asset"])] = {k: fields[k] for k in running}
+                            fields = {k: v for k, v in fields.items() if k not in running}
+                        event = {"topic": topic, **fields, "meta": meta}
+                        seen[json.dumps(event, sort_keys=True, default=str)] += 1
+        for (account, asset), balance in sorted(final.items()):
+            seen[json.dumps({"final_balance": [account, asset], **balance}, sort_keys=True, default=str)] += 1
+        return seen

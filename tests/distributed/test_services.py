@@ -1,0 +1,223 @@
+"""Every processor as its own `meltica run` process on real Kafka: the outcome of an
+uninterrupted run equals the outcome when services are SIGKILLed at random points and
+restarted, when instances are added and removed (rebalances), and the read models in
+Postgres follow."""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, select, text
+
+from meltica.projections import tables
+from meltica.topics import ORDER_COMMANDS
+from tests.distributed.cluster import PROCESSORS, Cluster
+
+pytestmark = pytest.mark.distributed
+
+WORKLOAD_SEED = 11
+ORDERS = 120
+
+
+def run_workload(cluster: Cluster, chaos: Chaos | None = None) -> Counter[str]:
+    """Set up, submit, settle, cancel/amend, settle; chaos (if any) strikes while commands flow."""
+    cluster.setup_market()
+    cluster.wait_ready()
+    subs = cluster.submissions(WORKLOAD_SEED, ORDERS)
+    for phase in (subs, cluster.follow_ups(WORKLOAD_SEED, subs)):
+        if chaos is not None:
+            chaos.begin()
+        cluster.publish(ORDER_COMMANDS, phase, chunk=4, pause=0.15)
+        if chaos is not None:
+            chaos.end()
+        cluster.wait_quiet()
+    return cluster.outcome()
+
+
+class Chaos:
+    """SIGKILLs a random service every so often and restarts it after a random pause."""
+
+    def __init__(self, cluster: Cluster, seed: int, services: tuple[str, ...] = PROCESSORS) -> None:
+        self.cluster = cluster
+        self.rng = random.Random(seed)
+        self.services = services
+        self.kills = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def begin(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.rng.uniform(0.3, 1.5)):
+            victim = self.rng.choice(self.services)
+            if victim not in self.cluster.procs:
+                continue
+            self.cluster.kill(victim, signal.SIGKILL)
+            self.kills += 1
+            self._stop.wait(self.rng.uniform(0.0, 1.0))
+            self.cluster.start(victim)
+
+    def end(self) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join()
+        for service in self.services:  # everyone is back before the run settles
+            if service not in self.cluster.procs:
+                self.cluster.start(service)
+
+
+@pytest.fixture
+def cluster(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(kafka_bootstrap, tmp_path)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture(scope="module")
+def baseline(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Counter[str]:
+    c = Cluster(kafka_bootstrap, tmp_path_factory.mktemp("baseline"))
+    try:
+        c.start_all()
+        outcome = run_workload(c)
+        c.stop_all()
+        return outcome
+    finally:
+        c.close()
+
+
+def test_uninterrupted_run_trades(baseline: Counter[str]) -> None:
+    text_ = "\n".join(baseline)
+    assert sum(baseline.values()) > 4 * ORDERS
+    assert '"exec_type": "TRADE"' in text_
+    assert '"exec_type": "CANCELED"' in text_
+    assert '"exec_type": "REPLACED"' in text_
+    assert all(n == 1 for n in baseline.values()), "an event was written twice"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_sigkill_any_service_loses_and_doubles_nothing(
+    cluster: Cluster, baseline: Counter[str], seed: int
+) -> None:
+    cluster.start_all()
+    chaos = Chaos(cluster, seed)
+    outcome = run_workload(cluster, chaos)
+    assert chaos.kills >= 3
+    missing, extra = baseline - outcome, outcome - baseline
+    report = f"{len(missing)} missing, {len(extra)} extra after {chaos.kills} kills\n" + "\n".join(
+        list(missing)[:3] + list(extra)[:3]
+    )
+    assert not missing, report
+    assert not extra, report
+
+
+def test_rebalance_from_one_instance_to_two_and_back(cluster: Cluster, baseline: Counter[str]) -> None:
+    cluster.start_all()
+    cluster.setup_market()
+    cluster.wait_ready()
+    subs = cluster.submissions(WORKLOAD_SEED, ORDERS)
+    half = len(subs) // 2
+    cluster.publish(ORDER_COMMANDS, subs[:half], chunk=4, pause=0.1)
+    for service in PROCESSORS:  # a second instance of every processor: partitions split
+        cluster.start(service, f"{service}-2")
+    cluster.publish(ORDER_COMMANDS, subs[half:], chunk=4, pause=0.1)
+    cluster.wait_quiet()
+    for service in ("risk", "orders"):  # the first instances leave: their partitions move back
+        cluster.kill(service, signal.SIGTERM)
+    cluster.publish(ORDER_COMMANDS, cluster.follow_ups(WORKLOAD_SEED, subs), chunk=4, pause=0.1)
+    cluster.wait_quiet(timeout_s=240)
+    assert cluster.outcome() == baseline
+    logs = cluster.logs()
+    assert "assigned partitions [0, 1]" in logs or "assigned partitions [2, 3]" in logs, logs
+
+
+def _read_models(url: str) -> dict[str, list[tuple[object, ...]]]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        orders = conn.execute(
+            select(
+                tables.orders.c.order_id,
+                tables.orders.c.status,
+                tables.orders.c.filled_qty,
+                tables.orders.c.quantity,
+                tables.orders.c.price,
+            ).order_by(tables.orders.c.order_id)
+        ).all()
+        fills = conn.execute(
+            select(tables.fills.c.trade_id, tables.fills.c.quantity, tables.fills.c.price).order_by(
+                tables.fills.c.trade_id
+            )
+        ).all()
+        positions = conn.execute(
+            select(
+                tables.positions.c.account_id, tables.positions.c.instrument_id, tables.positions.c.quantity
+            ).order_by(tables.positions.c.account_id, tables.positions.c.instrument_id)
+        ).all()
+        balances = conn.execute(
+            select(tables.balances.c.account_id, tables.balances.c.asset, tables.balances.c.total).order_by(
+                tables.balances.c.account_id, tables.balances.c.asset
+            )
+        ).all()
+    engine.dispose()
+    return {
+        "orders": [tuple(r) for r in orders],
+        "fills": [tuple(r) for r in fills],
+        "positions": [tuple(r) for r in positions],
+        "balances": [tuple(r) for r in balances],
+    }
+
+
+@pytest.fixture
+def fresh_database(database_url: str) -> Iterator[str]:
+    """A database of its own on the test server (the read models are per database)."""
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    name = f"meltica_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = database_url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_projector_service_keeps_postgres_read_models_under_crashes(
+    cluster: Cluster, baseline: Counter[str], fresh_database: str
+) -> None:
+    cluster.database_url = fresh_database
+    cluster.start_all(projector=True)
+    chaos = Chaos(cluster, 99, services=(*PROCESSORS, "projector"))
+    assert run_workload(cluster, chaos) == baseline
+    deadline = time.monotonic() + 60
+    models = _read_models(fresh_database)
+    while time.monotonic() < deadline:  # the projector settles after the processors
+        time.sleep(1)
+        again = _read_models(fresh_database)
+        if again == models:
+            break
+        models = again
+    statuses = Counter(status for _, status, *_ in models["orders"])
+    assert len(models["orders"]) == ORDERS
+    assert statuses["FILLED"] > 0, statuses
+    assert statuses["CANCELED"] > 0, statuses
+    assert len(models["fills"]) == baseline_fills(baseline)
+    assert models["positions"]
+    assert models["balances"]
+
+
+def baseline_fills(baseline: Counter[str]) -> int:
+    return sum(1 for k in baseline if '"venue.reports"' in k and '"exec_type": "TRADE"' in k)
