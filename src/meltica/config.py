@@ -40,8 +40,9 @@ class Settings(BaseSettings):
     api_tls_cert: Path | None = Field(default=None, description="PEM certificate: serve the API over TLS.")
     api_tls_key: Path | None = Field(default=None, description="PEM private key of the certificate.")
     api_url: str = Field(default="http://127.0.0.1:8080", description="Where the CLI finds the REST API.")
-    tracing: Literal["none", "console"] = Field(
-        default="none", description="Export OpenTelemetry spans: none (ids only) or console."
+    tracing: Literal["none", "console", "otlp"] = Field(
+        default="none",
+        description="Export OpenTelemetry spans: none (ids only), console, or otlp (extra 'otlp').",
     )
     trace_sample_ratio: float = Field(
         default=0.1,

@@ -26,6 +26,11 @@ def tracer_provider(exporter: str | SpanExporter | None = None, sample_ratio: fl
     provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(sample_ratio)))
     if exporter == "console":
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+    elif exporter == "otlp":  # to an OpenTelemetry collector; OTEL_EXPORTER_OTLP_ENDPOINT says where
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     elif isinstance(exporter, SpanExporter):
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     return provider

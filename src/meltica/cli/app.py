@@ -117,6 +117,14 @@ def topics_create(
     out.print(f"{len(TOPICS)} topics and their dead-letter topics are ready.")
 
 
+@topics_app.command("terraform")
+def topics_terraform() -> None:
+    """Print the topics as Terraform (deploy/terraform/topics.tf.json is this output)."""
+    from meltica.deploy.terraform import render
+
+    typer.echo(render(), nl=False)
+
+
 @topics_app.command("list")
 def topics_list() -> None:
     """The topics the system uses, with their keys and contents."""

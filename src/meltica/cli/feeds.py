@@ -53,3 +53,33 @@ def replay_file(
     finally:
         app.close()
     out.print(f"{len(events)} events from {path.name}")
+
+
+@feed_app.command("synthetic")
+def synthetic(
+    tick_ms: Annotated[int, typer.Option(help="Milliseconds between ticks per instrument.")] = 500,
+    seed: Annotated[int, typer.Option(help="Seed of the random walk.")] = 7,
+) -> None:
+    """Publish a synthetic market (seeded random walk) for the default instruments until stopped."""
+    import signal
+    import threading
+
+    from meltica.marketdata.instruments import DEFAULT_INSTRUMENTS
+    from meltica.marketdata.synthetic import SyntheticFeed, publish_live
+    from meltica.topics import INSTRUMENTS
+
+    app = build(Settings())
+    publisher = Publisher(app.log, app.codec)
+    if all(app.log.end_offset(INSTRUMENTS, p) == 0 for p in range(app.log.partitions(INSTRUMENTS))):
+        publisher.define(DEFAULT_INSTRUMENTS)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    feed = SyntheticFeed(DEFAULT_INSTRUMENTS, seed=seed, interval_ns=tick_ms * 1_000_000)
+    out.print(
+        f"synthetic market: {', '.join(i.instrument_id for i in DEFAULT_INSTRUMENTS)} every {tick_ms} ms"
+    )
+    try:
+        publish_live(feed, publisher, stop)
+    finally:
+        app.close()

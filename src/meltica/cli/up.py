@@ -24,7 +24,7 @@ from meltica.domain.risk.events import SetRiskLimits
 from meltica.domain.risk.limits import RiskLimits
 from meltica.domain.values import RiskScope
 from meltica.marketdata.instruments import DEFAULT_INSTRUMENTS
-from meltica.marketdata.synthetic import SyntheticFeed
+from meltica.marketdata.synthetic import SyntheticFeed, publish_live
 from meltica.projections import migrations
 from meltica.projections.projector import Projector
 from meltica.runtime.publisher import Publisher
@@ -79,13 +79,6 @@ def up(
     ticks_written = sum(app.log.end_offset(t, p) for t in MARKET_DATA for p in range(app.log.partitions(t)))
     feed = SyntheticFeed(DEFAULT_INSTRUMENTS, seed=seed + ticks_written, interval_ns=tick_ms * 1_000_000)
 
-    def run_feed() -> None:
-        for tick in feed.ticks(clock.now_ns()):
-            if stop.wait(max(0.0, (tick.ts - clock.now_ns()) / 1e9)):
-                return
-            topic = "marketdata.quotes" if type(tick).__name__ == "QuoteTick" else "marketdata.trades"
-            publisher.publish(topic, tick)
-
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrations.upgrade(settings.read_model_url)
     db = create_engine(settings.read_model_url)
@@ -121,7 +114,7 @@ def up(
         description="Records projected",
     )
     threads = [
-        threading.Thread(target=run_feed, name="feed", daemon=True),
+        threading.Thread(target=publish_live, args=(feed, publisher, stop), name="feed", daemon=True),
         threading.Thread(target=engine.run, args=(stop,), name="engine"),
         threading.Thread(target=projector.run, args=(stop,), name="projector"),
         threading.Thread(target=server.run, name="api", daemon=True),

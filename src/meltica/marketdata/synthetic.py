@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 from meltica.domain.instruments import Instrument
 from meltica.domain.marketdata import AggressorSide, QuoteTick, TradeTick
+from meltica.runtime.publisher import Publisher
+from meltica.topics import QUOTES, TRADES
 
 START_PRICES = {"BTCUSDT.SIM": Decimal("43000"), "ETHUSDT.SIM": Decimal("2300"), "USDJPY.SIM": Decimal("150")}
 
@@ -71,3 +74,12 @@ class SyntheticFeed:
                 )
             )
         return out
+
+
+def publish_live(feed: SyntheticFeed, publisher: Publisher, stop: threading.Event) -> None:
+    """Publish the feed's ticks as their times come (on the publisher's clock) until `stop`."""
+    clock = publisher.clock
+    for tick in feed.ticks(clock.now_ns()):
+        if stop.wait(max(0.0, (tick.ts - clock.now_ns()) / 1e9)):
+            return
+        publisher.publish(QUOTES if isinstance(tick, QuoteTick) else TRADES, tick)
