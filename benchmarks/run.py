@@ -299,7 +299,14 @@ def bench_backtest() -> list[Result]:
     return out
 
 
+def bench_services() -> list[Result]:
+    from benchmarks.services import results
+
+    return results()
+
+
 SUITES: dict[str, Callable[[], list[Result]]] = {
+    "services": bench_services,
     "backtest": bench_backtest,
     "rest": bench_rest,
     "projection": bench_projection,

@@ -143,11 +143,8 @@ class EventLog(ABC):
         """Every topic and its number of partitions."""
 
     def partitions(self, topic: str) -> int:
-        """Number of partitions of `topic`."""
-        try:
-            return self.topics()[topic]
-        except KeyError:
-            raise UnknownTopicError(f"unknown topic {topic!r}") from None
+        """Number of partitions of `topic` (asking the backend only for a topic not seen before)."""
+        return self._partitions_cached(topic)
 
     def _partitions_cached(self, topic: str) -> int:
         """Partitions of `topic`, asking the backend only for topics not seen before."""

@@ -1,0 +1,139 @@
+"""The distributed shape on real Kafka: risk, orders, venue and portfolio as four `meltica run`
+processes with transactions. Sustained orders/s end to end and submit->ack latency at a fixed
+offered load. Needs MELTICA_KAFKA_BOOTSTRAP."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from meltica.topics import ORDER_COMMANDS, ORDER_EVENTS
+from tests.distributed.cluster import PARTITIONS, Cluster
+
+ACKED = "OrderAcknowledged"
+
+
+class AckWatcher:
+    """Notes when each order's acknowledgement becomes visible (read_committed) in orders.events."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.seen: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": cluster.bootstrap,
+                "group.id": f"bench-{cluster.namespace}",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 1,
+                "fetch.min.bytes": 1,
+            }
+        )
+        topic = cluster.log.wire(ORDER_EVENTS)
+        self._consumer.assign(
+            [TopicPartition(topic, p, cluster.log.end_offset(ORDER_EVENTS, p)) for p in range(PARTITIONS)]
+        )
+        self._thread = threading.Thread(target=self._run)
+        self._thread.start()
+
+    def _run(self) -> None:
+        catalog = self.cluster.codec.catalog
+        while not self._stop.is_set():
+            for msg in self._consumer.consume(1000, timeout=0.01):
+                if msg.error():
+                    continue
+                now = time.perf_counter()
+                value = msg.value() or b""
+                entry = catalog.by_fingerprint(value[2:10])
+                if entry is not None and entry.short_name == ACKED:
+                    _name, fields = self.cluster.codec.decode(value)
+                    self.seen.setdefault(fields["order_id"], now)
+
+    def wait_for(self, n: int, timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        while len(self.seen) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._consumer.close()
+
+
+def _started(tmp: str) -> Cluster:
+    cluster = Cluster(os.environ["MELTICA_KAFKA_BOOTSTRAP"], Path(tmp))
+    cluster.start_all()
+    cluster.setup_market()
+    cluster.wait_ready()
+    return cluster
+
+
+def throughput(n: int = 6000) -> dict[str, float]:
+    """Orders submitted in bulk; orders/s from the first submission to the last acknowledgement."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cluster = _started(tmp)
+        try:
+            watcher = AckWatcher(cluster)
+            orders = cluster.submissions(1, n)
+            began = time.perf_counter()
+            for i in range(0, n, 500):
+                cluster.publisher.publish_many(ORDER_COMMANDS, orders[i : i + 500])
+            watcher.wait_for(n)
+            elapsed = max(watcher.seen.values()) - began
+            done = len(watcher.seen)
+            watcher.close()
+            cluster.stop_all()
+        finally:
+            cluster.close()
+    return {"orders_per_s": done / elapsed, "acknowledged": done}
+
+
+def latency(rate: int = 500, seconds: float = 8.0) -> dict[str, float]:
+    """Orders one by one at `rate`/s; submit->ack latency percentiles."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cluster = _started(tmp)
+        try:
+            watcher = AckWatcher(cluster)
+            total = int(rate * seconds)
+            orders = cluster.submissions(2, total)
+            sent: dict[str, float] = {}
+            began = time.perf_counter()
+            for i, cmd in enumerate(orders):
+                due = began + i / rate
+                while (wait := due - time.perf_counter()) > 0:
+                    time.sleep(min(wait, 0.001))
+                sent[cmd.order.order_id] = time.perf_counter()
+                cluster.publisher.publish(ORDER_COMMANDS, cmd)
+            achieved = total / (time.perf_counter() - began)
+            watcher.wait_for(total, timeout_s=60)
+            watcher.close()
+            cluster.stop_all()
+        finally:
+            cluster.close()
+    lat = sorted((watcher.seen[o] - t) * 1000 for o, t in sent.items() if o in watcher.seen)
+    q = statistics.quantiles(lat, n=1000, method="inclusive")
+    return {"offered_per_s": achieved, "p50_ms": q[499], "p99_ms": q[989], "count": len(lat)}
+
+
+def results() -> list[Any]:
+    from benchmarks.run import Result
+
+    if not os.environ.get("MELTICA_KAFKA_BOOTSTRAP"):
+        return []
+    group = "services on Kafka (4 processes, EOS)"
+    t = throughput()
+    lat = latency()
+    return [
+        Result(group, "orders/s sustained, submit -> acknowledged", t["orders_per_s"], 2000),
+        Result(group, "offered orders/s (achieved)", lat["offered_per_s"]),
+        Result(group, "submit->ack p50 ms @500/s", lat["p50_ms"], lower_is_better=True, decimals=1),
+        Result(group, "submit->ack p99 ms @500/s", lat["p99_ms"], 50.0, lower_is_better=True, decimals=1),
+    ]
