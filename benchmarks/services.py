@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
+from tests.distributed.cluster import PARTITIONS, Cluster
 
 from meltica.topics import ORDER_COMMANDS, ORDER_EVENTS
-from tests.distributed.cluster import PARTITIONS, Cluster
 
 ACKED = "OrderAcknowledged"
 
