@@ -28,10 +28,9 @@ from meltica.clock import Clock, LiveClock
 from meltica.errors import DecodeError, MelticaError
 from meltica.events.codec import Codec
 from meltica.events.consumer import dead_letter
-from meltica.events.envelope import derive_event_id
 from meltica.events.mapping import avro_name, from_record
 from meltica.log.base import EventLog, Headers, Message, Record, TopicPartition
-from meltica.runtime.processor import Output, Processor
+from meltica.runtime.processor import Output, Processor, output_meta
 
 ENGINE_GROUP = "meltica-engine"
 ENGINE_HEADER = "meltica.engine"
@@ -207,7 +206,7 @@ class Engine:
                         continue
                     outputs, out_headers = self._handle(p, topic, inp, headers, live)
                     for i, out in enumerate(outputs):
-                        out_meta = self._meta(out, meta, p.name, i, source, ts_init)
+                        out_meta = output_meta(out, meta, p.name, i, source, ts_init)
                         hdrs = self._trace_headers(out, out_headers) if live else ()
                         produced.append((out, out_meta, hdrs))
                         queue.append((out.topic, out.event, out_meta, hdrs, p))
@@ -252,27 +251,6 @@ class Engine:
             self._traces[out.trace_key] = current
             return current
         return known
-
-    def _meta(
-        self,
-        out: Output,
-        cause: dict[str, Any],
-        producer: str,
-        index: int,
-        source: dict[str, Any],
-        ts_init: int,
-    ) -> dict[str, Any]:
-        ts_event = getattr(out.event, "ts", None)
-        return {
-            "event_id": derive_event_id(f"{cause['event_id']}/{producer}", index),
-            "causation_id": cause["event_id"],
-            "correlation_id": cause["correlation_id"],
-            "ts_event": cause["ts_event"] if ts_event is None else ts_event,
-            "ts_init": ts_init,
-            "key": out.key,
-            "version": out.version,
-            "source": source,
-        }
 
 
 def _order(rec: Record) -> int:

@@ -38,12 +38,11 @@ from meltica.clock import Clock, LiveClock
 from meltica.errors import DecodeError, MelticaError
 from meltica.events.codec import Codec
 from meltica.events.consumer import dead_letter
-from meltica.events.envelope import derive_event_id
 from meltica.events.mapping import avro_name, from_record
 from meltica.log.base import Headers, Message, Record, TopicPartition
 from meltica.log.kafka import KafkaLog, record_of
 from meltica.log.partitioner import partition_for
-from meltica.runtime.processor import Output, Processor
+from meltica.runtime.processor import Output, Processor, output_meta
 from meltica.topics import TOPIC_BY_NAME, journal_topic
 
 PRODUCER_HEADER = "meltica.producer"
@@ -402,23 +401,14 @@ class KafkaProcessorHost:
         span = self.tracer.start_span(f"{self.name} {rec.topic}", context=telemetry.extract(rec.headers))
         headers: Headers = (*telemetry.span_headers(span), (PRODUCER_HEADER, self.name.encode()))
         span.end()
+        source = {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset}
         out = []
         for i, o in enumerate(outputs):
             n = self._reader.partitions(o.topic)
             partition = partition_for(o.key.encode(), n)
             if partition != state.partition:
                 continue  # the partition that owns this key writes it
-            ts_event = getattr(o.event, "ts", None)
-            meta = {
-                "event_id": derive_event_id(f"{cause['event_id']}/{producer}", i),
-                "causation_id": cause["event_id"],
-                "correlation_id": cause["correlation_id"],
-                "ts_event": cause["ts_event"] if ts_event is None else ts_event,
-                "ts_init": ts_init,
-                "key": o.key,
-                "version": o.version,
-                "source": {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset},
-            }
+            meta = output_meta(o, cause, producer, i, source, ts_init)
             value = self.codec.encode_object(avro_name(o.event), o.event, meta)
             out.append(Message(o.topic, value, o.key.encode(), headers, partition))
         return out

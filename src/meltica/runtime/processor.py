@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from meltica.clock import Clock
+from meltica.events.envelope import derive_event_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,3 +37,23 @@ class Processor(Protocol):
     def handle(self, topic: str, event: Any, clock: Clock) -> list[Output]:
         """Decide on `event` read from `topic`, apply the outcome to the state, return outputs."""
         ...
+
+
+def output_meta(
+    out: Output, cause: dict[str, Any], producer: str, index: int, source: dict[str, Any], ts_init: int
+) -> dict[str, Any]:
+    """The envelope of the `index`-th output of `producer` on an input with envelope `cause`.
+
+    The event id derives from the cause, the producer and the index, so a replayed or repeated
+    step writes the same ids."""
+    ts_event = getattr(out.event, "ts", None)
+    return {
+        "event_id": derive_event_id(f"{cause['event_id']}/{producer}", index),
+        "causation_id": cause["event_id"],
+        "correlation_id": cause["correlation_id"],
+        "ts_event": cause["ts_event"] if ts_event is None else ts_event,
+        "ts_init": ts_init,
+        "key": out.key,
+        "version": out.version,
+        "source": source,
+    }
