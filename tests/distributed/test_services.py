@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import signal
+import subprocess
 import threading
 import time
 import uuid
@@ -19,10 +20,12 @@ from sqlalchemy import create_engine, select, text
 
 from meltica.projections import tables
 from meltica.topics import ORDER_COMMANDS
+from tests.conftest import IN_CI
 from tests.distributed.cluster import PROCESSORS, Cluster
 
 pytestmark = pytest.mark.distributed
 
+ROOT = Path(__file__).resolve().parents[2]
 WORKLOAD_SEED = 11
 ORDERS = 120
 
@@ -182,7 +185,7 @@ def _read_models(url: str) -> dict[str, list[tuple[object, ...]]]:
 @pytest.fixture
 def fresh_database(database_url: str) -> Iterator[str]:
     """A database of its own on the test server (the read models are per database)."""
-    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     name = f"meltica_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -221,3 +224,39 @@ def test_projector_service_keeps_postgres_read_models_under_crashes(
 
 def baseline_fills(baseline: Counter[str]) -> int:
     return sum(1 for k in baseline if '"venue.reports"' in k and '"exec_type": "TRADE"' in k)
+
+
+def test_projector_survives_a_postgres_restart(
+    cluster: Cluster, baseline: Counter[str], fresh_database: str
+) -> None:
+    status = subprocess.run(["bash", str(ROOT / "scripts" / "postgres.sh"), "status"], check=False)
+    if status.returncode != 0 and not IN_CI:
+        pytest.skip("this PostgreSQL is not the one scripts/postgres.sh manages")
+    cluster.database_url = fresh_database
+    cluster.start_all(projector=True)
+    cluster.setup_market()
+    cluster.wait_ready()
+    subs = cluster.submissions(WORKLOAD_SEED, ORDERS)
+    cluster.publish(ORDER_COMMANDS, subs[: ORDERS // 2], chunk=4, pause=0.1)
+    postgres("stop")
+    cluster.publish(ORDER_COMMANDS, subs[ORDERS // 2 :], chunk=4, pause=0.1)
+    time.sleep(2)
+    postgres("start")
+    cluster.wait_quiet()
+    cluster.publish(ORDER_COMMANDS, cluster.follow_ups(WORKLOAD_SEED, subs), chunk=4, pause=0.1)
+    cluster.wait_quiet()
+    assert cluster.outcome() == baseline
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        models = _read_models(fresh_database)
+        fills = len(models["fills"])
+        if len(models["orders"]) == ORDERS and fills == baseline_fills(baseline):
+            break
+        time.sleep(1)
+    assert len(models["orders"]) == ORDERS
+    assert fills == baseline_fills(baseline)
+    assert "retrying" in cluster.logs()  # the projector saw the database go and come back
+
+
+def postgres(action: str) -> None:
+    subprocess.run(["bash", str(ROOT / "scripts" / "postgres.sh"), action], check=True, capture_output=True)

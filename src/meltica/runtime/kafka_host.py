@@ -266,7 +266,7 @@ class KafkaProcessorHost:
         try:
             while not stop.is_set() and not self._fenced:
                 self.stats.last_loop = time.monotonic()
-                keyed = self._consumer.consume(self.max_batch, timeout=0.02)
+                keyed = self._consumer.consume(self.max_batch, timeout=0.005)
                 if self._rewind_needed:
                     self._rewind_needed = False
                     self._rewind()
@@ -276,7 +276,7 @@ class KafkaProcessorHost:
                 if self._catchup is not None:
                     self._catch_up()
                     continue
-                broadcast = self._broadcast.consume(self.max_batch, timeout=0 if keyed else 0.02)
+                broadcast = self._broadcast.consume(self.max_batch, timeout=0)
                 # broadcast first, then keyed: each partition's records stay in offset order
                 records = [
                     record_of(self._logical[str(m.topic())], int(m.partition() or 0), m)
