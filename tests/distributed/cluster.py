@@ -9,6 +9,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -30,6 +31,7 @@ from meltica.log.base import TopicPartition
 from meltica.log.kafka import KafkaLog
 from meltica.runtime.publisher import Publisher
 from meltica.topics import (
+    ORDER_COMMANDS,
     ORDER_EVENTS,
     PORTFOLIO_COMMANDS,
     PORTFOLIO_EVENTS,
@@ -67,6 +69,8 @@ class Cluster:
     database_url: str | None = None
     namespace: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}")
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    specs: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    on_faust: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -92,6 +96,7 @@ class Cluster:
 
     def start(self, service: str, name: str | None = None, *extra: str) -> str:
         name = name or service
+        self.specs[name] = (service, extra)
         logfile = (self.workdir / f"{name}.log").open("ab")
         args = [sys.executable, "-m", "meltica", "run", service]
         if service in PROCESSORS:
@@ -101,9 +106,15 @@ class Cluster:
         )
         return name
 
-    def start_all(self, *, projector: bool = False) -> None:
+    def restart(self, name: str) -> str:
+        service, extra = self.specs[name]
+        return self.start(service, name, *extra)
+
+    def start_all(self, *, projector: bool = False, faust: tuple[str, ...] = ()) -> None:
+        """Every processor; those named in `faust` on the faust-streaming host."""
+        self.on_faust = faust
         for service in PROCESSORS:
-            self.start(service)
+            self.start(service, service, *(("--host", "faust") if service in faust else ()))
         if projector:
             self.start("projector")
 
@@ -191,7 +202,7 @@ class Cluster:
     # -- observing ----------------------------------------------------------------------------
     def lag(self) -> int:
         """Records of keyed inputs the processors have not committed yet, over every group."""
-        from meltica.runtime.kafka_host import keyed_and_broadcast
+        from meltica.runtime.partitions import keyed_and_broadcast
 
         total = 0
         for proc in PROCESSORS:
@@ -199,7 +210,8 @@ class Cluster:
             for topic in keyed:
                 for p in range(PARTITIONS):
                     end = self.log.end_offset(topic, p)
-                    done = self.log.committed(f"meltica-{proc}", TopicPartition(topic, p)) or 0
+                    group = f"meltica-faust-{proc}" if proc in self.on_faust else f"meltica-{proc}"
+                    done = self.log.committed(group, TopicPartition(topic, p)) or 0
                     # transaction markers take an offset: a fully consumed partition may be 1 short
                     total += max(0, end - done - 1) if end > done else 0
         return total
@@ -240,7 +252,11 @@ class Cluster:
         """Until every processor partition has applied every broadcast record written so far."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if all(self._caught_up(p, q) for p in PROCESSORS for q in range(PARTITIONS)):
+            # a faust agent applies the broadcast topics when its first keyed record comes
+            waited = [p for p in PROCESSORS if p not in self.on_faust]
+            if all(self._caught_up(p, q) for p in waited for q in range(PARTITIONS)):
+                if self.on_faust:  # the set-up (funds, limits) must have gone through them too
+                    self.wait_quiet(timeout_s=timeout_s)
                 return
             dead = [n for n, pr in self.procs.items() if pr.poll() is not None]
             if dead:
@@ -249,7 +265,7 @@ class Cluster:
         raise AssertionError(f"services not ready within {timeout_s}s\n{self.logs()}")
 
     def _caught_up(self, processor: str, partition: int) -> bool:
-        from meltica.runtime.kafka_host import keyed_and_broadcast
+        from meltica.runtime.partitions import keyed_and_broadcast
 
         applied = self.applied(processor, partition)
         _, broadcast = keyed_and_broadcast(inputs_of(processor))
@@ -289,3 +305,57 @@ class Cluster:
         for (account, asset), balance in sorted(final.items()):
             seen[json.dumps({"final_balance": [account, asset], **balance}, sort_keys=True, default=str)] += 1
         return seen
+
+
+WORKLOAD_SEED = 11
+ORDERS = 120
+
+
+def run_workload(cluster: Cluster, chaos: Chaos | None = None) -> Counter[str]:
+    """Set up, submit, settle, cancel/amend, settle; chaos (if any) strikes while commands flow."""
+    cluster.setup_market()
+    cluster.wait_ready()
+    subs = cluster.submissions(WORKLOAD_SEED, ORDERS)
+    for phase in (subs, cluster.follow_ups(WORKLOAD_SEED, subs)):
+        if chaos is not None:
+            chaos.begin()
+        cluster.publish(ORDER_COMMANDS, phase, chunk=4, pause=0.15)
+        if chaos is not None:
+            chaos.end()
+        cluster.wait_quiet()
+    return cluster.outcome()
+
+
+class Chaos:
+    """SIGKILLs a random service every so often and restarts it after a random pause."""
+
+    def __init__(self, cluster: Cluster, seed: int, services: tuple[str, ...] = PROCESSORS) -> None:
+        self.cluster = cluster
+        self.rng = random.Random(seed)
+        self.services = services
+        self.kills = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def begin(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.rng.uniform(0.3, 1.5)):
+            victim = self.rng.choice(self.services)
+            if victim not in self.cluster.procs:
+                continue
+            self.cluster.kill(victim, signal.SIGKILL)
+            self.kills += 1
+            self._stop.wait(self.rng.uniform(0.0, 1.0))
+            self.cluster.restart(victim)
+
+    def end(self) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join()
+        for service in self.services:  # everyone is back before the run settles
+            if service not in self.cluster.procs:
+                self.cluster.restart(service)

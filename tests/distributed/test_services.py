@@ -5,10 +5,8 @@ Postgres follow."""
 
 from __future__ import annotations
 
-import random
 import signal
 import subprocess
-import threading
 import time
 import uuid
 from collections import Counter
@@ -21,84 +19,11 @@ from sqlalchemy import create_engine, select, text
 from meltica.projections import tables
 from meltica.topics import ORDER_COMMANDS
 from tests.conftest import IN_CI
-from tests.distributed.cluster import PROCESSORS, Cluster
+from tests.distributed.cluster import ORDERS, PROCESSORS, WORKLOAD_SEED, Chaos, Cluster, run_workload
 
 pytestmark = pytest.mark.distributed
 
 ROOT = Path(__file__).resolve().parents[2]
-WORKLOAD_SEED = 11
-ORDERS = 120
-
-
-def run_workload(cluster: Cluster, chaos: Chaos | None = None) -> Counter[str]:
-    """Set up, submit, settle, cancel/amend, settle; chaos (if any) strikes while commands flow."""
-    cluster.setup_market()
-    cluster.wait_ready()
-    subs = cluster.submissions(WORKLOAD_SEED, ORDERS)
-    for phase in (subs, cluster.follow_ups(WORKLOAD_SEED, subs)):
-        if chaos is not None:
-            chaos.begin()
-        cluster.publish(ORDER_COMMANDS, phase, chunk=4, pause=0.15)
-        if chaos is not None:
-            chaos.end()
-        cluster.wait_quiet()
-    return cluster.outcome()
-
-
-class Chaos:
-    """SIGKILLs a random service every so often and restarts it after a random pause."""
-
-    def __init__(self, cluster: Cluster, seed: int, services: tuple[str, ...] = PROCESSORS) -> None:
-        self.cluster = cluster
-        self.rng = random.Random(seed)
-        self.services = services
-        self.kills = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def begin(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.rng.uniform(0.3, 1.5)):
-            victim = self.rng.choice(self.services)
-            if victim not in self.cluster.procs:
-                continue
-            self.cluster.kill(victim, signal.SIGKILL)
-            self.kills += 1
-            self._stop.wait(self.rng.uniform(0.0, 1.0))
-            self.cluster.start(victim)
-
-    def end(self) -> None:
-        self._stop.set()
-        assert self._thread is not None
-        self._thread.join()
-        for service in self.services:  # everyone is back before the run settles
-            if service not in self.cluster.procs:
-                self.cluster.start(service)
-
-
-@pytest.fixture
-def cluster(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(kafka_bootstrap, tmp_path)
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-@pytest.fixture(scope="module")
-def baseline(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Counter[str]:
-    c = Cluster(kafka_bootstrap, tmp_path_factory.mktemp("baseline"))
-    try:
-        c.start_all()
-        outcome = run_workload(c)
-        c.stop_all()
-        return outcome
-    finally:
-        c.close()
 
 
 def test_uninterrupted_run_trades(baseline: Counter[str]) -> None:

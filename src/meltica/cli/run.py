@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,6 +19,11 @@ from meltica.runtime.processor import Processor
 from meltica.strategies.base import Strategy
 
 out = Console(stderr=True)
+
+
+class Host(StrEnum):
+    kafka = "kafka"
+    faust = "faust"
 
 
 class Service(StrEnum):
@@ -69,6 +74,9 @@ def parse_strategy(spec: str) -> Strategy:
 
 def run(
     service: Annotated[Service, typer.Argument(help="What to run.")],
+    host: Annotated[
+        Host, typer.Option(help="Processor host: confluent-kafka (default) or faust-streaming.")
+    ] = Host.kafka,
     instance: Annotated[
         str | None, typer.Option(help="Instance id (transactional id); default: random per process.")
     ] = None,
@@ -99,6 +107,10 @@ def run(
         _run_api(settings)
     elif service is Service.projector:
         _run_projector(settings, stop, health_port)
+    elif host is Host.faust:
+        import faust
+
+        faust.Worker(faust_app([service.value]), loglevel="info").execute_from_commandline()
     else:
         try:
             strategies = [parse_strategy(s) for s in strategy or []]
@@ -110,6 +122,26 @@ def run(
 
             strategies.append(DemoStrategy(sizes=DEMO_SIZES))
         _run_processor(settings, service, instance, health_port, strategies, stop)
+
+
+def faust_app(processors: list[str]) -> Any:
+    """The faust-streaming app hosting `processors` (risk, orders, venue, portfolio)."""
+    from meltica.bootstrap import build
+    from meltica.log.kafka import KafkaLog
+    from meltica.runtime.faust_host import build_app
+
+    settings = Settings().model_copy(update={"log_backend": "kafka"})
+    if not settings.kafka_bootstrap:
+        raise _fail("the faust host needs MELTICA_KAFKA_BOOTSTRAP")
+    app = build(settings)
+    makers = {name: processor_factory(Service(name), [], settings.partitions) for name in processors}
+    return build_app(
+        app.log.wire(f"meltica-faust-{'-'.join(processors)}") if isinstance(app.log, KafkaLog) else "",
+        makers,
+        bootstrap=settings.kafka_bootstrap,
+        codec=app.codec,
+        namespace=settings.namespace,
+    )
 
 
 def _fail(message: str) -> typer.Exit:
@@ -163,7 +195,7 @@ def _run_processor(
     s = svc.stats
     out.print(
         f"{service.value}: stopped after {s.records} records, {s.transactions} transactions, "
-        f"{s.replayed} replayed"
+        f"{svc.core.replayed} replayed"
     )
 
 

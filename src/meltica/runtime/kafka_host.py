@@ -1,21 +1,13 @@
-"""One processor as a Kafka service: a consumer group member with exactly-once transactions.
+"""One processor as a Kafka service (confluent-kafka): a consumer group member with exactly-once
+transactions.
 
-Inputs split in two kinds. *Keyed* topics (orders, venue, portfolio: keyed by account) are
-co-partitioned; the group's range assignor gives an instance the same partition numbers of
-each, and the instance keeps one processor state per owned partition. *Broadcast* topics
-(instruments, market data, risk commands and events) are read in full by every partition
-state, outside the group.
-
-Each poll is one Kafka transaction: the outputs, dead letters, the group's keyed offsets
-(`send_offsets_to_transaction` with the consumer's group metadata, so a zombie is fenced) and,
-per partition state, an `InputJournal` record naming the input runs it applied, in order.
-The journal is the checkpoint: when a partition is assigned, its state is rebuilt by
-replaying exactly those inputs in exactly that order (outputs discarded), and the broadcast
-positions are where the journal ends. Nothing is lost or applied twice across crashes,
-restarts and rebalances.
-
-A state emits only the outputs whose key falls on its own partition: every state applies a
-broadcast command (a kill switch, a limit) but only the owner of the key writes the event.
+The group's range assignor gives an instance the same partition numbers of every keyed input;
+it keeps one `PartitionState` per owned partition (see `meltica.runtime.partitions`). Broadcast
+topics are read by a second consumer outside the group. Each poll is one Kafka transaction:
+the outputs, dead letters, the group's keyed offsets (`send_offsets_to_transaction` with the
+consumer's group metadata, so a zombie is fenced) and each partition's `InputJournal`. When a
+partition is assigned its state is rebuilt from the journal, and the broadcast topics are read
+to their end before any keyed input (global-table semantics).
 """
 
 from __future__ import annotations
@@ -24,54 +16,22 @@ import logging
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka import TopicPartition as KafkaTopicPartition
-from opentelemetry import trace
 
-from meltica import telemetry
 from meltica.clock import Clock, LiveClock
-from meltica.errors import DecodeError, MelticaError
 from meltica.events.codec import Codec
-from meltica.events.consumer import dead_letter
-from meltica.events.mapping import avro_name, from_record
-from meltica.log.base import Headers, Message, Record, TopicPartition
+from meltica.log.base import Message, Record, TopicPartition
 from meltica.log.kafka import KafkaLog, record_of
-from meltica.log.partitioner import partition_for
-from meltica.runtime.processor import Output, Processor, output_meta
-from meltica.topics import TOPIC_BY_NAME, journal_topic
+from meltica.runtime.partitions import PartitionedProcessor, PartitionState
+from meltica.runtime.processor import Processor
 
 PRODUCER_HEADER = "meltica.producer"
 _TIMEOUT_S = 30.0
 _log = logging.getLogger("meltica.service")
-
-
-def keyed_and_broadcast(inputs: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Split a processor's inputs into account-keyed topics and topics every partition reads."""
-    keyed = [t for t in inputs if TOPIC_BY_NAME[t].key == "account_id"]
-    return keyed, [t for t in inputs if t not in keyed]
-
-
-@dataclass
-class PartitionState:
-    """The processor state for one partition of the keyed topics."""
-
-    partition: int
-    processor: Processor
-    broadcast_pos: dict[TopicPartition, int]
-    segments: list[list[Any]] = field(default_factory=list)
-
-    def note(self, rec: Record) -> None:
-        """Record that `rec` was applied (extending the current run when it continues it)."""
-        last = self.segments[-1] if self.segments else None
-        if last is not None and last[0] == rec.topic and last[1] == rec.partition:
-            last[3] = rec.offset + 1
-        else:
-            self.segments.append([rec.topic, rec.partition, rec.offset, rec.offset + 1])
 
 
 @dataclass
@@ -82,7 +42,6 @@ class HostStats:
     outputs: int = 0
     dead_letters: int = 0
     transactions: int = 0
-    replayed: int = 0
     rebalances: int = 0
     last_loop: float = field(default_factory=time.monotonic)
 
@@ -105,25 +64,23 @@ class KafkaProcessorHost:
         max_batch: int = 500,
     ) -> None:
         self.name = name
-        self.make = make
-        self.codec = codec
         self.partitions = partitions
-        self.clock = clock or LiveClock()
         self.max_batch = max_batch
         self.group = f"meltica-{name}"
-        self.journal = journal_topic(name)
-        self.keyed, self.broadcast = keyed_and_broadcast(inputs)
         self.instance_id = instance_id or f"{name}-{uuid.uuid4().hex[:12]}"
         # A named instance is a static group member: restarted under the same name it takes its
         # partitions back at once instead of waiting for the session of its dead self to time out.
         static = {"group.instance.id": f"meltica-{instance_id}"} if instance_id else {}
-        self.tracer = trace.get_tracer("meltica.service")
         self.stats = HostStats()
         self.states: dict[int, PartitionState] = {}
         self.ready = threading.Event()
         self._reader = KafkaLog(bootstrap, client_id=f"meltica-{name}-reader", namespace=namespace)
         wire = self._reader.wire
         self._logical = {wire(t): t for t in inputs}
+        self.core = PartitionedProcessor(
+            name, make, inputs, codec=codec, reader=self._reader, clock=clock or LiveClock()
+        )
+        self.keyed, self.broadcast = self.core.keyed, self.core.broadcast
         common = {"bootstrap.servers": bootstrap, "client.id": f"meltica-{name}"}
         self._consumer = Consumer(
             {
@@ -173,13 +130,13 @@ class KafkaProcessorHost:
         self.stats.rebalances += 1
         owned = sorted({tp.partition for tp in assigned})
         _log.info("%s: assigned partitions %s", self.instance_id, owned)
-        self.states = {p: self._restore(p) for p in owned}
+        self.states = {p: self.core.restore(p) for p in owned}
         self._assign_broadcast()
         # Like a global table: the broadcast topics are read up to their current end before any
         # keyed input, so a (re)started service knows every instrument, limit and price first.
         consumer.assign(assigned)
         consumer.pause(assigned)
-        self._catchup = {tp: self._reader.end_offset(*tp) for tp in self._initial_broadcast_pos()}
+        self._catchup = {tp: self._reader.end_offset(*tp) for tp in self.core.initial_broadcast_pos()}
 
     def _catch_up(self) -> None:
         """Apply broadcast records until they are read to the ends noted at assignment."""
@@ -208,40 +165,13 @@ class KafkaProcessorHost:
     def _rewind(self) -> None:
         """After an aborted transaction: rebuild the states and re-read from the committed offsets."""
         assignment = self._consumer.assignment()
-        self.states = {p: self._restore(p) for p in sorted({tp.partition for tp in assignment})}
+        self.states = {p: self.core.restore(p) for p in sorted({tp.partition for tp in assignment})}
         for tp in assignment:
             committed = self._reader.committed(
                 self.group, TopicPartition(self._logical[tp.topic], tp.partition)
             )
             self._consumer.seek(KafkaTopicPartition(tp.topic, tp.partition, committed or 0))
         self._assign_broadcast()
-
-    def _restore(self, partition: int) -> PartitionState:
-        state = PartitionState(partition, self.make(partition), self._initial_broadcast_pos())
-        cursors: dict[TopicPartition, _Cursor] = {}
-        offset = 0
-        replayed = 0
-        while True:
-            entries = self._reader.read(self.journal, partition, offset, 1000)
-            if not entries:
-                break
-            offset = entries[-1].offset + 1
-            for entry in entries:
-                journal = self.codec.decode_record(entry).record
-                for seg in journal["segments"]:
-                    tp = TopicPartition(seg["topic"], seg["partition"])
-                    cursor = cursors.setdefault(tp, _Cursor(self._reader, tp))
-                    for rec in cursor.range(seg["start"], seg["end"]):
-                        self._apply(state, rec, live=False)
-                        replayed += 1
-                    if tp in state.broadcast_pos:
-                        state.broadcast_pos[tp] = seg["end"]
-        self.stats.replayed += replayed
-        _log.info("%s: partition %d rebuilt from %d inputs", self.instance_id, partition, replayed)
-        return state
-
-    def _initial_broadcast_pos(self) -> dict[TopicPartition, int]:
-        return {TopicPartition(t, p): 0 for t in self.broadcast for p in range(self._reader.partitions(t))}
 
     def _assign_broadcast(self) -> None:
         """Read broadcast topics from the earliest position any owned state still needs."""
@@ -302,23 +232,11 @@ class KafkaProcessorHost:
                 offsets[tp] = rec.offset + 1
                 targets = [state]
             for state in targets:
-                messages += self._apply(state, rec, live=True)
+                messages += self.core.apply(state, rec, live=True)
                 if rec.topic in self.broadcast:
                     state.broadcast_pos[tp] = rec.offset + 1
-        for state in self.states.values():
-            if state.segments:
-                journal = {
-                    "processor": self.name,
-                    "partition": state.partition,
-                    "segments": [
-                        {"topic": t, "partition": p, "start": s, "end": e} for t, p, s, e in state.segments
-                    ],
-                }
-                value = self.codec.encode("InputJournal", journal)
-                messages.append(
-                    Message(self.journal, value, str(state.partition).encode(), (), state.partition)
-                )
-        self._commit(messages, offsets)
+        journals = [self.core.journal_message(s) for s in self.states.values()]
+        self._commit([*messages, *(j for j in journals if j is not None)], offsets)
         self.stats.records += len(records)
 
     def _commit(self, messages: list[Message], offsets: dict[TopicPartition, int]) -> None:
@@ -344,9 +262,6 @@ class KafkaProcessorHost:
                 self._producer.abort_transaction(_TIMEOUT_S)
             self._rewind_needed = True  # state went ahead of the log: rebuild and re-read
             return
-        finally:
-            for state in self.states.values():
-                state.segments.clear()
         self.stats.transactions += 1
         self.stats.outputs += len(messages)
 
@@ -364,55 +279,6 @@ class KafkaProcessorHost:
             except BufferError:
                 self._producer.poll(0.05)
 
-    # -- one input ----------------------------------------------------------------------------
-    def _apply(self, state: PartitionState, rec: Record, *, live: bool) -> list[Message]:
-        """Apply `rec` to `state`; the messages it owes the log (none when replaying)."""
-        if live:
-            state.note(rec)
-        if any(k == PRODUCER_HEADER and v == self.name.encode() for k, v in rec.headers):
-            return []  # our own output, applied when we emitted it
-        owner = rec.partition == state.partition
-        try:
-            name, fields = self.codec.decode_record(rec)
-            event = from_record(name, fields)
-        except DecodeError as err:
-            return [dead_letter(rec, err.reason)] if live and owner else []
-        except (MelticaError, KeyError, TypeError, ValueError) as err:
-            return [dead_letter(rec, f"cannot map {rec.topic} record: {err}")] if live and owner else []
-        try:
-            outputs = state.processor.handle(rec.topic, event, self.clock)
-        except Exception as err:  # a processor bug must not stop the service: dead-letter the input
-            if live:
-                _log.exception("%s: %s failed on %s[%d]@%d", self.instance_id, self.name, *rec[:3])
-            return (
-                [dead_letter(rec, f"processing failed: {type(err).__name__}: {err}")]
-                if live and owner
-                else []
-            )
-        if not live or not outputs:
-            return []
-        return self._messages(state, rec, fields["meta"], outputs)
-
-    def _messages(
-        self, state: PartitionState, rec: Record, cause: dict[str, Any], outputs: list[Output]
-    ) -> list[Message]:
-        producer = f"{self.name}/{state.partition}"
-        ts_init = self.clock.now_ns()
-        span = self.tracer.start_span(f"{self.name} {rec.topic}", context=telemetry.extract(rec.headers))
-        headers: Headers = (*telemetry.span_headers(span), (PRODUCER_HEADER, self.name.encode()))
-        span.end()
-        source = {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset}
-        out = []
-        for i, o in enumerate(outputs):
-            n = self._reader.partitions(o.topic)
-            partition = partition_for(o.key.encode(), n)
-            if partition != state.partition:
-                continue  # the partition that owns this key writes it
-            meta = output_meta(o, cause, producer, i, source, ts_init)
-            value = self.codec.encode_object(avro_name(o.event), o.event, meta)
-            out.append(Message(o.topic, value, o.key.encode(), headers, partition))
-        return out
-
     def close(self) -> None:
         """Leave the group (its partitions move to the other instances) and release clients."""
         try:
@@ -420,29 +286,3 @@ class KafkaProcessorHost:
         finally:
             self._broadcast.close()
             self._reader.close()
-
-
-class _Cursor:
-    """Forward reads of one input partition during a rebuild, in chunks."""
-
-    def __init__(self, log: KafkaLog, tp: TopicPartition) -> None:
-        self._log = log
-        self._tp = tp
-        self._buffer: deque[Record] = deque()
-        self._next = 0
-
-    def range(self, start: int, end: int) -> list[Record]:
-        """The committed records with offsets in [start, end)."""
-        out: list[Record] = []
-        while True:
-            while self._buffer and self._buffer[0].offset < start:
-                self._buffer.popleft()
-            while self._buffer and self._buffer[0].offset < end:
-                out.append(self._buffer.popleft())
-            if self._buffer or self._next >= end:
-                return out
-            fetched = self._log.read(self._tp.topic, self._tp.partition, max(self._next, start), 5000)
-            if not fetched:
-                return out
-            self._next = fetched[-1].offset + 1
-            self._buffer.extend(fetched)

@@ -1,0 +1,193 @@
+"""A processor split by partition, with the input journal that makes its state recoverable.
+
+Shared by the Kafka hosts (confluent-kafka in `kafka_host`, faust-streaming in `faust_host`):
+they differ in how records arrive and how a transaction is committed, not in what a partition
+state does with a record.
+
+Inputs split in two kinds. *Keyed* topics (keyed by account) are co-partitioned: partition p
+of each belongs to the state of partition p. *Broadcast* topics (instruments, market data,
+risk commands and events) are read in full by every partition state. A state notes the runs of
+input records it applied, in order; its host commits that `InputJournal` with the outputs and
+the offsets. Rebuilding a partition replays exactly those inputs in exactly that order. A state
+writes only the outputs whose key falls on its own partition: every state applies a broadcast
+command (a kill switch, a limit) but only the owner of the key writes the event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import trace
+
+from meltica import telemetry
+from meltica.clock import Clock
+from meltica.errors import DecodeError, MelticaError
+from meltica.events.codec import Codec
+from meltica.events.consumer import dead_letter
+from meltica.events.mapping import avro_name, from_record
+from meltica.log.base import EventLog, Headers, Message, Record, TopicPartition
+from meltica.log.partitioner import partition_for
+from meltica.runtime.processor import Output, Processor, output_meta
+from meltica.topics import TOPIC_BY_NAME, journal_topic
+
+PRODUCER_HEADER = "meltica.producer"
+_log = logging.getLogger("meltica.service")
+
+
+def keyed_and_broadcast(inputs: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split a processor's inputs into account-keyed topics and topics every partition reads."""
+    keyed = [t for t in inputs if TOPIC_BY_NAME[t].key == "account_id"]
+    return keyed, [t for t in inputs if t not in keyed]
+
+
+@dataclass
+class PartitionState:
+    """The processor state for one partition of the keyed topics."""
+
+    partition: int
+    processor: Processor
+    broadcast_pos: dict[TopicPartition, int]
+    segments: list[list[Any]] = field(default_factory=list)
+
+    def note(self, rec: Record) -> None:
+        """Record that `rec` was applied (extending the current run when it continues it)."""
+        last = self.segments[-1] if self.segments else None
+        if last is not None and last[0] == rec.topic and last[1] == rec.partition:
+            last[3] = rec.offset + 1
+        else:
+            self.segments.append([rec.topic, rec.partition, rec.offset, rec.offset + 1])
+
+
+class PartitionedProcessor:
+    """Applies records to partition states, writes their journals and rebuilds them from it."""
+
+    def __init__(
+        self,
+        name: str,
+        make: Callable[[int], Processor],
+        inputs: Sequence[str],
+        *,
+        codec: Codec,
+        reader: EventLog,
+        clock: Clock,
+    ) -> None:
+        self.name = name
+        self.make = make
+        self.codec = codec
+        self.reader = reader
+        self.clock = clock
+        self.journal = journal_topic(name)
+        self.keyed, self.broadcast = keyed_and_broadcast(inputs)
+        self.tracer = trace.get_tracer("meltica.service")
+        self.replayed = 0
+
+    def initial_broadcast_pos(self) -> dict[TopicPartition, int]:
+        return {TopicPartition(t, p): 0 for t in self.broadcast for p in range(self.reader.partitions(t))}
+
+    def restore(self, partition: int) -> PartitionState:
+        """The state of `partition` as its committed journal left it."""
+        state = PartitionState(partition, self.make(partition), self.initial_broadcast_pos())
+        cursors: dict[TopicPartition, _Cursor] = {}
+        offset = 0
+        replayed = 0
+        while entries := self.reader.read(self.journal, partition, offset, 1000):
+            offset = entries[-1].offset + 1
+            for entry in entries:
+                for seg in self.codec.decode_record(entry).record["segments"]:
+                    tp = TopicPartition(seg["topic"], seg["partition"])
+                    cursor = cursors.setdefault(tp, _Cursor(self.reader, tp))
+                    for rec in cursor.range(seg["start"], seg["end"]):
+                        self.apply(state, rec, live=False)
+                        replayed += 1
+                    if tp in state.broadcast_pos:
+                        state.broadcast_pos[tp] = seg["end"]
+        self.replayed += replayed
+        _log.info("%s: partition %d rebuilt from %d inputs", self.name, partition, replayed)
+        return state
+
+    def journal_message(self, state: PartitionState) -> Message | None:
+        """The journal entry of what `state` applied since the last one (and forget it)."""
+        if not state.segments:
+            return None
+        journal = {
+            "processor": self.name,
+            "partition": state.partition,
+            "segments": [{"topic": t, "partition": p, "start": s, "end": e} for t, p, s, e in state.segments],
+        }
+        state.segments = []
+        value = self.codec.encode("InputJournal", journal)
+        return Message(self.journal, value, str(state.partition).encode(), (), state.partition)
+
+    def apply(self, state: PartitionState, rec: Record, *, live: bool) -> list[Message]:
+        """Apply `rec` to `state`; the messages it owes the log (none when replaying)."""
+        if live:
+            state.note(rec)
+        if any(k == PRODUCER_HEADER and v == self.name.encode() for k, v in rec.headers):
+            return []  # our own output, applied when we emitted it
+        owner = rec.partition == state.partition
+        try:
+            name, fields = self.codec.decode_record(rec)
+            event = from_record(name, fields)
+        except DecodeError as err:
+            return [dead_letter(rec, err.reason)] if live and owner else []
+        except (MelticaError, KeyError, TypeError, ValueError) as err:
+            return [dead_letter(rec, f"cannot map {rec.topic} record: {err}")] if live and owner else []
+        try:
+            outputs = state.processor.handle(rec.topic, event, self.clock)
+        except Exception as err:  # a processor bug must not stop the service: dead-letter the input
+            if live:
+                _log.exception("%s failed on %s[%d]@%d", self.name, *rec[:3])
+            reason = f"processing failed: {type(err).__name__}: {err}"
+            return [dead_letter(rec, reason)] if live and owner else []
+        if not live or not outputs:
+            return []
+        return self._messages(state, rec, fields["meta"], outputs)
+
+    def _messages(
+        self, state: PartitionState, rec: Record, cause: dict[str, Any], outputs: list[Output]
+    ) -> list[Message]:
+        producer = f"{self.name}/{state.partition}"
+        ts_init = self.clock.now_ns()
+        span = self.tracer.start_span(f"{self.name} {rec.topic}", context=telemetry.extract(rec.headers))
+        headers: Headers = (*telemetry.span_headers(span), (PRODUCER_HEADER, self.name.encode()))
+        span.end()
+        source = {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset}
+        out = []
+        for i, o in enumerate(outputs):
+            partition = partition_for(o.key.encode(), self.reader.partitions(o.topic))
+            if partition != state.partition:
+                continue  # the partition that owns this key writes it
+            meta = output_meta(o, cause, producer, i, source, ts_init)
+            value = self.codec.encode_object(avro_name(o.event), o.event, meta)
+            out.append(Message(o.topic, value, o.key.encode(), headers, partition))
+        return out
+
+
+class _Cursor:
+    """Forward reads of one input partition during a rebuild, in chunks."""
+
+    def __init__(self, log: EventLog, tp: TopicPartition) -> None:
+        self._log = log
+        self._tp = tp
+        self._buffer: deque[Record] = deque()
+        self._next = 0
+
+    def range(self, start: int, end: int) -> list[Record]:
+        """The committed records with offsets in [start, end)."""
+        out: list[Record] = []
+        while True:
+            while self._buffer and self._buffer[0].offset < start:
+                self._buffer.popleft()
+            while self._buffer and self._buffer[0].offset < end:
+                out.append(self._buffer.popleft())
+            if self._buffer or self._next >= end:
+                return out
+            fetched = self._log.read(self._tp.topic, self._tp.partition, max(self._next, start), 5000)
+            if not fetched:
+                return out
+            self._next = fetched[-1].offset + 1
+            self._buffer.extend(fetched)
