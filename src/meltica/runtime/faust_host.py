@@ -10,8 +10,9 @@ and applied, in journaled order, before each keyed record.
 
 Limits of this host (why the confluent-kafka host is the default): an agent only runs when a
 keyed record arrives, so market data alone (a stop trigger, an expiry) acts with the next keyed
-record; and faust's exactly-once does not survive SIGKILL — see
-`tests/distributed/test_faust_host.py`, which shows duplicated outputs after a crash.
+record; and faust's exactly-once does not survive SIGKILL (outputs and source offsets are not
+committed atomically: duplicates, or inputs missing from a rebuilt state) — see
+`tests/distributed/test_faust_host.py`.
 """
 
 from __future__ import annotations
