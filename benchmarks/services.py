@@ -68,18 +68,18 @@ class AckWatcher:
         self._consumer.close()
 
 
-def _started(tmp: str) -> Cluster:
+def _started(tmp: str, faust: tuple[str, ...]) -> Cluster:
     cluster = Cluster(os.environ["MELTICA_KAFKA_BOOTSTRAP"], Path(tmp))
-    cluster.start_all()
+    cluster.start_all(faust=faust)
     cluster.setup_market()
     cluster.wait_ready()
     return cluster
 
 
-def throughput(n: int = 6000) -> dict[str, float]:
+def throughput(n: int = 6000, faust: tuple[str, ...] = ()) -> dict[str, float]:
     """Orders submitted in bulk; orders/s from the first submission to the last acknowledgement."""
     with tempfile.TemporaryDirectory() as tmp:
-        cluster = _started(tmp)
+        cluster = _started(tmp, faust)
         try:
             watcher = AckWatcher(cluster)
             orders = cluster.submissions(1, n)
@@ -96,10 +96,10 @@ def throughput(n: int = 6000) -> dict[str, float]:
     return {"orders_per_s": done / elapsed, "acknowledged": done}
 
 
-def latency(rate: int = 500, seconds: float = 8.0) -> dict[str, float]:
+def latency(rate: int = 500, seconds: float = 8.0, faust: tuple[str, ...] = ()) -> dict[str, float]:
     """Orders one by one at `rate`/s; submit->ack latency percentiles."""
     with tempfile.TemporaryDirectory() as tmp:
-        cluster = _started(tmp)
+        cluster = _started(tmp, faust)
         try:
             watcher = AckWatcher(cluster)
             total = int(rate * seconds)
@@ -128,12 +128,19 @@ def results() -> list[Any]:
 
     if not os.environ.get("MELTICA_KAFKA_BOOTSTRAP"):
         return []
-    group = "services on Kafka (4 processes, EOS)"
-    t = throughput()
-    lat = latency()
-    return [
-        Result(group, "orders/s sustained, submit -> acknowledged", t["orders_per_s"], 2000),
-        Result(group, "offered orders/s (achieved)", lat["offered_per_s"]),
-        Result(group, "submit->ack p50 ms @500/s", lat["p50_ms"], lower_is_better=True, decimals=1),
-        Result(group, "submit->ack p99 ms @500/s", lat["p99_ms"], 50.0, lower_is_better=True, decimals=1),
-    ]
+    out = []
+    hosts = {
+        "confluent-kafka host": (),
+        "faust host (risk, orders, portfolio)": ("risk", "orders", "portfolio"),
+    }
+    for host, on_faust in hosts.items():
+        group = f"services on Kafka, {host}"
+        t = throughput(faust=on_faust)
+        lat = latency(faust=on_faust)
+        out += [
+            Result(group, "orders/s sustained, submit -> acknowledged", t["orders_per_s"], 2000),
+            Result(group, "offered orders/s (achieved)", lat["offered_per_s"]),
+            Result(group, "submit->ack p50 ms @500/s", lat["p50_ms"], lower_is_better=True, decimals=1),
+            Result(group, "submit->ack p99 ms @500/s", lat["p99_ms"], 50.0, lower_is_better=True, decimals=1),
+        ]
+    return out

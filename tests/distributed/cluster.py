@@ -121,7 +121,19 @@ class Cluster:
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs.pop(name)
         proc.send_signal(sig)
-        proc.wait(timeout=60)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # did not stop in time: kill it
+            proc.kill()
+            proc.wait()
+
+    def revive(self) -> list[str]:
+        """Restart every service that has exited; their names."""
+        dead = [name for name, proc in self.procs.items() if proc.poll() is not None]
+        for name in dead:
+            self.procs.pop(name)
+            self.restart(name)
+        return dead
 
     def stop_all(self) -> None:
         for name in list(self.procs):

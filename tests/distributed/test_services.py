@@ -185,3 +185,36 @@ def test_projector_survives_a_postgres_restart(
 
 def postgres(action: str) -> None:
     subprocess.run(["bash", str(ROOT / "scripts" / "postgres.sh"), action], check=True, capture_output=True)
+
+
+def test_services_ride_out_a_broker_restart(cluster: Cluster, baseline: Counter[str]) -> None:
+    if not (ROOT / ".cache" / "kafka" / "run" / "kafka.pid").exists() and not IN_CI:
+        pytest.skip("this broker is not the one scripts/kafka.sh manages")
+    cluster.start_all()
+    cluster.setup_market()
+    cluster.wait_ready()
+    subs = cluster.submissions(WORKLOAD_SEED, ORDERS)
+    cluster.publish(ORDER_COMMANDS, subs[: ORDERS // 2], chunk=4, pause=0.1)
+    kafka("stop")
+    time.sleep(3)
+    kafka("start")
+    cluster.publish(ORDER_COMMANDS, subs[ORDERS // 2 :], chunk=4, pause=0.1)
+    deadline = time.monotonic() + 120
+    revived: list[str] = []
+    while time.monotonic() < deadline:  # a service that gave up while the broker was away comes back
+        revived += cluster.revive()
+        try:
+            cluster.wait_quiet(timeout_s=20)
+            break
+        except AssertionError:
+            continue
+    cluster.publish(ORDER_COMMANDS, cluster.follow_ups(WORKLOAD_SEED, subs), chunk=4, pause=0.1)
+    cluster.wait_quiet()
+    outcome = cluster.outcome()
+    missing, extra = baseline - outcome, outcome - baseline
+    assert not missing, f"{len(missing)} missing (revived: {revived})"
+    assert not extra, f"{len(extra)} extra (revived: {revived})"
+
+
+def kafka(action: str) -> None:
+    subprocess.run(["bash", str(ROOT / "scripts" / "kafka.sh"), action], check=True, capture_output=True)
