@@ -9,8 +9,9 @@ from decimal import Decimal
 import pytest
 from fastavro import schemaless_writer
 
-from meltica.errors import DecodeError, EncodeError, SchemaError
+from meltica.errors import DecodeError, EncodeError, IncompatibleSchemaError, SchemaError
 from meltica.events import Codec, EventMetadata, default_catalog
+from meltica.events.catalog import entry_from_schema
 from meltica.events.examples import order_filled, quote_tick
 from meltica.events.wire import CONFLUENT_MAGIC, SINGLE_OBJECT_MAGIC, ConfluentFraming
 
@@ -135,3 +136,19 @@ def test_encode_does_not_mutate_input(codec: Codec) -> None:
     before = copy.deepcopy(event)
     codec.encode("OrderFilled", event)
     assert event == before
+
+
+def test_confluent_registry_refuses_an_incompatible_change_before_anything_is_written() -> None:
+    framing = ConfluentFraming("mock://meltica-unit-compat")
+    v1 = {
+        "type": "record",
+        "name": "Probe",
+        "namespace": "meltica.test",
+        "fields": [{"name": "qty", "type": "string"}],
+    }
+    framing.register(entry_from_schema(v1))
+    breaking = {**v1, "fields": [*v1["fields"], {"name": "venue", "type": "string"}]}
+    with pytest.raises(IncompatibleSchemaError, match="venue"):
+        framing.register(entry_from_schema(breaking))
+    evolving = {**v1, "fields": [*v1["fields"], {"name": "venue", "type": "string", "default": "SIM"}]}
+    assert framing.register(entry_from_schema(evolving)) > 0

@@ -51,10 +51,23 @@ class ConfluentFraming:
         return CONFLUENT_MAGIC + schema_id.to_bytes(4, "big")
 
     def register(self, entry: SchemaEntry) -> int:
-        """Register `entry` under its subject; the registry refuses an incompatible version."""
+        """Register `entry` under its subject, after checking it can read the latest version.
+
+        The check is ours (BACKWARD, naming the field), so an incompatible change is refused
+        before anything is written, whatever compatibility level the registry is set to; the
+        registry's own check still applies on top."""
         from confluent_kafka.schema_registry import Schema
         from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+        from meltica.events.compatibility import check_backward
+
+        try:
+            latest = self._client.get_latest_version(entry.name)
+        except SchemaRegistryError as err:
+            if err.http_status_code != 404:
+                raise SchemaError(f"registry lookup of {entry.name}: {err.error_message}") from err
+        else:
+            check_backward(entry.name, entry.schema, json.loads(latest.schema.schema_str or "null"))
         try:
             schema_id = int(self._client.register_schema(entry.name, Schema(entry.json(), "AVRO")))
         except SchemaRegistryError as err:
