@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka import TopicPartition as KafkaTopicPartition
@@ -140,10 +141,9 @@ class KafkaProcessorHost:
 
     def _catch_up(self) -> None:
         """Apply broadcast records until they are read to the ends noted at assignment."""
-        batch = self._broadcast.consume(self.max_batch, timeout=0.1)
-        records = [record_of(self._logical[str(m.topic())], int(m.partition() or 0), m) for m in batch]
+        records = self._records(self._broadcast.consume(self.max_batch, timeout=0.1))
         if records:
-            self._process([r for r, m in zip(records, batch, strict=True) if not m.error()])
+            self._process(records)
             return
         targets = self._catchup or {}
         behind = [
@@ -208,15 +208,18 @@ class KafkaProcessorHost:
                     continue
                 broadcast = self._broadcast.consume(self.max_batch, timeout=0)
                 # broadcast first, then keyed: each partition's records stay in offset order
-                records = [
-                    record_of(self._logical[str(m.topic())], int(m.partition() or 0), m)
-                    for m in [*broadcast, *keyed]
-                    if not m.error()
-                ]
+                records = self._records([*broadcast, *keyed])
                 if records:
                     self._process(records)
         finally:
             self.close()
+
+    def _records(self, batch: list[Any]) -> list[Record]:
+        """The consumed messages as records of their logical topics (error events dropped)."""
+        logical = self._logical
+        return [
+            record_of(logical[str(m.topic())], int(m.partition() or 0), m) for m in batch if not m.error()
+        ]
 
     def _process(self, records: list[Record]) -> None:
         messages: list[Message] = []
