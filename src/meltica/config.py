@@ -5,8 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from meltica.config_file import (
+    ConfigFileError,
+    Document,
+    YamlFileSource,
+    config_path,
+    explain,
+    read_document,
+    unknown_keys,
+)
+from meltica.control.specs import InstrumentSpec, LimitsRequest, StrategySpec, VenueSpec
+
+# What `POST /v1/admin/reload` and SIGHUP apply to a running process; the rest needs a restart.
+RELOADABLE = ("risk", "instruments", "venues", "strategies")
+SECRETS = ("api_key", "database_url", "schema_registry_url")
 
 
 class Settings(BaseSettings):
@@ -51,6 +66,33 @@ class Settings(BaseSettings):
         description="Fraction of traces recorded; all events carry trace context.",
     )
     client_id: str = Field(default="meltica", description="Kafka client id and transactional id prefix.")
+    bar_widths: list[str] = Field(
+        default_factory=list,
+        description="Time bars built from trades and quotes, e.g. ['1m', '5m'] (empty: no bar builder).",
+    )
+    risk: list[LimitsRequest] = Field(default_factory=list, description="Risk limits per scope.")
+    instruments: list[InstrumentSpec] = Field(default_factory=list, description="Instruments to define.")
+    venues: list[VenueSpec] = Field(default_factory=list, description="Market-data/venue connections.")
+    strategies: list[StrategySpec] = Field(default_factory=list, description="Strategy instances.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then `MELTICA_*` variables, then the YAML file (`MELTICA_CONFIG_PATH`)."""
+        path = config_path()
+        document = read_document(path) if path else None
+        return init_settings, env_settings, YamlFileSource(settings_cls, document)
+
+    @field_validator("data_dir", "api_tls_cert", "api_tls_key")
+    @classmethod
+    def _home(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser()
 
     @property
     def log_path(self) -> Path:
@@ -60,3 +102,39 @@ class Settings(BaseSettings):
     def read_model_url(self) -> str:
         """The read models' database: the configured URL, else SQLite in the data directory."""
         return self.database_url or f"sqlite:///{self.data_dir / 'readmodels.db'}"
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """The settings of `path` (default: `MELTICA_CONFIG_PATH`) under the environment; a problem is a
+    `ConfigFileError` naming each bad key and its line in the file."""
+    path = path or config_path()
+    if path is None:
+        try:
+            return Settings()
+        except ValidationError as err:
+            raise explain(err, None) from None
+    document = read_document(path)
+    problems = unknown_keys(document, set(Settings.model_fields))
+    try:
+        settings = _from_document(document)
+    except ValidationError as err:
+        problems += explain(err, document).problems
+    if problems:
+        raise ConfigFileError(problems)
+    return settings
+
+
+def _from_document(document: Document) -> Settings:
+    class _FromFile(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return init_settings, env_settings, YamlFileSource(settings_cls, document)
+
+    return Settings.model_validate(_FromFile().model_dump())

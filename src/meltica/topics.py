@@ -24,9 +24,14 @@ BOOK = "marketdata.book"
 BARS = "marketdata.bars"
 MARKET_DATA = (QUOTES, TRADES, BOOK, BARS)
 AUDIT = "audit.events"
+STRATEGY_COMMANDS = "strategies.commands"
+STRATEGY_EVENTS = "strategies.events"
+VENUE_COMMANDS = "venues.commands"
+VENUE_EVENTS = "venues.events"
+CONTROL_EVENTS = "control.events"
 
 # Topics written from outside the processors (clients, feeds, operators): the runtime's inputs.
-EXTERNAL = (INSTRUMENTS, RISK_COMMANDS, PORTFOLIO_COMMANDS, ORDER_COMMANDS, *MARKET_DATA)
+EXTERNAL = (INSTRUMENTS, RISK_COMMANDS, PORTFOLIO_COMMANDS, ORDER_COMMANDS, STRATEGY_COMMANDS, *MARKET_DATA)
 
 # Which processor reads which topics; the order of processors is the order of delivery in a step.
 TOPOLOGY: dict[str, tuple[str, ...]] = {
@@ -43,7 +48,7 @@ TOPOLOGY: dict[str, tuple[str, ...]] = {
     "orders": (QUOTES, TRADES, ORDER_COMMANDS, ORDER_EVENTS, VENUE_REPORTS, RISK_EVENTS),
     "venue": (INSTRUMENTS, QUOTES, TRADES, BOOK, BARS, VENUE_REQUESTS),
     "portfolio": (INSTRUMENTS, QUOTES, TRADES, BARS, PORTFOLIO_COMMANDS, ORDER_EVENTS),
-    "strategies": (INSTRUMENTS, QUOTES, TRADES, BARS, ORDER_EVENTS),
+    "strategies": (INSTRUMENTS, QUOTES, TRADES, BARS, ORDER_EVENTS, STRATEGY_COMMANDS),
 }
 
 
@@ -81,6 +86,11 @@ TOPICS: tuple[TopicDef, ...] = (
     TopicDef("risk.events", "scope_id", _FOREVER, "RiskLimitsChanged, TradingStateChanged, KillSwitch*"),
     TopicDef("instruments", "instrument_id", _COMPACT, "InstrumentDefined"),
     TopicDef("audit.events", "key_id", _FOREVER, "ApiCallAudited"),
+    TopicDef("strategies.commands", "account_id", _FOREVER, "ControlStrategy"),
+    TopicDef("strategies.events", "account_id", _FOREVER, "StrategyStateChanged"),
+    TopicDef("venues.commands", "venue", _FOREVER, "ControlVenue"),
+    TopicDef("venues.events", "venue", _FOREVER, "VenueStateChanged"),
+    TopicDef("control.events", "path", _FOREVER, "ConfigurationApplied"),
     TopicDef("marketdata.quotes", "instrument_id", _WEEK, "QuoteTick"),
     TopicDef("marketdata.trades", "instrument_id", _WEEK, "TradeTick"),
     TopicDef("marketdata.book", "instrument_id", _WEEK, "OrderBookDelta, OrderBookSnapshot"),
@@ -117,7 +127,7 @@ def topic_specs(partitions: int) -> list[TopicSpec]:
 
 def key_of(event: Any) -> str:
     """The partition key of an event (DESIGN §3): its account, else instrument, else risk scope."""
-    for attr in ("account_id", "instrument_id", "scope_id"):
+    for attr in ("account_id", "instrument_id", "scope_id", "venue", "path"):
         value = getattr(event, attr, None)
         if value:
             return str(value)

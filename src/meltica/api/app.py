@@ -6,17 +6,18 @@ import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi import FastAPI, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Engine, Table, and_, select, text
 
 from meltica import __version__, telemetry
-from meltica.api import problems
-from meltica.api.keys import ApiKey, verify
+from meltica.api import control, problems
+from meltica.api.auth import AdminKey, ReadKey, TradeKey
+from meltica.api.control import Reload
+from meltica.api.keys import ApiKey
 from meltica.api.problems import Problem, not_found
 from meltica.api.schemas import (
     Accepted,
@@ -41,7 +42,7 @@ from meltica.domain.orders.commands import (
     SubmitOrderList,
 )
 from meltica.domain.orders.model import OrderSpec
-from meltica.domain.risk.events import ResetKillSwitch, SetRiskLimits, TripKillSwitch
+from meltica.domain.risk.events import ResetKillSwitch, TripKillSwitch
 from meltica.domain.risk.limits import DEFAULT_LIMITS, RiskLimits
 from meltica.domain.values import ContingencyType, RiskScope
 from meltica.events.envelope import derive_event_id
@@ -66,39 +67,12 @@ class Services:
     log: EventLog
     publisher: Publisher
     db: Engine
+    reload: Reload | None = None  # the configuration file's reload, where there is one
 
 
 def order_id_for(account_id: str, client_order_id: str) -> str:
     """Deterministic order id: resubmitting the same client order id is the same order."""
     return derive_event_id(f"order/{account_id}/{client_order_id}")
-
-
-def api_key(request: Request) -> ApiKey:
-    """The caller's API key (X-API-Key, or Authorization: Bearer)."""
-    presented = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix(
-        "Bearer "
-    )
-    found = verify(request.app.state.services.db, presented) if presented else None
-    if found is None:
-        raise Problem(401, "unauthorized", "Unauthorized", "a valid API key is required (X-API-Key)")
-    request.state.api_key = found
-    return found
-
-
-def require(scope: str) -> Callable[[ApiKey], ApiKey]:
-    """A dependency admitting keys with `scope` (or admin)."""
-
-    def check(key: Annotated[ApiKey, Depends(api_key)]) -> ApiKey:
-        if scope not in key.scopes and "admin" not in key.scopes:
-            raise Problem(403, "forbidden", "Forbidden", f"this key lacks the '{scope}' scope")
-        return key
-
-    return check
-
-
-ReadKey = Annotated[ApiKey, Depends(require("read"))]
-TradeKey = Annotated[ApiKey, Depends(require("trade"))]
-AdminKey = Annotated[ApiKey, Depends(require("admin"))]
 
 
 def limits_json(limits: RiskLimits) -> dict[str, Any]:
@@ -473,19 +447,7 @@ def create_app(services: Services) -> FastAPI:
 
     @app.put("/v1/risk/limits", status_code=202, tags=["risk"])
     def set_risk_limits(body: LimitsRequest, k: AdminKey) -> dict[str, str]:
-        fields = body.model_dump(exclude={"scope", "scope_id", "accounts"})
-        if fields.get("allowed_instruments") is not None:
-            fields["allowed_instruments"] = tuple(fields["allowed_instruments"])
-        if fields.get("allowed_order_types") is not None:
-            fields["allowed_order_types"] = tuple(fields["allowed_order_types"])
-        cmd = SetRiskLimits(
-            RiskScope(body.scope),
-            body.scope_id,
-            RiskLimits(**fields),
-            k.name,
-            clock.now_ns(),
-            tuple(body.accounts),
-        )
+        cmd = body.command(k.name, clock.now_ns())
         services.publisher.publish(RISK_COMMANDS, cmd)
         return {"scope": body.scope, "scope_id": body.scope_id, "status": "limits change requested"}
 
@@ -501,4 +463,5 @@ def create_app(services: Services) -> FastAPI:
         services.publisher.publish(RISK_COMMANDS, cmd)
         return {"kill_switch": body.action, "scope": scope_.value, "scope_id": scope_id}
 
+    app.include_router(control.router(services.publisher, services.db, services.reload))
     return app

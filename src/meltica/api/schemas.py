@@ -6,19 +6,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from meltica.control.specs import Id, Int32, LimitsRequest, Nanos, Px, Strict
 from meltica.domain.values import OrderSide, OrderType, TimeInForce, TriggerType
 
 Qty = Annotated[Decimal, Field(gt=0, max_digits=38, decimal_places=18, allow_inf_nan=False)]
-Px = Annotated[Decimal, Field(gt=0, max_digits=38, decimal_places=18, allow_inf_nan=False)]
-Int32 = Annotated[int, Field(ge=1, le=2**31 - 1)]
-Nanos = Annotated[int, Field(ge=0, le=2**63 - 1)]
-Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
 
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+__all__ = ["Id", "Int32", "LimitsRequest", "Nanos", "Px", "Qty", "Strict"]
 
 
 class OrderRequest(Strict):
@@ -51,26 +46,6 @@ class CancelAllRequest(Strict):
     account_id: Id
     instrument_id: Id | None = None
     side: OrderSide | None = None
-
-
-class LimitsRequest(Strict):
-    scope: Literal["GLOBAL", "ACCOUNT", "PORTFOLIO", "INSTRUMENT"]
-    scope_id: str = Field(default="", max_length=128)
-    accounts: list[Id] = Field(default_factory=list, description="PORTFOLIO scope: the accounts it groups.")
-    throttle_rate: Px | None = None
-    throttle_burst: Int32 | None = None
-    price_band: Px | None = None
-    max_order_notional: Px | None = None
-    max_position: Px | None = None
-    max_gross_exposure: Px | None = None
-    max_net_exposure: Px | None = None
-    max_open_orders: Int32 | None = None
-    min_quantity: Px | None = None
-    max_quantity: Px | None = None
-    allowed_instruments: list[Id] | None = None
-    allowed_order_types: list[OrderType] | None = None
-    circuit_breaker_breaches: Int32 | None = None
-    circuit_breaker_window_ns: Nanos | None = None
 
 
 class AmendRequest(Strict):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -15,12 +16,14 @@ from rich.table import Table
 from meltica import __version__
 from meltica.bootstrap import build, build_log
 from meltica.cli.backtest import backtest_app
+from meltica.cli.config import ConfigOption, config_app, use_config
 from meltica.cli.data import data_app
 from meltica.cli.feeds import feed_app
 from meltica.cli.run import run
 from meltica.cli.trading import balances, deposit, orders_app, pnl, positions, risk_app
 from meltica.cli.up import up
-from meltica.config import Settings
+from meltica.config import Settings, load_settings
+from meltica.config_file import CONFIG_PATH_ENV, ConfigFileError
 from meltica.errors import MelticaError
 from meltica.events.codec import Codec
 from meltica.events.mapping import json_default
@@ -46,6 +49,21 @@ app.add_typer(risk_app, name="risk")
 app.add_typer(feed_app, name="feed")
 app.add_typer(backtest_app, name="backtest")
 app.add_typer(data_app, name="data")
+app.add_typer(config_app, name="config")
+
+
+@app.callback()
+def main(config: ConfigOption = None) -> None:
+    """Meltica: an event-sourced order management and trading system."""
+    use_config(config)
+    if os.environ.get(CONFIG_PATH_ENV):
+        try:
+            load_settings()  # a bad file stops every command up front, naming key and line
+        except ConfigFileError as error:
+            err.print(str(error), highlight=False, markup=False)
+            raise typer.Exit(2) from None
+
+
 app.command()(up)
 app.command()(run)
 app.command()(deposit)
@@ -54,7 +72,7 @@ app.command()(pnl)
 app.command()(balances)
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 

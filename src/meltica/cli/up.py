@@ -18,24 +18,37 @@ from meltica import telemetry
 from meltica.api.app import Services, create_app
 from meltica.bootstrap import build
 from meltica.clock import LiveClock
-from meltica.config import Settings
+from meltica.config import load_settings
+from meltica.config_file import ConfigFileError, config_path
+from meltica.control.reload import Reloader
+from meltica.control.venues import STATES, VenueManager
+from meltica.domain.control import ControlVenue, VenueAction, VenueState
 from meltica.domain.portfolio.events import AdjustBalance
 from meltica.domain.risk.events import SetRiskLimits
 from meltica.domain.risk.limits import RiskLimits
 from meltica.domain.values import RiskScope
 from meltica.marketdata.instruments import DEFAULT_INSTRUMENTS
-from meltica.marketdata.synthetic import SyntheticFeed, publish_live
 from meltica.projections import migrations
 from meltica.projections.projector import Projector
 from meltica.runtime.publisher import Publisher
 from meltica.runtime.stack import build_engine
 from meltica.strategies.demo import DemoStrategy
-from meltica.topics import INSTRUMENTS, MARKET_DATA, PORTFOLIO_COMMANDS, RISK_COMMANDS
+from meltica.topics import INSTRUMENTS, PORTFOLIO_COMMANDS, RISK_COMMANDS, VENUE_COMMANDS
 
 out = Console()
 
 DEMO_FUNDS = {"USDT": "1000000", "BTC": "10", "ETH": "100", "USD": "100000", "JPY": "10000000"}
 DEMO_SIZES = {"BTCUSDT.SIM": "0.01", "ETHUSDT.SIM": "0.1", "USDJPY.SIM": "100"}
+
+
+def venue_states(venues: VenueManager) -> list[Observation]:
+    """One observation per venue and state: 1 for the state it is in, 0 for the others."""
+    return [
+        Observation(int(state is current), {"venue": name, "state": state.value.lower()})
+        for name, current in venues.states().items()
+        for state in STATES
+        if state is not VenueState.REMOVED
+    ]
 
 
 def up(
@@ -44,7 +57,7 @@ def up(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic market.")] = 7,
 ) -> None:
     """Start the embedded stack: SQLite log, every processor, the simulated venue, a synthetic market."""
-    settings = Settings()
+    settings = load_settings()
     app = build(settings)
     clock = LiveClock()
     publisher = Publisher(app.log, app.codec, clock)
@@ -68,6 +81,18 @@ def up(
                 PORTFOLIO_COMMANDS,
                 AdjustBalance("DEMO", asset, Decimal(amount), "demo funds", clock.now_ns()),
             )
+        if not settings.venues:  # the default market, unless the configuration declares venues
+            params = {"seed": str(seed), "tick_ms": str(tick_ms)}
+            now = clock.now_ns()
+            publisher.publish(
+                VENUE_COMMANDS, ControlVenue(VenueAction.ADD, "sim", "meltica up", now, "synthetic", params)
+            )
+            publisher.publish(VENUE_COMMANDS, ControlVenue(VenueAction.START, "sim", "meltica up", now))
+    path = config_path()
+    reloader = Reloader(path, settings, app.log, app.codec, publisher) if path else None
+    if reloader is not None:
+        report = reloader.apply("meltica up", settings)
+        out.print(f"  configuration {path}: {', '.join(report['applied']) or 'no changes since last start'}")
     strategies = [DemoStrategy(sizes=DEMO_SIZES)] if demo else []
     engine = build_engine(app.log, app.codec, strategies=strategies, clock=clock)
     started = time.monotonic()
@@ -76,8 +101,10 @@ def up(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
 
-    ticks_written = sum(app.log.end_offset(t, p) for t in MARKET_DATA for p in range(app.log.partitions(t)))
-    feed = SyntheticFeed(DEFAULT_INSTRUMENTS, seed=seed + ticks_written, interval_ns=tick_ms * 1_000_000)
+    reload_requested = threading.Event()
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, lambda *_: reload_requested.set())
+    venues = VenueManager(app.log, app.codec, publisher, clock=clock)
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrations.upgrade(settings.read_model_url)
@@ -85,7 +112,7 @@ def up(
     projector = Projector(app.log, app.codec, db)
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(Services(app.log, publisher, db)),
+            create_app(Services(app.log, publisher, db, None if reloader is None else reloader.apply)),
             host=settings.api_host,
             port=settings.api_port,
             log_level="warning",
@@ -113,8 +140,13 @@ def up(
         [lambda _: [Observation(projector.projected)]],
         description="Records projected",
     )
+    gauge(
+        "meltica_venue_state",
+        [lambda _: venue_states(venues)],
+        description="1 for each venue's current state (stopped, connecting, live, degraded, failed)",
+    )
     threads = [
-        threading.Thread(target=publish_live, args=(feed, publisher, stop), name="feed", daemon=True),
+        threading.Thread(target=venues.run, args=(stop,), name="venues"),
         threading.Thread(target=engine.run, args=(stop,), name="engine"),
         threading.Thread(target=projector.run, args=(stop,), name="projector"),
         threading.Thread(target=server.run, name="api", daemon=True),
@@ -134,6 +166,17 @@ def up(
     out.print("  Ctrl-C stops it; nothing is lost, and the next `meltica up` continues from here.")
     last = 0.0
     while not stop.wait(0.2):
+        if reload_requested.is_set() and reloader is not None:
+            reload_requested.clear()
+            try:
+                report = reloader.apply("SIGHUP")
+                out.print(f"  reloaded {path}: applied {report['applied'] or 'nothing'}")
+                if report["restart_required"]:
+                    out.print(
+                        f"  [yellow]restart needed for: {', '.join(report['restart_required'])}[/yellow]"
+                    )
+            except ConfigFileError as error:
+                out.print(f"[red]reload refused, nothing applied:[/red] {error}", markup=False)
         if time.monotonic() - last >= 5:
             last = time.monotonic()
             s = engine.stats

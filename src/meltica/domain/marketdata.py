@@ -15,6 +15,9 @@ class AggressorSide(StrEnum):
     SELLER = "SELLER"
 
 
+OUT_OF_ORDER = 1  # flag: the tick is older than the latest one of its instrument and kind
+
+
 @dataclass(frozen=True, slots=True)
 class QuoteTick:
     instrument_id: str
@@ -23,6 +26,7 @@ class QuoteTick:
     ask_px: Decimal
     ask_qty: Decimal
     ts: int
+    flags: int = 0  # MarketDataFlag bits
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +37,7 @@ class TradeTick:
     aggressor_side: AggressorSide
     trade_id: str
     ts: int
+    flags: int = 0  # MarketDataFlag bits
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from enum import Enum
 from functools import cache
 from typing import Any
 
+from meltica.domain import control
 from meltica.domain.audit import ApiCallAudited
 from meltica.domain.instruments import Instrument
 from meltica.domain.marketdata import Bar, OrderBookDelta, OrderBookSnapshot, QuoteTick, TradeTick
@@ -40,6 +41,7 @@ DOMAIN_TYPES: dict[str, type] = {
     **_classes(order_events),
     **_classes(risk_events),
     **_classes(portfolio_events),
+    **_classes(control),
     "QuoteTick": QuoteTick,
     "TradeTick": TradeTick,
     "OrderBookDelta": OrderBookDelta,

@@ -35,7 +35,9 @@ class SyntheticFeed:
         seed: int = 7,
         interval_ns: int = 200_000_000,
         trade_probability: float = 0.3,
+        trade_id_prefix: str = "SYN",
     ) -> None:
+        self.trade_id_prefix = trade_id_prefix
         self._rng = random.Random(seed)
         self.interval_ns = interval_ns
         self.trade_probability = trade_probability
@@ -69,7 +71,7 @@ class SyntheticFeed:
                     ask if buyer else bid,
                     inst.size_increment * rng.randint(1, 100),
                     AggressorSide.BUYER if buyer else AggressorSide.SELLER,
-                    f"SYN-{self._trades}",
+                    f"{self.trade_id_prefix}-{self._trades}",
                     ts,
                 )
             )

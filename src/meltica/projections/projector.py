@@ -7,6 +7,7 @@ repeats anything. `rebuild` empties the read models and projects the whole log a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from sqlalchemy import Connection, Engine, Table, bindparam, delete, select, upd
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from meltica.domain.control import StrategyStateChanged, VenueStateChanged
 from meltica.domain.instruments import Instrument
 from meltica.domain.orders import events as oe
 from meltica.domain.orders.commands import SubmitOrder, SubmitOrderList
@@ -34,11 +36,21 @@ from meltica.topics import (
     ORDER_EVENTS,
     PORTFOLIO_EVENTS,
     RISK_EVENTS,
+    STRATEGY_EVENTS,
+    VENUE_EVENTS,
     key_of,
     order_id_of,
 )
 
-TOPICS = (INSTRUMENTS, ORDER_COMMANDS, ORDER_EVENTS, PORTFOLIO_EVENTS, RISK_EVENTS)
+TOPICS = (
+    INSTRUMENTS,
+    ORDER_COMMANDS,
+    ORDER_EVENTS,
+    PORTFOLIO_EVENTS,
+    RISK_EVENTS,
+    STRATEGY_EVENTS,
+    VENUE_EVENTS,
+)
 READ_MODELS = (
     t.orders,
     t.order_events,
@@ -48,6 +60,8 @@ READ_MODELS = (
     t.pnl,
     t.instruments,
     t.risk_events,
+    t.strategies,
+    t.venues,
 )
 
 # Order events that move the status, and to what.
@@ -294,6 +308,14 @@ class Staged:
                     "payload": _json(fields),
                 },
             )
+        elif isinstance(event, StrategyStateChanged):
+            row = dataclasses.asdict(event)
+            row.update(state=event.state.value, params=json.dumps(event.params), ts_event=row.pop("ts"))
+            self.stage(t.strategies, row)
+        elif isinstance(event, VenueStateChanged):
+            row = dataclasses.asdict(event)
+            row.update(state=event.state.value, params=json.dumps(event.params), ts_event=row.pop("ts"))
+            self.stage(t.venues, row)
         if rec.topic == ORDER_EVENTS:
             [order_id] = _order_ids(event)
             account = key_of(event)

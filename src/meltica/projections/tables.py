@@ -222,3 +222,34 @@ backtests = Table(
     Column("equity", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+strategies = Table(
+    "strategies",
+    metadata,
+    Column("strategy_id", String(64), primary_key=True),
+    Column("account_id", String(128), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("instrument_id", String(128), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("operator", String(128), nullable=False),
+    Column("ts_event", BigInteger, nullable=False),
+)
+
+venues = Table(
+    "venues",
+    metadata,
+    Column("venue", String(64), primary_key=True),
+    Column("adapter", String(64), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("received", BigInteger, nullable=False),
+    Column("published", BigInteger, nullable=False),
+    Column("duplicates", BigInteger, nullable=False),
+    Column("gaps", BigInteger, nullable=False),
+    Column("out_of_order", BigInteger, nullable=False),
+    Column("resyncs", BigInteger, nullable=False),
+    Column("ts_event", BigInteger, nullable=False),
+)

@@ -10,6 +10,7 @@ from meltica.strategies.grid import Grid
 from meltica.strategies.market_making import MarketMaking
 from meltica.strategies.mean_reversion import MeanReversion
 from meltica.strategies.momentum import Momentum
+from meltica.strategies.operators import DelayStrategy, LoggingStrategy
 from meltica.strategies.sma_cross import SmaCross
 
 STRATEGIES: dict[str, type[Strategy]] = {
@@ -18,7 +19,10 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "mean-reversion": MeanReversion,
     "grid": Grid,
     "market-making": MarketMaking,
+    "logging": LoggingStrategy,
+    "delay": DelayStrategy,
 }
+IDENTITY = ("instrument_id", "strategy_id", "account_id")  # given by the instance, not parameters
 
 
 def parameters(name: str) -> dict[str, str]:
@@ -27,11 +31,18 @@ def parameters(name: str) -> dict[str, str]:
     return {
         p.name: "" if p.default is inspect.Parameter.empty else str(p.default)
         for p in signature.parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in IDENTITY
     }
 
 
-def build(name: str, instrument_id: str, params: Mapping[str, str]) -> Strategy:
+def build(
+    name: str,
+    instrument_id: str,
+    params: Mapping[str, str],
+    *,
+    strategy_id: str | None = None,
+    account_id: str | None = None,
+) -> Strategy:
     """A strategy from its name and `name=value` parameters; unknown or malformed ones are a ValueError."""
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; one of {', '.join(STRATEGIES)}")
@@ -45,4 +56,20 @@ def build(name: str, instrument_id: str, params: Mapping[str, str]) -> Strategy:
             kwargs[key] = int(raw) if isinstance(default, int) and not isinstance(default, bool) else raw
         except ValueError:
             raise ValueError(f"{key} must be an integer, got {raw!r}") from None
-    return STRATEGIES[name](instrument_id, **kwargs)  # type: ignore[call-arg]
+    if strategy_id is not None:
+        kwargs["strategy_id"] = strategy_id
+    if account_id is not None:
+        kwargs["account_id"] = account_id
+    missing = [
+        p.name
+        for p in known.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+        and p.default is inspect.Parameter.empty
+        and p.name not in kwargs
+    ]
+    if missing:
+        raise ValueError(f"{name} needs {', '.join(missing)}")
+    try:
+        return STRATEGIES[name](instrument_id, **kwargs)  # type: ignore[call-arg]
+    except ArithmeticError:  # decimal.InvalidOperation: a number parameter that is not one
+        raise ValueError(f"{name}: a number parameter is not a decimal number") from None

@@ -1,0 +1,1 @@
+"""The control plane: configuration, venue connections, strategy lifecycle, snapshots."""

@@ -1,0 +1,295 @@
+"""The venue registry at run time: named connections, each an adapter in its own thread.
+
+The registry is event-sourced: `ControlVenue` commands in `venues.commands` say what should
+exist and run; on start the manager reads them all to rebuild that wish and starts what should
+run, then follows new commands. Every change of a connection's state is a `VenueStateChanged`
+in `venues.events` (the read model and `/v1/venues` show it), with the reason and the
+normalizer's counters; counters are also reported every `report_every` seconds while they move.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from meltica.clock import Clock, LiveClock
+from meltica.domain.control import ControlVenue, VenueAction, VenueState, VenueStateChanged
+from meltica.errors import MelticaError
+from meltica.events.codec import Codec
+from meltica.events.mapping import from_record
+from meltica.log.base import EventLog, Message, TopicPartition
+from meltica.marketdata import adapters
+from meltica.marketdata.adapters import Adapter
+from meltica.marketdata.formats import TOPIC_OF
+from meltica.marketdata.normalize import Counters, Normalizer
+from meltica.runtime.publisher import Publisher
+from meltica.topics import VENUE_COMMANDS, VENUE_EVENTS
+
+log = logging.getLogger("meltica.venues")
+STATES = tuple(VenueState)
+
+
+@dataclass
+class Connection:
+    """One named connection: its declaration, whether it should run, and how it is doing."""
+
+    name: str
+    adapter: str
+    params: dict[str, str]
+    wanted: bool = False
+    state: VenueState = VenueState.STOPPED
+    reason: str = "added"
+    counters: Counters = field(default_factory=Counters)
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    reported: tuple[int, ...] = ()
+
+
+class VenueManager:
+    """Runs the connections the venue commands ask for, publishing what they receive."""
+
+    def __init__(
+        self,
+        log_: EventLog,
+        codec: Codec,
+        publisher: Publisher,
+        *,
+        clock: Clock | None = None,
+        report_every: float = 5.0,
+    ) -> None:
+        self.log = log_
+        self.codec = codec
+        self.publisher = publisher
+        self.clock = clock or LiveClock()
+        self.report_every = report_every
+        self.connections: dict[str, Connection] = {}
+        self.normalizers: dict[str, Normalizer] = {}
+        self._positions: dict[TopicPartition, int] = {}
+        self._lock = threading.RLock()
+
+    # -- commands ---------------------------------------------------------------------------------
+    def _commands(self) -> list[ControlVenue]:
+        if not self._positions:
+            self._positions = {
+                TopicPartition(VENUE_COMMANDS, p): 0 for p in range(self.log.partitions(VENUE_COMMANDS))
+            }
+        records = []
+        for tp, pos in self._positions.items():
+            batch = self.log.read(tp.topic, tp.partition, pos, 10_000)
+            if batch:
+                self._positions[tp] = batch[-1].offset + 1
+                records += batch
+        out = []
+        for rec in sorted(records, key=lambda r: (r.seq, r.partition, r.offset)):
+            try:
+                name, fields = self.codec.decode_record(rec)
+                out.append(from_record(name, fields))
+            except (MelticaError, KeyError, TypeError, ValueError) as err:
+                log.warning("skipping undecodable venue command at offset %d: %s", rec.offset, err)
+        return [c for c in out if isinstance(c, ControlVenue)]
+
+    def recover(self) -> None:
+        """Rebuild the registry from every command so far, then start what should run."""
+        for cmd in self._commands():
+            self._declare(cmd)
+        for conn in self.connections.values():
+            if conn.wanted:
+                self._start(conn)
+
+    def poll(self) -> int:
+        """Apply new commands; report moving counters. Returns the number of commands applied."""
+        cmds = self._commands()
+        for cmd in cmds:
+            self.apply(cmd)
+        self._report()
+        return len(cmds)
+
+    def run(self, stop: threading.Event, interval: float = 0.1) -> None:
+        self.recover()
+        while not stop.wait(interval):
+            self.poll()
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """Stop every connection (their state stays wanted, so the next start resumes them)."""
+        with self._lock:
+            running = [c for c in self.connections.values() if c.thread is not None]
+            for conn in running:
+                conn.stop.set()
+        for conn in running:
+            if conn.thread is not None:
+                conn.thread.join(timeout=10)
+
+    def _declare(self, cmd: ControlVenue) -> str | None:
+        """Record what `cmd` asks for; a refusal is returned as its reason."""
+        conn = self.connections.get(cmd.venue)
+        if cmd.action is VenueAction.ADD:
+            if conn is not None and conn.state is not VenueState.REMOVED:
+                return "a venue with this name exists"
+            try:
+                adapters.check(cmd.adapter, cmd.params)
+            except (ValueError, OSError) as err:
+                return str(err)
+            self.connections[cmd.venue] = Connection(cmd.venue, cmd.adapter, dict(cmd.params))
+            return None
+        if conn is None or conn.state is VenueState.REMOVED:
+            return "no such venue"
+        if cmd.action is VenueAction.UPDATE:
+            params = {**conn.params, **cmd.params}
+            try:
+                adapters.check(conn.adapter, params)
+            except (ValueError, OSError) as err:
+                return str(err)
+            conn.params = params
+        elif cmd.action is VenueAction.START:
+            conn.wanted = True
+        elif cmd.action is VenueAction.STOP:
+            conn.wanted = False
+        else:
+            conn.wanted = False
+            conn.state = VenueState.REMOVED
+        return None
+
+    def apply(self, cmd: ControlVenue) -> None:
+        """Apply one command now: declare it, then start, stop or restart the connection."""
+        # Only the manager thread applies commands; workers take the lock to report states, so
+        # joining a worker here (stop) must happen without holding it.
+        before = self.connections.get(cmd.venue)
+        was_running = before is not None and before.thread is not None
+        refused = self._declare(cmd)
+        conn = self.connections.get(cmd.venue)
+        if refused is not None:
+            if conn is None or (cmd.action is VenueAction.ADD and before is None):
+                ghost = Connection(cmd.venue, cmd.adapter, dict(cmd.params), state=VenueState.FAILED)
+                self._publish(ghost, VenueState.FAILED, f"{cmd.action.value.lower()} refused: {refused}")
+            else:
+                self._publish(conn, conn.state, f"{cmd.action.value.lower()} refused: {refused}")
+            return
+        assert conn is not None
+        if cmd.action is VenueAction.ADD:
+            self._set(conn, VenueState.STOPPED, f"added ({conn.adapter})")
+        elif cmd.action is VenueAction.START:
+            if was_running:
+                self._publish(conn, conn.state, "start refused: already running")
+            else:
+                self._start(conn)
+        elif cmd.action is VenueAction.UPDATE:
+            if was_running:
+                self._stop(conn, "restarting with new parameters")
+                self._start(conn)
+            else:
+                self._publish(conn, conn.state, "parameters updated")
+        elif cmd.action is VenueAction.STOP:
+            self._stop(conn, "stopped by operator")
+        else:
+            self._stop(conn, "removed", final=VenueState.REMOVED)
+
+    # -- connections ------------------------------------------------------------------------------
+    def _start(self, conn: Connection) -> None:
+        conn.wanted = True
+        conn.stop = threading.Event()
+        conn.counters = Counters()
+        conn.thread = threading.Thread(target=self._work, args=(conn, conn.stop), name=f"venue-{conn.name}")
+        self._set(conn, VenueState.CONNECTING, f"connecting ({conn.adapter})")
+        conn.thread.start()
+
+    def _stop(self, conn: Connection, reason: str, final: VenueState = VenueState.STOPPED) -> None:
+        conn.stop.set()
+        thread, conn.thread = conn.thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=10)
+        self._set(conn, final, reason)
+
+    def _work(self, conn: Connection, stop: threading.Event) -> None:
+        adapter: Adapter | None = None
+        try:
+            adapter = adapters.make(conn.adapter, conn.params)
+            adapter.connect()
+            normalizer = self.normalizers.setdefault(adapter.venue, Normalizer(adapter.venue))
+            self._set(conn, VenueState.LIVE, f"connected to {adapter.venue}", unless=stop)
+            while not stop.is_set():
+                items = adapter.poll()
+                if items is None:
+                    with self._lock:
+                        conn.thread = None
+                        self._set(
+                            conn, VenueState.STOPPED, f"end of data after {conn.counters.received} records"
+                        )
+                    return
+                batch = [ev for item in items for ev in normalizer.accept(item, conn.counters)]
+                self._write(batch)
+                if normalizer.needs_resync:
+                    self._resync(conn, adapter, normalizer, stop)
+                if not items:
+                    stop.wait(0.005)
+        except Exception as err:  # any adapter failure: the connection fails, with the reason
+            with self._lock:
+                if not stop.is_set():
+                    conn.thread = None
+                    self._set(conn, VenueState.FAILED, f"{type(err).__name__}: {err}")
+        finally:
+            if adapter is not None:
+                adapter.close()
+
+    def _resync(
+        self, conn: Connection, adapter: Adapter, normalizer: Normalizer, stop: threading.Event
+    ) -> None:
+        for iid in sorted(normalizer.needs_resync):
+            self._set(
+                conn,
+                VenueState.DEGRADED,
+                f"book sequence gap on {iid}: resyncing from a snapshot",
+                unless=stop,
+            )
+            snapshot = adapter.snapshot(iid)
+            if snapshot is None:
+                continue
+            self._write(normalizer.accept(snapshot, conn.counters))
+            if iid not in normalizer.needs_resync:
+                self._set(
+                    conn, VenueState.LIVE, f"resynced {iid} at sequence {snapshot.sequence}", unless=stop
+                )
+
+    def _write(self, events: list[Any]) -> None:
+        if events:
+            messages: list[Message] = [self.publisher.message(TOPIC_OF[type(e)], e) for e in events]
+            self.log.append(messages)
+
+    # -- state ------------------------------------------------------------------------------------
+    def _set(
+        self, conn: Connection, state: VenueState, reason: str, unless: threading.Event | None = None
+    ) -> None:
+        with self._lock:
+            if unless is not None and unless.is_set():
+                return  # stopped meanwhile: the stop reports the state
+            conn.state, conn.reason = state, reason
+            self._publish(conn, state, reason)
+
+    def _publish(self, conn: Connection, state: VenueState, reason: str) -> None:
+        c = conn.counters
+        conn.reported = (c.received, c.published, c.duplicates, c.gaps, c.out_of_order, c.resyncs)
+        event = VenueStateChanged(
+            conn.name, conn.adapter, dict(conn.params), state, reason, *conn.reported, self.clock.now_ns()
+        )
+        self.publisher.publish(VENUE_EVENTS, event)
+        log.info("venue %s: %s (%s)", conn.name, state.value, reason)
+
+    def _report(self) -> None:
+        now = time.monotonic()
+        if now - getattr(self, "_last_report", 0.0) < self.report_every:
+            return
+        self._last_report = now
+        with self._lock:
+            for conn in self.connections.values():
+                c = conn.counters
+                current = (c.received, c.published, c.duplicates, c.gaps, c.out_of_order, c.resyncs)
+                if current != conn.reported and conn.state is not VenueState.REMOVED:
+                    self._publish(conn, conn.state, conn.reason)
+
+    def states(self) -> dict[str, VenueState]:
+        """Each connection's current state (for metrics)."""
+        with self._lock:
+            return {name: c.state for name, c in self.connections.items()}
