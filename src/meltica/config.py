@@ -18,6 +18,7 @@ from meltica.config_file import (
     unknown_keys,
 )
 from meltica.control.specs import InstrumentSpec, LimitsRequest, StrategySpec, VenueSpec
+from meltica.processors.bars import parse_width
 
 # What `POST /v1/admin/reload` and SIGHUP apply to a running process; the rest needs a restart.
 RELOADABLE = ("risk", "instruments", "venues", "strategies")
@@ -70,6 +71,14 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Time bars built from trades and quotes, e.g. ['1m', '5m'] (empty: no bar builder).",
     )
+
+    @field_validator("bar_widths")
+    @classmethod
+    def _widths(cls, value: list[str]) -> list[str]:
+        for width in value:
+            parse_width(width)
+        return value
+
     risk: list[LimitsRequest] = Field(default_factory=list, description="Risk limits per scope.")
     instruments: list[InstrumentSpec] = Field(default_factory=list, description="Instruments to define.")
     venues: list[VenueSpec] = Field(default_factory=list, description="Market-data/venue connections.")

@@ -20,6 +20,7 @@ from meltica.cli.config import ConfigOption, config_app, use_config
 from meltica.cli.data import data_app
 from meltica.cli.feeds import feed_app
 from meltica.cli.run import run
+from meltica.cli.snapshot import snapshot_app
 from meltica.cli.trading import balances, deposit, orders_app, pnl, positions, risk_app
 from meltica.cli.up import up
 from meltica.config import Settings, load_settings
@@ -50,6 +51,7 @@ app.add_typer(feed_app, name="feed")
 app.add_typer(backtest_app, name="backtest")
 app.add_typer(data_app, name="data")
 app.add_typer(config_app, name="config")
+app.add_typer(snapshot_app, name="snapshot")
 
 
 @app.callback()

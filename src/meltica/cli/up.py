@@ -16,10 +16,11 @@ from sqlalchemy import create_engine
 
 from meltica import telemetry
 from meltica.api.app import Services, create_app
-from meltica.bootstrap import build
-from meltica.clock import LiveClock
+from meltica.bootstrap import App, build
+from meltica.clock import Clock, LiveClock
 from meltica.config import load_settings
 from meltica.config_file import ConfigFileError, config_path
+from meltica.control import snapshots
 from meltica.control.reload import Reloader
 from meltica.control.venues import STATES, VenueManager
 from meltica.domain.control import ControlVenue, VenueAction, VenueState
@@ -27,9 +28,11 @@ from meltica.domain.portfolio.events import AdjustBalance
 from meltica.domain.risk.events import SetRiskLimits
 from meltica.domain.risk.limits import RiskLimits
 from meltica.domain.values import RiskScope
+from meltica.errors import MelticaError
 from meltica.marketdata.instruments import DEFAULT_INSTRUMENTS
 from meltica.projections import migrations
 from meltica.projections.projector import Projector
+from meltica.runtime.engine import Engine
 from meltica.runtime.publisher import Publisher
 from meltica.runtime.stack import build_engine
 from meltica.strategies.demo import DemoStrategy
@@ -49,6 +52,14 @@ def venue_states(venues: VenueManager) -> list[Observation]:
         for state in STATES
         if state is not VenueState.REMOVED
     ]
+
+
+def embedded_engine(app: App, demo: bool, clock: Clock | None = None) -> Engine:
+    """The engine `meltica up` runs (snapshots are made of and restored into this)."""
+    strategies = [DemoStrategy(sizes=DEMO_SIZES)] if demo else []
+    return build_engine(
+        app.log, app.codec, strategies=strategies, clock=clock, bar_widths=app.settings.bar_widths
+    )
 
 
 def up(
@@ -93,10 +104,18 @@ def up(
     if reloader is not None:
         report = reloader.apply("meltica up", settings)
         out.print(f"  configuration {path}: {', '.join(report['applied']) or 'no changes since last start'}")
-    strategies = [DemoStrategy(sizes=DEMO_SIZES)] if demo else []
-    engine = build_engine(app.log, app.codec, strategies=strategies, clock=clock)
+    engine = embedded_engine(app, demo, clock)
     started = time.monotonic()
-    replayed = engine.recover()
+    found = snapshots.latest(settings.data_dir / "snapshots", [p.name for p in engine.processors])
+    try:
+        replayed = engine.recover(None if found is None else (found[1].processors, found[1].positions))
+    except MelticaError as error:
+        out.print(
+            f"[yellow]snapshot {found[0] if found else ''} not used ({error}); replaying the log[/yellow]"
+        )
+        replayed, found = engine.recover(), None
+    if found is not None:
+        out.print(f"  started from snapshot {found[0].name}")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

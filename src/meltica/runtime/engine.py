@@ -113,12 +113,33 @@ class Engine:
             merged = [r for r in merged if _order(r) <= cutoff]
         return merged[:limit]
 
+    @property
+    def positions(self) -> dict[TopicPartition, int]:
+        """The next record of every input partition (everything before it is applied)."""
+        return dict(self._cursor)
+
     # -- recovery ---------------------------------------------------------------------------------
-    def recover(self) -> int:
-        """Rebuild every processor's state by replaying the committed steps. Returns their number."""
+    def recover(self, start: tuple[Sequence[Processor], dict[TopicPartition, int]] | None = None) -> int:
+        """Rebuild every processor's state by replaying the committed steps; with `start` (the
+        processors and positions of a snapshot), only the steps after it. Returns their number."""
         self._load_cursor()
         committed = dict(self._cursor)
         self._cursor = dict.fromkeys(committed, 0)
+        if start is not None:
+            processors, positions = start
+            if [p.name for p in processors] != [p.name for p in self.processors]:
+                raise MelticaError("the snapshot holds other processors than this engine runs")
+            ahead = [tp for tp, off in positions.items() if off > committed.get(tp, 0)]
+            if ahead:
+                raise MelticaError(
+                    f"the snapshot is ahead of this log at {ahead[0].topic}[{ahead[0].partition}]"
+                )
+            self.processors = list(processors)
+            self._subscribers = {}
+            for p in self.processors:
+                for topic in p.inputs:
+                    self._subscribers.setdefault(topic, []).append(p)
+            self._cursor.update({tp: off for tp, off in positions.items() if tp in committed})
         replayed = 0
         while True:
             records = self._pending(5000, upto=committed)

@@ -10,6 +10,7 @@ from meltica.clock import Clock
 from meltica.domain.risk.state import RiskState
 from meltica.events.codec import Codec
 from meltica.log.base import EventLog
+from meltica.processors.bars import BarBuilder
 from meltica.processors.orders import OrderProcessor
 from meltica.processors.portfolio import PortfolioProcessor
 from meltica.processors.risk import RiskProcessor
@@ -31,9 +32,12 @@ def build_engine(
     risk: RiskState | None = None,
     clock: Clock | None = None,
     tracer: Tracer | None = None,
+    bar_widths: Sequence[str] = (),
 ) -> Engine:
-    """Risk, orders, venue(s), portfolio and strategies, in that order of delivery."""
-    processors: list[Processor] = [
+    """Risk, orders, venue(s), portfolio and strategies, in that order of delivery; with
+    `bar_widths`, a bar builder first."""
+    processors: list[Processor] = [BarBuilder(list(bar_widths))] if bar_widths else []
+    processors += [
         RiskProcessor(risk),
         OrderProcessor(),
         VenueProcessor(list(venues) if venues is not None else [SimVenue("SIM")]),

@@ -119,6 +119,7 @@ class SimVenue:
         self.books: dict[str, Book] = {}
         self.resting: dict[str, Resting] = {}
         self.bar_driven: set[str] = set()  # instruments known only through bars
+        self.tick_driven: set[str] = set()  # instruments with quotes, trades or books: bars add nothing
         self.at_next_open: dict[str, Resting] = {}
 
     # -- inputs -----------------------------------------------------------------------------------
@@ -136,6 +137,10 @@ class SimVenue:
 
     def on_market(self, tick: Any) -> list[ExecutionReport]:
         book = self.books.setdefault(tick.instrument_id, Book())
+        if not isinstance(tick, Bar):
+            self.tick_driven.add(tick.instrument_id)
+        elif tick.instrument_id in self.tick_driven:
+            return []  # bars built from the ticks already matched would match them twice
         if isinstance(tick, QuoteTick):
             book.bids, book.asks = {tick.bid_px: tick.bid_qty}, {tick.ask_px: tick.ask_qty}
             return self._expire(tick.instrument_id, tick.ts) + self._crossed(tick.instrument_id, tick.ts)

@@ -1,0 +1,123 @@
+"""Snapshots of the embedded runtime: processor state and read models at a log position.
+
+A snapshot holds the engine's processors (their whole state) with the engine's committed
+position in every input partition, and every projected read-model row with the projector's
+offsets. Starting from one replays only the tail after it; restoring one into an empty database
+gives the read models as they were at that position, and the projector continues from there.
+Snapshots are pickles: restore only snapshots you made (they run code when loaded).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, delete, insert, select
+
+from meltica.errors import MelticaError
+from meltica.log.base import TopicPartition
+from meltica.projections import tables as t
+from meltica.projections.projector import READ_MODELS
+from meltica.runtime.engine import Engine as Runtime
+from meltica.runtime.processor import Processor
+
+FORMAT = "meltica-snapshot/1"
+SUFFIX = ".snap"
+
+
+class SnapshotError(MelticaError):
+    """A file that is not a usable snapshot."""
+
+
+@dataclass
+class Snapshot:
+    processors: list[Processor]
+    positions: dict[TopicPartition, int]
+    read_models: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    created_ns: int = 0
+
+    @property
+    def steps(self) -> int:
+        """How far into the log it is: the sum of its positions."""
+        return sum(self.positions.values())
+
+    @property
+    def processor_names(self) -> list[str]:
+        return [p.name for p in self.processors]
+
+
+def capture(engine: Runtime, db: Engine | None = None) -> Snapshot:
+    """The state of a recovered `engine` (not running) and, with `db`, of the read models."""
+    positions = engine.positions
+    rows: dict[str, list[dict[str, Any]]] = {}
+    if db is not None:
+        with db.connect() as conn:  # one transaction: rows and offsets agree
+            for table in (*READ_MODELS, t.projection_offsets):
+                rows[table.name] = [dict(r._mapping) for r in conn.execute(select(table))]
+    return Snapshot(list(engine.processors), positions, rows, time.time_ns())
+
+
+def save(snapshot: Snapshot, path: Path) -> Path:
+    """Write `snapshot` to `path` (atomically: a crash leaves no half file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as gz:
+        pickle.dump({"format": FORMAT, "snapshot": snapshot}, gz, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(buffer.getvalue())
+    tmp.replace(path)
+    return path
+
+
+def load(path: Path) -> Snapshot:
+    """Read a snapshot file; anything else is a `SnapshotError` saying what is wrong."""
+    try:
+        with gzip.open(path, "rb") as gz:
+            document = pickle.load(gz)
+    except FileNotFoundError:
+        raise SnapshotError(f"{path}: no such snapshot") from None
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError) as err:
+        raise SnapshotError(f"{path}: not a Meltica snapshot ({type(err).__name__}: {err})") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise SnapshotError(f"{path}: not a {FORMAT} file")
+    snapshot = document["snapshot"]
+    if not isinstance(snapshot, Snapshot):
+        raise SnapshotError(f"{path}: not a {FORMAT} file")
+    return snapshot
+
+
+def name_for(snapshot: Snapshot) -> str:
+    return f"{snapshot.created_ns // 1_000_000}-{snapshot.steps}{SUFFIX}"
+
+
+def latest(directory: Path, processor_names: Sequence[str]) -> tuple[Path, Snapshot] | None:
+    """The newest readable snapshot in `directory` made for these processors."""
+    for path in sorted(directory.glob(f"*{SUFFIX}"), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            snapshot = load(path)
+        except SnapshotError:
+            continue
+        if snapshot.processor_names == list(processor_names):
+            return path, snapshot
+    return None
+
+
+def restore_read_models(snapshot: Snapshot, db: Engine) -> int:
+    """Replace the read models (and the projector's offsets) with the snapshot's. Returns rows."""
+    if not snapshot.read_models:
+        raise SnapshotError("this snapshot holds no read models")
+    count = 0
+    with db.begin() as conn:
+        for table in (*READ_MODELS, t.projection_offsets):
+            conn.execute(delete(table))
+            rows = snapshot.read_models.get(table.name, [])
+            if rows:
+                conn.execute(insert(table), rows)
+                count += len(rows)
+    return count
