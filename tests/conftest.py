@@ -64,3 +64,13 @@ def database_url() -> Iterator[str]:
             yield pg.get_connection_url()
         return
     _unavailable("PostgreSQL", "MELTICA_DATABASE_URL")
+
+
+@pytest.fixture(autouse=True)
+def _no_configuration_file() -> Iterator[None]:
+    """`meltica --config` sets MELTICA_CONFIG_PATH for its process; CLI tests run in this one."""
+    before = os.environ.pop("MELTICA_CONFIG_PATH", None)
+    yield
+    os.environ.pop("MELTICA_CONFIG_PATH", None)
+    if before is not None:
+        os.environ["MELTICA_CONFIG_PATH"] = before

@@ -128,7 +128,8 @@ def explain(err: ValidationError, document: Document | None) -> ConfigFileError:
     for e in err.errors():
         loc = tuple(e["loc"])
         key = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
-        from_file = document is not None and loc and loc[:1] in document.lines
+        from_env = bool(loc) and f"MELTICA_{str(loc[0]).upper()}" in os.environ
+        from_file = not from_env and document is not None and loc and loc[:1] in document.lines
         where = document.where(loc) if from_file and document else "environment (MELTICA_*)"
         value = e.get("input")
         shown = "" if isinstance(value, dict | list) or value is None else f" (got {value!r})"

@@ -73,7 +73,7 @@ def plan(old: Declared | None, new: Declared, operator: str, ts: int) -> Plan:
             p.add(RISK_COMMANDS, r.command(operator, ts), f"risk limits {r.scope} {r.scope_id}".rstrip())
     for scope, scope_id in old_risk:
         cleared = SetRiskLimits(RiskScope(scope), scope_id, RiskLimits(), operator, ts)
-        p.add(RISK_COMMANDS, cleared, f"risk limits {scope} {scope_id} cleared".rstrip())
+        p.add(RISK_COMMANDS, cleared, " ".join(filter(None, ("risk limits", scope, scope_id, "cleared"))))
     old_inst = {(i.symbol, i.venue): i for i in before.instruments}
     for i in new.instruments:
         if old_inst.get((i.symbol, i.venue)) != i:
