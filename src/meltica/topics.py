@@ -35,6 +35,7 @@ EXTERNAL = (INSTRUMENTS, RISK_COMMANDS, PORTFOLIO_COMMANDS, ORDER_COMMANDS, STRA
 
 # Which processor reads which topics; the order of processors is the order of delivery in a step.
 TOPOLOGY: dict[str, tuple[str, ...]] = {
+    "bars": (QUOTES, TRADES),
     "risk": (
         INSTRUMENTS,
         QUOTES,

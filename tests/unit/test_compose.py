@@ -30,7 +30,8 @@ def test_infrastructure_services_are_there() -> None:
 
 
 def test_every_meltica_service_is_built_from_the_one_dockerfile() -> None:
-    expected = {"risk", "orders", "venue", "portfolio", "strategies", "projector", "api", "topics", "migrate"}
+    expected = {"risk", "orders", "venue", "portfolio", "strategies", "bars", "venues", "projector", "api"}
+    expected |= {"topics", "migrate"}
     assert expected <= set(MELTICA)
     for name, service in MELTICA.items():
         assert service["build"] == ".", name
@@ -39,7 +40,7 @@ def test_every_meltica_service_is_built_from_the_one_dockerfile() -> None:
 
 
 def test_long_running_services_have_health_checks_and_wait_for_their_dependencies() -> None:
-    for name in ("risk", "orders", "venue", "portfolio", "strategies", "projector", "api"):
+    for name in ("risk", "orders", "venue", "portfolio", "strategies", "bars", "projector", "api"):
         service = MELTICA[name]
         assert "healthcheck" in service, name
         deps = service["depends_on"]
@@ -90,3 +91,11 @@ def test_health_ports_match_what_the_checks_and_prometheus_probe() -> None:
         assert command[command.index("--health-port") + 1] == "9000"
         assert f"{name}:9000" in scrape
         assert "9000/readyz" in " ".join(MELTICA[name]["healthcheck"]["test"])
+
+
+def test_the_api_configuration_file_is_valid() -> None:
+    from meltica.config import load_settings
+
+    [mount] = MELTICA["api"]["volumes"]
+    settings = load_settings(ROOT / mount.split(":")[0])
+    assert [v.name for v in settings.venues] == ["sim"]

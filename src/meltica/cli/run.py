@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from meltica.config import Settings
+from meltica.config import Settings, load_settings
 from meltica.log.partitioner import partition_for
 from meltica.runtime.processor import Processor
 from meltica.strategies.base import Strategy
@@ -32,14 +32,17 @@ class Service(StrEnum):
     venue = "venue"
     portfolio = "portfolio"
     strategies = "strategies"
+    bars = "bars"
+    venues = "venues"
     projector = "projector"
     api = "api"
 
 
 def processor_factory(
-    service: Service, strategies: list[Strategy], partitions: int
+    service: Service, strategies: list[Strategy], partitions: int, bar_widths: list[str] | None = None
 ) -> Callable[[int], Processor]:
     """A fresh processor for one partition of `service`'s keyed inputs."""
+    from meltica.processors.bars import BarBuilder
     from meltica.processors.orders import OrderProcessor
     from meltica.processors.portfolio import PortfolioProcessor
     from meltica.processors.risk import RiskProcessor
@@ -56,6 +59,7 @@ def processor_factory(
         Service.venue: lambda p: VenueProcessor([SimVenue("SIM")]),
         Service.portfolio: lambda p: PortfolioProcessor(),
         Service.strategies: strategies_of,
+        Service.bars: lambda p: BarBuilder(bar_widths or ["1m"]),
     }
     return makers[service]
 
@@ -96,7 +100,7 @@ def run(
     Start several instances of a processor to split its partitions; SIGTERM stops one cleanly.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings()
+    settings = load_settings()
     if not settings.kafka_bootstrap:
         raise _fail("meltica run needs MELTICA_KAFKA_BOOTSTRAP (the Kafka cluster to run on)")
     settings = settings.model_copy(update={"log_backend": "kafka"})
@@ -107,6 +111,8 @@ def run(
         _run_api(settings)
     elif service is Service.projector:
         _run_projector(settings, stop, health_port)
+    elif service is Service.venues:
+        _run_venues(settings, stop)
     elif host is Host.faust:
         import faust
 
@@ -162,7 +168,7 @@ def _run_processor(
     from meltica.topics import inputs_of
 
     app = build(settings)
-    make = processor_factory(service, strategies, settings.partitions)
+    make = processor_factory(service, strategies, settings.partitions, settings.bar_widths)
     from meltica.runtime.kafka_host import KafkaProcessorHost
 
     assert settings.kafka_bootstrap is not None
@@ -239,6 +245,21 @@ def _run_projector(settings: Settings, stop: threading.Event, health_port: int) 
         app.close()
 
 
+def _run_venues(settings: Settings, stop: threading.Event) -> None:
+    from meltica.bootstrap import build
+    from meltica.clock import LiveClock
+    from meltica.control.venues import VenueManager
+    from meltica.runtime.publisher import Publisher
+
+    app = build(settings)
+    manager = VenueManager(app.log, app.codec, Publisher(app.log, app.codec, LiveClock()))
+    out.print("venues: running the venue registry's connections (venues.commands)")
+    try:
+        manager.run(stop)
+    finally:
+        app.close()
+
+
 def _run_api(settings: Settings) -> None:
     import uvicorn
     from sqlalchemy import create_engine
@@ -246,15 +267,24 @@ def _run_api(settings: Settings) -> None:
     from meltica.api.app import Services, create_app
     from meltica.bootstrap import build
     from meltica.clock import LiveClock
+    from meltica.config_file import config_path
+    from meltica.control.reload import Reloader
     from meltica.runtime.publisher import Publisher
 
     if not settings.database_url:
         raise _fail("meltica run api needs MELTICA_DATABASE_URL")
     app = build(settings)
+    publisher = Publisher(app.log, app.codec, LiveClock())
+    path = config_path()
+    reloader = Reloader(path, settings, app.log, app.codec, publisher) if path else None
+    if reloader is not None:  # the API owns the configuration: applies it, reloads it on request
+        report = reloader.apply("meltica run api", settings)
+        out.print(f"api: configuration {path}: {', '.join(report['applied']) or 'no changes'}")
     services = Services(
         app.log,
-        Publisher(app.log, app.codec, LiveClock()),
+        publisher,
         create_engine(settings.database_url, pool_pre_ping=True),
+        None if reloader is None else reloader.apply,
     )
     try:
         uvicorn.run(

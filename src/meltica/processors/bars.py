@@ -14,7 +14,7 @@ from typing import Any
 from meltica.clock import Clock
 from meltica.domain.marketdata import OUT_OF_ORDER, Bar, QuoteTick, TradeTick
 from meltica.runtime.processor import Output
-from meltica.topics import BARS, QUOTES, TRADES
+from meltica.topics import BARS, inputs_of
 
 UNITS = {"s": ("SECOND", 10**9), "m": ("MINUTE", 60 * 10**9), "h": ("HOUR", 3600 * 10**9)}
 TWO = Decimal(2)
@@ -41,7 +41,7 @@ class _Open:
 
 class BarBuilder:
     name = "bars"
-    inputs = (QUOTES, TRADES)
+    inputs = inputs_of("bars")
 
     def __init__(self, widths: list[str]) -> None:
         self.widths = [parse_width(w) for w in widths]
