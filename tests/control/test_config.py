@@ -88,7 +88,9 @@ def test_bad_bar_width_is_refused(tmp_path: Path) -> None:
     assert "'7x'" in problem
 
 
-def test_cli_check_and_show(tmp_path: Path) -> None:
+def test_cli_check_and_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MELTICA_DATABASE_URL", "MELTICA_API_KEY"):
+        monkeypatch.delenv(name, raising=False)  # they would win over the file
     good = write(
         tmp_path, "database_url: postgresql+psycopg://meltica:s3cret@db:5432/meltica\napi_key: mk_abc\n"
     )

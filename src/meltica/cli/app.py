@@ -17,6 +17,7 @@ from meltica import __version__
 from meltica.bootstrap import build, build_log
 from meltica.cli.backtest import backtest_app
 from meltica.cli.config import ConfigOption, config_app, use_config
+from meltica.cli.control import reload_config, strategies_app, venues_app
 from meltica.cli.data import data_app
 from meltica.cli.feeds import feed_app
 from meltica.cli.run import run
@@ -52,6 +53,9 @@ app.add_typer(backtest_app, name="backtest")
 app.add_typer(data_app, name="data")
 app.add_typer(config_app, name="config")
 app.add_typer(snapshot_app, name="snapshot")
+app.add_typer(venues_app, name="venues")
+app.add_typer(strategies_app, name="strategies")
+config_app.command("reload")(reload_config)
 
 
 @app.callback()

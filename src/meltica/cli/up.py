@@ -38,7 +38,7 @@ from meltica.runtime.stack import build_engine
 from meltica.strategies.demo import DemoStrategy
 from meltica.topics import INSTRUMENTS, PORTFOLIO_COMMANDS, RISK_COMMANDS, VENUE_COMMANDS
 
-out = Console()
+out = Console(soft_wrap=True)
 
 DEMO_FUNDS = {"USDT": "1000000", "BTC": "10", "ETH": "100", "USD": "100000", "JPY": "10000000"}
 DEMO_SIZES = {"BTCUSDT.SIM": "0.01", "ETHUSDT.SIM": "0.1", "USDJPY.SIM": "100"}

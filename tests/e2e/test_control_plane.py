@@ -1,0 +1,113 @@
+"""The control plane as an operator uses it: `meltica --config FILE up`, then venues and strategies
+through the CLI, a limit changed in the file and applied with SIGHUP, a snapshot to start from."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.test_up import cli, environment, stop
+
+DATA = Path(__file__).parents[1] / "data"
+CONFIG = """
+risk:
+  - scope: ACCOUNT
+    scope_id: DEMO
+    max_order_notional: {notional}
+    throttle_rate: 50
+    throttle_burst: 20
+venues:
+  - name: sim
+    adapter: synthetic
+    params: {{tick_ms: 50}}
+{extra}
+"""
+REPLAY = f"""  - name: fx-replay
+    adapter: replay
+    params: {{path: {DATA / "usdjpy-ticks.csv"}, format: truefx, symbol: USDJPY}}
+"""
+
+
+def up(data_dir: Path, config: Path) -> tuple[subprocess.Popen[str], list[str]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "meltica", "--config", str(config), "up", "--no-demo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=environment(data_dir),
+    )
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "Meltica is up" in line:
+            return proc, lines
+    raise AssertionError(f"meltica up did not start: {proc.wait()} {''.join(lines)}")
+
+
+def until(check: Any, timeout: float = 20) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.2)
+
+
+def test_operator_runs_from_yaml_changes_a_limit_and_adds_a_venue(tmp_path: Path) -> None:
+    config = tmp_path / "meltica.yaml"
+    config.write_text(CONFIG.format(notional=100000, extra=""))
+    proc, lines = up(tmp_path, config)
+    assert any("risk limits ACCOUNT DEMO" in line for line in lines)
+    key = cli(tmp_path, "keys", "create", "--name", "ops", "--scopes", "admin").stdout.strip()
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return cli(tmp_path, *args, MELTICA_API_KEY=key)
+
+    def venues() -> dict[str, dict[str, Any]]:
+        return {v["venue"]: v for v in json.loads(run("venues", "list", "--json").stdout)}
+
+    until(lambda: venues().get("sim", {}).get("state") == "LIVE")
+    created = run(
+        "strategies", "create", "watch", "logging", "--account", "DEMO", "--instrument", "BTCUSDT.SIM"
+    )
+    assert created.returncode == 0, created.stderr
+    until(lambda: [s["state"] for s in json.loads(run("strategies", "list", "--json").stdout)] == ["RUNNING"])
+    bad = run("strategies", "create", "x", "grid", "--account", "DEMO", "--instrument", "BTCUSDT.SIM")
+    assert bad.returncode == 1
+    assert "grid needs step" in bad.stderr
+
+    order = ("orders", "submit", "--instrument", "BTCUSDT.SIM", "--side", "buy", "--quantity", "0.01")
+    first = run(*order, "--type", "market", "--wait", "accepted")
+    assert first.returncode == 0, first.stderr
+
+    config.write_text(CONFIG.format(notional=1, extra=REPLAY))
+    proc.send_signal(signal.SIGHUP)
+    until(lambda: "fx-replay" in venues() and venues()["fx-replay"]["state"] == "STOPPED")
+    assert venues()["fx-replay"]["published"] == 1000
+    denied = run(*order, "--type", "market", "--wait", "accepted")
+    assert denied.returncode == 1
+    assert "max_order_notional" in denied.stderr
+
+    reloaded = json.loads(run("config", "reload", "--json").stdout)
+    assert reloaded["applied"] == []
+    output = stop(proc)
+    assert "reloaded" in output
+    assert "venue fx-replay added" in output
+
+    made = cli(tmp_path, "--config", str(config), "snapshot", "create", "--no-demo")
+    assert made.returncode == 0, made.stderr
+    proc, lines = up(tmp_path, config)
+    text = "".join(lines)
+    assert "no changes since last start" in text
+    assert "started from snapshot" in text
+    until(lambda: venues()["sim"]["state"] == "LIVE")
+    assert [s["state"] for s in json.loads(run("strategies", "list", "--json").stdout)] == ["RUNNING"]
+    stop(proc)
