@@ -14,6 +14,8 @@ from rich.progress import Progress
 from meltica.bootstrap import build
 from meltica.config import Settings
 from meltica.marketdata.formats import TOPIC_OF, DataFormat, read
+from meltica.marketdata.mapped import ColumnMapping, Kind, parse_columns
+from meltica.processors.bars import parse_width
 from meltica.runtime.publisher import Publisher
 
 data_app = typer.Typer(
@@ -30,10 +32,26 @@ def import_file(
         DataFormat, typer.Option("--format", help="What the file holds (CSV, or a zip of one).")
     ],
     instrument: Annotated[str, typer.Option(help="Instrument id to give the data, SYMBOL.VENUE.")],
+    kind: Annotated[Kind | None, typer.Option(help="generic: what the rows are.")] = None,
+    columns: Annotated[
+        str | None,
+        typer.Option("--map", help="generic: field=column,... e.g. ts=time,bid=bid_px,ask=ask_px."),
+    ] = None,
+    time_unit: Annotated[str, typer.Option(help="generic: timestamps in s, ms, us, ns or iso.")] = "ms",
+    bar_width: Annotated[str, typer.Option(help="generic bars: the width of a bar, e.g. 1m, 1h.")] = "1m",
 ) -> None:
-    """Validate a whole file, then append its events to the market-data topics (nothing half-written)."""
+    """Validate a whole file, then append its events to the market-data topics (nothing half-written).
+
+    `--format generic` reads any CSV (with a header) or Parquet file through a column mapping:
+    `--kind quotes --map ts=time,bid=bid_px,ask=ask_px --time-unit us`."""
     try:
-        events = read(path, file_format, instrument)
+        mapping = None
+        if file_format is DataFormat.GENERIC:
+            if kind is None or columns is None:
+                raise ValueError("--format generic needs --kind and --map")
+            label, width = parse_width(bar_width)
+            mapping = ColumnMapping(kind, parse_columns(columns), time_unit, width, f"{label}-LAST")
+        events = read(path, file_format, instrument, mapping)
     except ValueError as e:
         err.print(f"[red]error:[/red] {e}; nothing was imported")
         raise typer.Exit(1) from e

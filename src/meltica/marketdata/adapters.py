@@ -113,6 +113,8 @@ class ReplayAdapter:
             self.format = DataFormat(params.get("format", "truefx"))
         except ValueError:
             raise ValueError(f"format must be one of {', '.join(f.value for f in DataFormat)}") from None
+        if self.format is DataFormat.GENERIC:
+            raise ValueError("format generic needs a column mapping: import it with `meltica data import`")
         self.path = Path(params["path"]).expanduser()
         self.venue = params.get("venue", "SIM")
         self.symbol = params["symbol"]

@@ -156,3 +156,48 @@ def binance_depth(path: Path, instrument_id: str) -> Iterator[OrderBookSnapshot 
         except (ValueError, InvalidOperation) as err:
             raise _bad(path, line, err) from err
     yield from flush()
+
+
+def binance_trades(path: Path, instrument_id: str) -> Iterator[TradeTick]:
+    """Binance trades: the public data CSV (id, price, qty, quote_qty, time, is_buyer_maker[, ...],
+    with or without a header; time in ms, or us in newer files) or a REST `trades` JSON array."""
+    if path.suffix.lower() == ".json":
+        yield from _binance_trades_json(path, instrument_id)
+        return
+    for line, row in _rows(path, header=False):
+        if line == 1 and not row[0].strip().isdigit():
+            continue  # a header
+        try:
+            trade_id, price, qty, _quote, when, buyer_maker = row[:6]
+            yield _binance_trade(instrument_id, trade_id, price, qty, int(when), buyer_maker)
+        except (ValueError, InvalidOperation) as err:
+            raise _bad(path, line, err) from err
+
+
+def _binance_trade(iid: str, trade_id: str, price: str, qty: str, when: int, buyer_maker: str) -> TradeTick:
+    maker = buyer_maker.strip().lower()
+    if maker not in ("true", "false"):
+        raise ValueError(f"is_buyer_maker must be true or false, got {buyer_maker!r}")
+    # the buyer was the maker: the seller took liquidity
+    aggressor = AggressorSide.SELLER if maker == "true" else AggressorSide.BUYER
+    ts = when * US if when > 10**14 else when * MS  # microseconds in newer dumps
+    return TradeTick(iid, Decimal(price), Decimal(qty), aggressor, str(trade_id), ts)
+
+
+def _binance_trades_json(path: Path, instrument_id: str) -> Iterator[TradeTick]:
+    import json
+
+    try:
+        rows = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path.name}:{err.lineno}: not valid JSON: {err.msg}") from None
+    if not isinstance(rows, list):
+        raise ValueError(f"{path.name}: expected a JSON array of trades")
+    for i, r in enumerate(rows, start=1):
+        try:
+            yield _binance_trade(
+                instrument_id, str(r["id"]), r["price"], r["qty"], int(r["time"]), str(r["isBuyerMaker"])
+            )
+        except (KeyError, TypeError, ValueError, InvalidOperation) as err:
+            reason = "a value is not a decimal number" if isinstance(err, InvalidOperation) else f"{err}"
+            raise ValueError(f"{path.name}: trade {i}: {reason}") from None
