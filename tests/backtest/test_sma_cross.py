@@ -108,6 +108,8 @@ def test_backtest_command_writes_statistics_and_a_report(tmp_path: Path) -> None
             "quantity=100",
             "--report",
             str(report),
+            "--png",
+            str(report.with_suffix(".png")),
             "--json",
         ],
         capture_output=True,
@@ -122,6 +124,9 @@ def test_backtest_command_writes_statistics_and_a_report(tmp_path: Path) -> None
     assert page.startswith("<!doctype html>")
     assert "<svg" in page
     assert "http" not in page.split("<body>")[1], "self-contained"
+    png = report.with_suffix(".png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(png) > 20_000  # three charts, not an empty canvas
 
 
 def test_bad_file_is_one_clear_line(tmp_path: Path) -> None:

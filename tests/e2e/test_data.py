@@ -100,13 +100,14 @@ def test_replay_a_time_range_of_a_recording_into_another_stack(tmp_path: Path) -
 def test_import_any_csv_through_a_column_mapping(tmp_path: Path) -> None:
     path = tmp_path / "eurusd.csv"
     path.write_text("time_us,bid_px,ask_px\n1700000000000000,1.1000,1.1002\n1700000000500000,1.1001,1.1003\n")
-    args = ["data", "import", str(path), "--format", "generic", "--instrument", "EURUSD.FX", "--kind", "quotes"]
+    base = ["data", "import", str(path), "--format", "generic", "--instrument", "EURUSD.FX"]
+    args = [*base, "--kind", "quotes"]
     done = meltica(tmp_path, *args, "--map", "ts=time_us,bid=bid_px,ask=ask_px", "--time-unit", "us")
     assert done.returncode == 0, done.stderr
     assert "2 events from eurusd.csv into marketdata.quotes" in done.stdout
     wrong = meltica(tmp_path, *args, "--map", "ts=time,bid=bid_px,ask=ask_px")
     assert wrong.returncode == 1
     assert "no column 'time'; it has time_us, bid_px, ask_px" in wrong.stderr
-    missing = meltica(tmp_path, "data", "import", str(path), "--format", "generic", "--instrument", "EURUSD.FX")
+    missing = meltica(tmp_path, *base)
     assert missing.returncode == 1
     assert "--format generic needs --kind and --map" in missing.stderr

@@ -1,14 +1,16 @@
 """A self-contained HTML report of a backtest: statistics, equity, drawdown and trades on price
-as inline SVG (no scripts, no external files)."""
+as inline SVG (no scripts, no external files); the same charts as a PNG with matplotlib."""
 
 from __future__ import annotations
 
 import html
+import io
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from meltica.backtest.engine import BacktestResult, mark
 from meltica.domain.marketdata import Bar, QuoteTick, TradeTick
+from meltica.errors import ConfigurationError
 
 W, H = 960, 220
 
@@ -85,3 +87,51 @@ td,th{{padding:2px 10px;border-bottom:1px solid #eee;text-align:left;font-size:1
 <table><tr><th>time</th><th>side</th><th>quantity</th><th>price</th><th>fee</th></tr>
 {trades}</table></body></html>
 """
+
+
+def render_png(result: BacktestResult, bars: Sequence[Bar | QuoteTick | TradeTick], title: str) -> bytes:
+    """The report's three charts (equity, drawdown, trades on price) as one PNG (extra 'report')."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib.figure import Figure
+    except ImportError as err:
+        raise ConfigurationError("PNG reports need matplotlib: pip install 'meltica[report]'") from err
+    equity_at = [datetime.fromtimestamp(ts / 1e9, UTC) for ts, _ in result.stats.equity]
+    equity = [float(e) for _, e in result.stats.equity]
+    peak, drawdown = float("-inf"), []
+    for v in equity:
+        peak = max(peak, v)
+        drawdown.append(v / peak - 1 if peak > 0 else 0.0)
+    figure = Figure(figsize=(12, 9), dpi=100, layout="constrained")
+    ax_equity, ax_drawdown, ax_price = figure.subplots(3, 1, sharex=True)
+    figure.suptitle(title)
+    ax_equity.plot(equity_at, equity, color="#0969da", linewidth=1)
+    ax_equity.set_ylabel("equity")
+    ax_drawdown.fill_between(equity_at, drawdown, 0, color="#cf222e", alpha=0.4, linewidth=0)
+    ax_drawdown.set_ylabel("drawdown")
+    step = max(1, len(bars) // 5000)
+    shown = bars[::step]
+    ax_price.plot(
+        [datetime.fromtimestamp(b.ts / 1e9, UTC) for b in shown],
+        [float(mark(b)) for b in shown],
+        color="#57606a",
+        linewidth=0.8,
+    )
+    for side, color, marker in (("BUY", "#1a7f37", "^"), ("SELL", "#cf222e", "v")):
+        fills = [(ts, f) for ts, f in result.fills if f.side.value == side]
+        ax_price.scatter(
+            [datetime.fromtimestamp(ts / 1e9, UTC) for ts, _ in fills],
+            [float(f.last_px) for _, f in fills],
+            color=color,
+            marker=marker,
+            s=14,
+            label=side.lower(),
+            zorder=3,
+        )
+    ax_price.set_ylabel("price")
+    ax_price.legend(loc="upper left")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()

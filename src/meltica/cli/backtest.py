@@ -13,8 +13,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from meltica.backtest.engine import run_backtest
-from meltica.backtest.report import render
+from meltica.backtest.report import render, render_png
 from meltica.domain.instruments import spot
+from meltica.errors import MelticaError
 from meltica.marketdata.formats import DataFormat, read
 from meltica.marketdata.instruments import DEFAULT_INSTRUMENTS
 from meltica.strategies.catalog import STRATEGIES, build, parameters
@@ -35,6 +36,7 @@ def run(
     param: Annotated[list[str] | None, typer.Option("--param", help="name=value (repeatable).")] = None,
     commission: Annotated[str, typer.Option(help="Fee as a fraction of notional, e.g. 0.001.")] = "0",
     report: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
+    png: Annotated[Path | None, typer.Option(help="Write the charts as a PNG here (extra 'report').")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Statistics as JSON.")] = False,
     save: Annotated[bool, typer.Option(help="Store the result in the read models (/v1/backtests).")] = False,
 ) -> None:
@@ -69,6 +71,12 @@ def run(
         )
     if report is not None:
         report.write_text(render(result, data, f"{strategy} on {instrument}"))
+    if png is not None:
+        try:
+            png.write_bytes(render_png(result, data, f"{strategy} on {instrument}"))
+        except MelticaError as e:
+            err.print(f"[red]error:[/red] {e}")
+            raise typer.Exit(1) from e
     summary = {**result.stats.summary(), "fills": len(result.fills)}
     if save:
         from sqlalchemy import create_engine
@@ -96,8 +104,9 @@ def run(
         for k, v in summary.items():
             table.add_row(k, f"{v:.6g}" if isinstance(v, float) else str(v))
         out.print(table)
-        if report is not None:
-            out.print(f"report: {report}")
+        for written in (report, png):
+            if written is not None:
+                out.print(f"report: {written}")
 
 
 @backtest_app.command("strategies")
