@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +20,8 @@ from meltica.config_file import (
 )
 from meltica.control.specs import InstrumentSpec, LimitsRequest, StrategySpec, VenueSpec
 from meltica.processors.bars import parse_width
+
+_DOCUMENT: ContextVar[Document | None] = ContextVar("meltica_config_document", default=None)
 
 # What `POST /v1/admin/reload` and SIGHUP apply to a running process; the rest needs a restart.
 RELOADABLE = ("risk", "instruments", "venues", "strategies")
@@ -67,6 +70,11 @@ class Settings(BaseSettings):
         description="Fraction of traces recorded; all events carry trace context.",
     )
     client_id: str = Field(default="meltica", description="Kafka client id and transactional id prefix.")
+    snapshot_every: int = Field(
+        default=10_000,
+        ge=0,
+        description="Kafka services: save a partition's state after this many inputs (0: never).",
+    )
     bar_widths: list[str] = Field(
         default_factory=list,
         description="Time bars built from trades and quotes, e.g. ['1m', '5m'] (empty: no bar builder).",
@@ -94,8 +102,10 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Arguments, then `MELTICA_*` variables, then the YAML file (`MELTICA_CONFIG_PATH`)."""
-        path = config_path()
-        document = read_document(path) if path else None
+        document = _DOCUMENT.get()
+        if document is None:
+            path = config_path()
+            document = read_document(path) if path else None
         return init_settings, env_settings, YamlFileSource(settings_cls, document)
 
     @field_validator("data_dir", "api_tls_cert", "api_tls_key")
@@ -124,26 +134,13 @@ def load_settings(path: Path | None = None) -> Settings:
             raise explain(err, None) from None
     document = read_document(path)
     problems = unknown_keys(document, set(Settings.model_fields))
+    token = _DOCUMENT.set(document)  # this file, already read, instead of MELTICA_CONFIG_PATH's
     try:
-        settings = _from_document(document)
+        settings = Settings()
     except ValidationError as err:
         problems += explain(err, document).problems
+    finally:
+        _DOCUMENT.reset(token)
     if problems:
         raise ConfigFileError(problems)
     return settings
-
-
-def _from_document(document: Document) -> Settings:
-    class _FromFile(Settings):
-        @classmethod
-        def settings_customise_sources(
-            cls,
-            settings_cls: type[BaseSettings],
-            init_settings: PydanticBaseSettingsSource,
-            env_settings: PydanticBaseSettingsSource,
-            dotenv_settings: PydanticBaseSettingsSource,
-            file_secret_settings: PydanticBaseSettingsSource,
-        ) -> tuple[PydanticBaseSettingsSource, ...]:
-            return init_settings, env_settings, YamlFileSource(settings_cls, document)
-
-    return Settings.model_validate(_FromFile().model_dump())

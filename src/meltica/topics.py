@@ -61,6 +61,9 @@ def inputs_of(processor: str) -> tuple[str, ...]:
 _FOREVER = {"retention.ms": "-1", "cleanup.policy": "delete"}
 _WEEK = {"retention.ms": str(7 * 24 * 3600 * 1000), "cleanup.policy": "delete"}
 _COMPACT = {"cleanup.policy": "compact"}
+# The latest snapshot per partition is what counts; states can be large (64 MiB a record).
+_SNAPSHOTS = {"cleanup.policy": "compact", "max.message.bytes": str(64 * 1024 * 1024)}
+SNAPSHOT_MAX_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,12 @@ TOPICS: tuple[TopicDef, ...] = (
         )
         for name in TOPOLOGY
     ),
+    *(
+        TopicDef(
+            f"processors.{name}.snapshots", "partition", _SNAPSHOTS, f"ProcessorSnapshot of {name}", False
+        )
+        for name in TOPOLOGY
+    ),
 )
 TOPIC_BY_NAME = {t.name: t for t in TOPICS}
 
@@ -109,6 +118,11 @@ TOPIC_BY_NAME = {t.name: t for t in TOPICS}
 def journal_topic(processor: str) -> str:
     """Where the Kafka service of `processor` journals the order it applied its inputs in."""
     return f"processors.{processor}.journal"
+
+
+def snapshot_topic(processor: str) -> str:
+    """Where the Kafka service of `processor` keeps the latest state of each partition."""
+    return f"processors.{processor}.snapshots"
 
 
 def dead_letter_topic(topic: str) -> str:

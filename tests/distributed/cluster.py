@@ -88,6 +88,7 @@ class Cluster:
             MELTICA_NAMESPACE=self.namespace,
             MELTICA_PARTITIONS=str(PARTITIONS),
             MELTICA_DATA_DIR=str(self.workdir / "data"),
+            MELTICA_SNAPSHOT_EVERY="150",  # often: rebuilds under chaos start from snapshots
             PYTHONUNBUFFERED="1",
         )
         if self.database_url:

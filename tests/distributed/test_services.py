@@ -69,6 +69,8 @@ def test_rebalance_from_one_instance_to_two_and_back(cluster: Cluster, baseline:
     assert cluster.outcome() == baseline
     logs = cluster.logs()
     assert "assigned partitions [0, 1]" in logs or "assigned partitions [2, 3]" in logs, logs
+    # the instances that left saved their partitions; those taking them over started from there
+    assert "after the snapshot at journal offset" in logs, logs
 
 
 def _read_models(url: str) -> dict[str, list[tuple[object, ...]]]:

@@ -8,8 +8,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.e2e.test_up import cli, environment, stop
 
@@ -33,6 +36,20 @@ REPLAY = f"""  - name: fx-replay
 """
 
 
+STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers() -> Iterator[None]:
+    """A failed assertion must not leave `meltica up` running."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 def up(data_dir: Path, config: Path) -> tuple[subprocess.Popen[str], list[str]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "meltica", "--config", str(config), "up", "--no-demo"],
@@ -41,6 +58,7 @@ def up(data_dir: Path, config: Path) -> tuple[subprocess.Popen[str], list[str]]:
         text=True,
         env=environment(data_dir),
     )
+    STARTED.append(proc)
     assert proc.stdout is not None
     lines = []
     for line in proc.stdout:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -76,24 +77,6 @@ def update_venue(name: str, param: Params = None, as_json: JsonFlag = False) -> 
     _done(call("PATCH", f"/v1/venues/{name}", body={"params": _params(param)}), as_json)
 
 
-@venues_app.command("start")
-def start_venue(name: str, as_json: JsonFlag = False) -> None:
-    """Connect (again): a failed or stopped connection restarts."""
-    _done(call("POST", f"/v1/venues/{name}/start"), as_json)
-
-
-@venues_app.command("stop")
-def stop_venue(name: str, as_json: JsonFlag = False) -> None:
-    """Disconnect (it stays declared; `start` connects it again)."""
-    _done(call("POST", f"/v1/venues/{name}/stop"), as_json)
-
-
-@venues_app.command("remove")
-def remove_venue(name: str, as_json: JsonFlag = False) -> None:
-    """Stop and forget a connection."""
-    _done(call("DELETE", f"/v1/venues/{name}"), as_json)
-
-
 @strategies_app.command("list")
 def list_strategies(as_json: JsonFlag = False) -> None:
     """Each strategy instance with its state and parameters."""
@@ -144,22 +127,29 @@ def update_strategy(strategy_id: str, param: Params = None, as_json: JsonFlag = 
     _done(call("PATCH", f"/v1/strategies/{strategy_id}", body={"params": _params(param)}), as_json)
 
 
-@strategies_app.command("start")
-def start_strategy(strategy_id: str, as_json: JsonFlag = False) -> None:
-    """Start it: it sees market data from now on."""
-    _done(call("POST", f"/v1/strategies/{strategy_id}/start"), as_json)
+LIFECYCLE = {
+    "start": ("POST", "/start", "Start {it}: a stopped or failed {noun} runs again."),
+    "stop": ("POST", "/stop", "Stop {it} ({noun} stays declared; `start` resumes it)."),
+    "remove": ("DELETE", "", "Stop and remove {it}."),
+}
 
 
-@strategies_app.command("stop")
-def stop_strategy(strategy_id: str, as_json: JsonFlag = False) -> None:
-    """Stop it: no more market data (it still hears about its own orders)."""
-    _done(call("POST", f"/v1/strategies/{strategy_id}/stop"), as_json)
+def _lifecycle(app: typer.Typer, noun: str, collection: str) -> None:
+    """`start`, `stop` and `remove` commands of one kind of thing."""
+
+    def command_for(method: str, suffix: str, doc: str) -> Callable[..., None]:
+        def command(name: str, as_json: JsonFlag = False) -> None:
+            _done(call(method, f"{collection}/{name}{suffix}"), as_json)
+
+        command.__doc__ = doc.format(it=f"a {noun}", noun=noun)
+        return command
+
+    for action, (method, suffix, doc) in LIFECYCLE.items():
+        app.command(action)(command_for(method, suffix, doc))
 
 
-@strategies_app.command("remove")
-def remove_strategy(strategy_id: str, as_json: JsonFlag = False) -> None:
-    """Stop and remove it."""
-    _done(call("DELETE", f"/v1/strategies/{strategy_id}"), as_json)
+_lifecycle(venues_app, "venue", "/v1/venues")
+_lifecycle(strategies_app, "strategy", "/v1/strategies")
 
 
 def reload_config(as_json: JsonFlag = False) -> None:

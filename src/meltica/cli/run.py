@@ -181,6 +181,7 @@ def _run_processor(
         namespace=settings.namespace,
         partitions=settings.partitions,
         instance_id=instance,
+        snapshot_every=settings.snapshot_every,
     )
     health = None
     if health_port >= 0:

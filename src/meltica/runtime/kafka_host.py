@@ -29,6 +29,7 @@ from meltica.log.base import Message, Record, TopicPartition
 from meltica.log.kafka import KafkaLog, record_of
 from meltica.runtime.partitions import PartitionedProcessor, PartitionState
 from meltica.runtime.processor import Processor
+from meltica.topics import SNAPSHOT_MAX_BYTES
 
 PRODUCER_HEADER = "meltica.producer"
 _TIMEOUT_S = 30.0
@@ -44,6 +45,7 @@ class HostStats:
     dead_letters: int = 0
     transactions: int = 0
     rebalances: int = 0
+    snapshots: int = 0
     last_loop: float = field(default_factory=time.monotonic)
 
 
@@ -63,8 +65,10 @@ class KafkaProcessorHost:
         instance_id: str | None = None,
         clock: Clock | None = None,
         max_batch: int = 500,
+        snapshot_every: int = 10_000,
     ) -> None:
         self.name = name
+        self.snapshot_every = snapshot_every
         self.partitions = partitions
         self.max_batch = max_batch
         self.group = f"meltica-{name}"
@@ -116,6 +120,7 @@ class KafkaProcessorHost:
                 "acks": "all",
                 "linger.ms": 2,
                 "compression.type": "lz4",
+                "message.max.bytes": SNAPSHOT_MAX_BYTES,  # a snapshot is one record
             }
         )
         self._producer.init_transactions(_TIMEOUT_S)
@@ -194,25 +199,30 @@ class KafkaProcessorHost:
             on_lost=self._on_revoke,
         )
         try:
-            while not stop.is_set() and not self._fenced:
-                self.stats.last_loop = time.monotonic()
-                keyed = self._consumer.consume(self.max_batch, timeout=0.005)
-                if self._rewind_needed:
-                    self._rewind_needed = False
-                    self._rewind()
-                    continue  # what was fetched before the seek is fetched again after it
-                if not self.states:
-                    continue
-                if self._catchup is not None:
-                    self._catch_up()
-                    continue
-                broadcast = self._broadcast.consume(self.max_batch, timeout=0)
-                # broadcast first, then keyed: each partition's records stay in offset order
-                records = self._records([*broadcast, *keyed])
-                if records:
-                    self._process(records)
+            self._loop(stop)
+            if self.snapshot_every and self._catchup is None:  # leaving cleanly: the next owner starts here
+                self._snapshot([s for s in self.states.values() if s.since_snapshot])
         finally:
             self.close()
+
+    def _loop(self, stop: threading.Event) -> None:
+        while not stop.is_set() and not self._fenced:
+            self.stats.last_loop = time.monotonic()
+            keyed = self._consumer.consume(self.max_batch, timeout=0.005)
+            if self._rewind_needed:
+                self._rewind_needed = False
+                self._rewind()
+                continue  # what was fetched before the seek is fetched again after it
+            if not self.states:
+                continue
+            if self._catchup is not None:
+                self._catch_up()
+                continue
+            broadcast = self._broadcast.consume(self.max_batch, timeout=0)
+            # broadcast first, then keyed: each partition's records stay in offset order
+            records = self._records([*broadcast, *keyed])
+            if records:
+                self._process(records)
 
     def _records(self, batch: list[Any]) -> list[Record]:
         """The consumed messages as records of their logical topics (error events dropped)."""
@@ -241,6 +251,34 @@ class KafkaProcessorHost:
         journals = [self.core.journal_message(s) for s in self.states.values()]
         self._commit([*messages, *(j for j in journals if j is not None)], offsets)
         self.stats.records += len(records)
+        if self.snapshot_every:
+            self._snapshot([s for s in self.states.values() if s.since_snapshot >= self.snapshot_every])
+
+    def _snapshot(self, states: list[PartitionState]) -> None:
+        """Save `states` (each exactly what its committed journal holds) in a transaction of its own;
+        a failure costs nothing but a longer rebuild."""
+        if not states or self._fenced or self._rewind_needed:
+            return
+        try:
+            messages = [
+                self.core.snapshot_message(s, self._reader.end_offset(self.core.journal, s.partition))
+                for s in states
+            ]
+            self._producer.begin_transaction()
+            for m in messages:
+                self._produce(m)
+            self._producer.commit_transaction(_TIMEOUT_S)
+        except KafkaException as err:
+            kerr = err.args[0]
+            if kerr.fatal() or kerr.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED):
+                self._fenced = True
+                return
+            _log.warning("%s: snapshot not written (%s)", self.instance_id, kerr)
+            if kerr.txn_requires_abort():
+                self._producer.abort_transaction(_TIMEOUT_S)
+            return
+        self.stats.snapshots += len(messages)
+        _log.info("%s: saved partitions %s", self.instance_id, [s.partition for s in states])
 
     def _commit(self, messages: list[Message], offsets: dict[TopicPartition, int]) -> None:
         try:

@@ -11,11 +11,18 @@ input records it applied, in order; its host commits that `InputJournal` with th
 the offsets. Rebuilding a partition replays exactly those inputs in exactly that order. A state
 writes only the outputs whose key falls on its own partition: every state applies a broadcast
 command (a kill switch, a limit) but only the owner of the key writes the event.
+
+Now and then a host saves a partition's whole state as a `ProcessorSnapshot` naming the journal
+offset it covers; rebuilding starts from the newest snapshot and replays only the journal after
+it. Snapshots are pickles, read only from the system's own snapshot topics.
 """
 
 from __future__ import annotations
 
+import gzip
 import logging
+import pickle
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,9 +39,10 @@ from meltica.events.mapping import avro_name, from_record
 from meltica.log.base import EventLog, Headers, Message, Record, TopicPartition
 from meltica.log.partitioner import partition_for
 from meltica.runtime.processor import Output, Processor, output_meta
-from meltica.topics import TOPIC_BY_NAME, journal_topic
+from meltica.topics import TOPIC_BY_NAME, journal_topic, snapshot_topic
 
 PRODUCER_HEADER = "meltica.producer"
+SNAPSHOT_FORMAT = "gzip-pickle/1"
 _log = logging.getLogger("meltica.service")
 
 
@@ -52,9 +60,11 @@ class PartitionState:
     processor: Processor
     broadcast_pos: dict[TopicPartition, int]
     segments: list[list[Any]] = field(default_factory=list)
+    since_snapshot: int = 0  # inputs applied since the state was last saved
 
     def note(self, rec: Record) -> None:
         """Record that `rec` was applied (extending the current run when it continues it)."""
+        self.since_snapshot += 1
         last = self.segments[-1] if self.segments else None
         if last is not None and last[0] == rec.topic and last[1] == rec.partition:
             last[3] = rec.offset + 1
@@ -89,10 +99,16 @@ class PartitionedProcessor:
         return {TopicPartition(t, p): 0 for t in self.broadcast for p in range(self.reader.partitions(t))}
 
     def restore(self, partition: int) -> PartitionState:
-        """The state of `partition` as its committed journal left it."""
+        """The state of `partition` as its committed journal left it: from its latest snapshot, if
+        there is a usable one, replaying only the journal after it."""
         state = PartitionState(partition, self.make(partition), self.initial_broadcast_pos())
-        cursors: dict[TopicPartition, _Cursor] = {}
         offset = 0
+        found = self.latest_snapshot(partition)
+        if found is not None:
+            offset, processor, broadcast_pos = found
+            state.processor = processor
+            state.broadcast_pos.update(broadcast_pos)
+        cursors: dict[TopicPartition, _Cursor] = {}
         replayed = 0
         while entries := self.reader.read(self.journal, partition, offset, 1000):
             offset = entries[-1].offset + 1
@@ -106,8 +122,51 @@ class PartitionedProcessor:
                     if tp in state.broadcast_pos:
                         state.broadcast_pos[tp] = seg["end"]
         self.replayed += replayed
-        _log.info("%s: partition %d rebuilt from %d inputs", self.name, partition, replayed)
+        since = f" after the snapshot at journal offset {found[0]}" if found else ""
+        _log.info("%s: partition %d rebuilt from %d inputs%s", self.name, partition, replayed, since)
         return state
+
+    # -- snapshots ----------------------------------------------------------------------------------
+    def latest_snapshot(self, partition: int) -> tuple[int, Processor, dict[TopicPartition, int]] | None:
+        """(journal offset, processor, broadcast positions) of the newest readable snapshot."""
+        topic = snapshot_topic(self.name)
+        if topic not in self.reader.topics():
+            return None
+        end = self.reader.end_offset(topic, partition)
+        start = end
+        while start > 0:  # newest last; transaction markers take offsets too, so look back in steps
+            start = max(0, start - 16)
+            for rec in reversed(self.reader.read(topic, partition, start, end - start)):
+                try:
+                    snap = self.codec.decode_record(rec).record
+                    if snap["processor"] != self.name or snap["format"] != SNAPSHOT_FORMAT:
+                        continue
+                    processor, broadcast_pos = pickle.loads(gzip.decompress(snap["state"]))
+                except Exception as err:  # an unreadable snapshot: an older one, or the journal, will do
+                    _log.warning(
+                        "%s: snapshot %d of partition %d unusable: %s", self.name, rec.offset, partition, err
+                    )
+                    continue
+                if [t for t in broadcast_pos if t not in self.initial_broadcast_pos()]:
+                    continue  # taken with other inputs than this build reads
+                return int(snap["journal_offset"]), processor, broadcast_pos
+            end = start
+        return None
+
+    def snapshot_message(self, state: PartitionState, journal_offset: int) -> Message:
+        """The state of `state` after the journal up to `journal_offset`, as a snapshot record."""
+        blob = gzip.compress(pickle.dumps((state.processor, state.broadcast_pos), pickle.HIGHEST_PROTOCOL), 3)
+        snap = {
+            "processor": self.name,
+            "partition": state.partition,
+            "journal_offset": journal_offset,
+            "created_ns": time.time_ns(),
+            "format": SNAPSHOT_FORMAT,
+            "state": blob,
+        }
+        value = self.codec.encode("ProcessorSnapshot", snap)
+        state.since_snapshot = 0
+        return Message(snapshot_topic(self.name), value, str(state.partition).encode(), (), state.partition)
 
     def journal_message(self, state: PartitionState) -> Message | None:
         """The journal entry of what `state` applied since the last one (and forget it)."""
