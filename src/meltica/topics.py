@@ -142,13 +142,17 @@ def topic_specs(partitions: int) -> list[TopicSpec]:
 
 def key_of(event: Any) -> str:
     """The partition key of an event (DESIGN §3): its account, else instrument, else risk scope."""
-    for attr in ("account_id", "instrument_id", "scope_id", "venue", "path"):
+    for attr in ("account_id", "instrument_id", "scope_id"):
         value = getattr(event, attr, None)
         if value:
             return str(value)
     order = getattr(event, "order", None)
     if order is not None:
-        return str(order.account_id)
+        return str(order.account_id)  # before `venue`: venue requests belong to the account
+    for attr in ("venue", "path"):  # venue connections, configuration loads
+        value = getattr(event, attr, None)
+        if value:
+            return str(value)
     return "*"
 
 
