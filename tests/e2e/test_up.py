@@ -23,6 +23,7 @@ def free_port() -> int:
 
 
 PORT = free_port()
+STARTUP: dict[int, str] = {}
 
 
 def environment(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -46,8 +47,11 @@ def start(data_dir: Path) -> subprocess.Popen[str]:
         env=env,
     )
     assert proc.stdout is not None
+    lines = []
     for line in proc.stdout:
+        lines.append(line)
         if "Meltica is up" in line:
+            STARTUP[proc.pid] = "".join(lines)  # what it said while starting
             return proc
     raise AssertionError(f"meltica up did not start: {proc.wait()}")
 
@@ -122,12 +126,14 @@ def test_up_trades_stops_cleanly_and_continues(tmp_path: Path) -> None:
     time.sleep(1.5)
     out = stop(proc)
     assert "stopped after" in out
+    assert "saved auto-" in out  # a clean stop leaves a snapshot to start from
     first = order_events(tmp_path)
     names = [n for n, _ in first]
     assert names.count("OrderAccepted") >= 3
     assert "OrderFilled" in names or "OrderPartiallyFilled" in names
 
     proc = start(tmp_path)
+    assert "started from snapshot auto-" in STARTUP[proc.pid]
     time.sleep(2)
     out = stop(proc)
     second = order_events(tmp_path)

@@ -6,6 +6,7 @@ import signal
 import threading
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -44,6 +45,17 @@ DEMO_FUNDS = {"USDT": "1000000", "BTC": "10", "ETH": "100", "USD": "100000", "JP
 DEMO_SIZES = {"BTCUSDT.SIM": "0.01", "ETHUSDT.SIM": "0.1", "USDJPY.SIM": "100"}
 
 
+def save_snapshot(engine: Engine, directory: Path, keep: int = 3) -> Path:
+    """Snapshot the stopped engine's processors; keep the newest `keep` of these automatic ones
+    (those made with `meltica snapshot create` are the operator's to delete)."""
+    snapshot = snapshots.capture(engine)
+    path = snapshots.save(snapshot, directory / f"auto-{snapshots.name_for(snapshot)}")
+    older = sorted(directory.glob(f"auto-*{snapshots.SUFFIX}"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in older[keep:]:
+        stale.unlink(missing_ok=True)
+    return path
+
+
 def venue_states(venues: VenueManager) -> list[Observation]:
     """One observation per venue and state: 1 for the state it is in, 0 for the others."""
     return [
@@ -63,7 +75,12 @@ def embedded_engine(app: App, demo: bool, clock: Clock | None = None) -> Engine:
 
 
 def up(
-    tick_ms: Annotated[int, typer.Option(help="Synthetic feed: milliseconds between ticks.")] = 500,
+    tick_ms: Annotated[
+        int,
+        typer.Option(
+            help="The default 'sim' venue's ms between ticks (when it is created; then: venues update)."
+        ),
+    ] = 500,
     demo: Annotated[bool, typer.Option(help="Run the demo strategy on account DEMO.")] = True,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic market.")] = 7,
 ) -> None:
@@ -92,13 +109,16 @@ def up(
                 PORTFOLIO_COMMANDS,
                 AdjustBalance("DEMO", asset, Decimal(amount), "demo funds", clock.now_ns()),
             )
-        if not settings.venues:  # the default market, unless the configuration declares venues
-            params = {"seed": str(seed), "tick_ms": str(tick_ms)}
-            now = clock.now_ns()
-            publisher.publish(
-                VENUE_COMMANDS, ControlVenue(VenueAction.ADD, "sim", "meltica up", now, "synthetic", params)
-            )
-            publisher.publish(VENUE_COMMANDS, ControlVenue(VenueAction.START, "sim", "meltica up", now))
+    no_venues = all(
+        app.log.end_offset(VENUE_COMMANDS, p) == 0 for p in range(app.log.partitions(VENUE_COMMANDS))
+    )
+    if no_venues and not settings.venues:  # the default market, unless the configuration declares venues
+        params = {"seed": str(seed), "tick_ms": str(tick_ms)}
+        now = clock.now_ns()
+        publisher.publish(
+            VENUE_COMMANDS, ControlVenue(VenueAction.ADD, "sim", "meltica up", now, "synthetic", params)
+        )
+        publisher.publish(VENUE_COMMANDS, ControlVenue(VenueAction.START, "sim", "meltica up", now))
     path = config_path()
     reloader = Reloader(path, settings, app.log, app.codec, publisher) if path else None
     if reloader is not None:
@@ -203,5 +223,8 @@ def up(
     server.should_exit = True
     for t in threads:
         t.join(timeout=10)
+    if not any(t.is_alive() for t in threads if t.name == "engine"):
+        saved = save_snapshot(engine, settings.data_dir / "snapshots")  # the next start replays nothing
+        out.print(f"  saved {saved.name}")
     app.close()
     out.print(f"[bold]stopped[/bold] after {engine.stats.steps} steps; state is in {settings.data_dir}")
