@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from meltica.cli.up import venue_states
 from meltica.control.venues import VenueManager
 from meltica.domain.control import VenueStateChanged
 from meltica.domain.marketdata import (
@@ -189,8 +188,13 @@ def test_a_failed_venue_shows_why_and_recovers_on_restart(make_stack: Any, tmp_p
     failed = stack.wait_venue("fx", "FAILED")
     assert failed["reason"] == f"FileNotFoundError: no such file: {path}"
     gauge = {
-        o.attributes["state"]: o.value for o in venue_states(stack.venues) if o.attributes["venue"] == "fx"
+        o.attributes["state"]: o.value for o in stack.venues.observations() if o.attributes["venue"] == "fx"
     }
+    counted = {
+        o.attributes["kind"]: o.value for o in stack.venues.counters() if o.attributes["venue"] == "fx"
+    }
+    assert counted["received"] == 0
+
     assert gauge["failed"] == 1
     assert gauge["live"] == 0
 

@@ -112,7 +112,7 @@ def run(
     elif service is Service.projector:
         _run_projector(settings, stop, health_port)
     elif service is Service.venues:
-        _run_venues(settings, stop)
+        _run_venues(settings, stop, health_port)
     elif host is Host.faust:
         import faust
 
@@ -246,18 +246,26 @@ def _run_projector(settings: Settings, stop: threading.Event, health_port: int) 
         app.close()
 
 
-def _run_venues(settings: Settings, stop: threading.Event) -> None:
+def _run_venues(settings: Settings, stop: threading.Event, health_port: int) -> None:
     from meltica.bootstrap import build
     from meltica.clock import LiveClock
     from meltica.control.venues import VenueManager
+    from meltica.runtime.health import HealthServer
     from meltica.runtime.publisher import Publisher
 
     app = build(settings)
     manager = VenueManager(app.log, app.codec, Publisher(app.log, app.codec, LiveClock()))
+    manager.export_metrics()
+    health = None
+    if health_port >= 0:
+        health = HealthServer(settings.api_host, health_port, alive=lambda: True, ready=lambda: True).start()
+        out.print(f"venues: health and metrics on http://{settings.api_host}:{health.port}/metrics")
     out.print("venues: running the venue registry's connections (venues.commands)")
     try:
         manager.run(stop)
     finally:
+        if health is not None:
+            health.stop()
         app.close()
 
 

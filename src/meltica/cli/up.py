@@ -23,8 +23,8 @@ from meltica.config import load_settings
 from meltica.config_file import ConfigFileError, config_path
 from meltica.control import snapshots
 from meltica.control.reload import Reloader
-from meltica.control.venues import STATES, VenueManager
-from meltica.domain.control import ControlVenue, VenueAction, VenueState
+from meltica.control.venues import VenueManager
+from meltica.domain.control import ControlVenue, VenueAction
 from meltica.domain.portfolio.events import AdjustBalance
 from meltica.domain.risk.events import SetRiskLimits
 from meltica.domain.risk.limits import RiskLimits
@@ -54,16 +54,6 @@ def save_snapshot(engine: Engine, directory: Path, keep: int = 3) -> Path:
     for stale in older[keep:]:
         stale.unlink(missing_ok=True)
     return path
-
-
-def venue_states(venues: VenueManager) -> list[Observation]:
-    """One observation per venue and state: 1 for the state it is in, 0 for the others."""
-    return [
-        Observation(int(state is current), {"venue": name, "state": state.value.lower()})
-        for name, current in venues.states().items()
-        for state in STATES
-        if state is not VenueState.REMOVED
-    ]
 
 
 def embedded_engine(app: App, demo: bool, clock: Clock | None = None) -> Engine:
@@ -179,11 +169,7 @@ def up(
         [lambda _: [Observation(projector.projected)]],
         description="Records projected",
     )
-    gauge(
-        "meltica_venue_state",
-        [lambda _: venue_states(venues)],
-        description="1 for each venue's current state (stopped, connecting, live, degraded, failed)",
-    )
+    venues.export_metrics()
     threads = [
         threading.Thread(target=venues.run, args=(stop,), name="venues"),
         threading.Thread(target=engine.run, args=(stop,), name="engine"),

@@ -15,6 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.metrics import Observation
+
+from meltica import telemetry
 from meltica.clock import Clock, LiveClock
 from meltica.domain.control import ControlVenue, VenueAction, VenueState, VenueStateChanged
 from meltica.errors import MelticaError
@@ -293,3 +296,34 @@ class VenueManager:
         """Each connection's current state (for metrics)."""
         with self._lock:
             return {name: c.state for name, c in self.connections.items()}
+
+    def observations(self) -> list[Observation]:
+        """One per venue and state: 1 for the state it is in, 0 for the others."""
+        return [
+            Observation(int(state is current), {"venue": name, "state": state.value.lower()})
+            for name, current in self.states().items()
+            for state in STATES
+            if state is not VenueState.REMOVED
+        ]
+
+    def counters(self) -> list[Observation]:
+        with self._lock:
+            return [
+                Observation(getattr(c.counters, kind), {"venue": name, "kind": kind})
+                for name, c in self.connections.items()
+                for kind in ("received", "published", "duplicates", "gaps", "out_of_order", "resyncs")
+            ]
+
+    def export_metrics(self) -> None:
+        """`meltica_venue_state{venue,state}` and `meltica_venue_marketdata{venue,kind}` gauges."""
+        meter = telemetry.meter()
+        meter.create_observable_gauge(
+            "meltica_venue_state",
+            [lambda _: self.observations()],
+            description="1 for each venue's current state (stopped, connecting, live, degraded, failed)",
+        )
+        meter.create_observable_gauge(
+            "meltica_venue_marketdata",
+            [lambda _: self.counters()],
+            description="Market data of each venue since it connected: received, published, duplicates, ...",
+        )
