@@ -13,8 +13,10 @@ import pytest
 from meltica.clock import SimulatedClock
 from meltica.domain.control import ControlStrategy, StrategyAction, StrategyState
 from meltica.domain.marketdata import QuoteTick
+from meltica.domain.values import OrderSide
 from meltica.processors.strategies import StrategyHost
 from meltica.projections import tables as t
+from meltica.strategies.base import Strategy, StrategyContext
 from meltica.topics import QUOTES
 from tests.control.conftest import ControlStack
 from tests.e2e.stack import BTC
@@ -172,3 +174,34 @@ def test_lifecycle_commands_replay_to_the_same_state() -> None:
         (StrategyState.FAILED, "delay_ms and repeat_ms must not be negative"),
     ]
     assert [s.strategy_id for s in hosts[0].strategies] == ["a"]
+
+
+class Broken(Strategy):
+    strategy_id, account_id = "broken", "ACC"
+
+    def on_quote(self, ctx: StrategyContext, quote: QuoteTick) -> None:
+        ctx.submit("X.SIM", OrderSide.BUY, Decimal(1))
+        raise ZeroDivisionError("division by zero")
+
+
+class Counting(Strategy):
+    strategy_id, account_id = "counting", "ACC"
+    seen = 0
+
+    def on_quote(self, ctx: StrategyContext, quote: QuoteTick) -> None:
+        self.seen += 1
+
+
+def test_a_strategy_that_raises_fails_alone() -> None:
+    broken, counting = Broken(), Counting()
+    host = StrategyHost([broken, counting])
+    clock = SimulatedClock(0)
+    q = QuoteTick("X.SIM", Decimal(1), Decimal(1), Decimal(2), Decimal(1), 5)
+    [out] = host.handle("marketdata.quotes", q, clock)
+    assert (out.event.strategy_id, out.event.state, out.event.reason) == (
+        "broken",
+        StrategyState.FAILED,
+        "on_quote raised ZeroDivisionError: division by zero",
+    )
+    assert host.handle("marketdata.quotes", q, clock) == []  # failed: no more callbacks, no orders
+    assert counting.seen == 2

@@ -21,6 +21,8 @@ from meltica.strategies import catalog
 from meltica.strategies.base import Strategy, StrategyContext
 from meltica.topics import ORDER_COMMANDS, STRATEGY_EVENTS, inputs_of
 
+LISTENING = (StrategyState.RUNNING, StrategyState.STOPPED)  # hear about their own orders
+
 
 @dataclass
 class Instance:
@@ -55,26 +57,36 @@ class StrategyHost:
         if isinstance(event, ControlStrategy):
             return [self._control(event)]
         ts = getattr(event, "ts", 0)
+        failed: list[Output] = []
         if isinstance(event, QuoteTick | TradeTick | Bar):
+            callback = {QuoteTick: "on_quote", TradeTick: "on_trade", Bar: "on_bar"}[type(event)]
             for s in self.strategies:
-                ctx = self.contexts[s.strategy_id]
-                ctx.now_ns = ts
-                if isinstance(event, QuoteTick):
-                    s.on_quote(ctx, event)
-                elif isinstance(event, TradeTick):
-                    s.on_trade(ctx, event)
-                else:
-                    s.on_bar(ctx, event)
+                failed += self._call(s, callback, event, ts)
         else:
             order_id = (
                 event.order.order_id if isinstance(event, OrderAccepted) else getattr(event, "order_id", None)
             )
             strategy = self.owner.get(order_id or "")
-            if strategy is not None:
-                ctx = self.contexts[strategy.strategy_id]
-                ctx.now_ns = ts
-                strategy.on_order_event(ctx, event)
-        return self._collect()
+            if strategy is not None and self.instances[strategy.strategy_id].state in LISTENING:
+                failed += self._call(strategy, "on_order_event", event, ts)
+        return failed + self._collect()
+
+    def _call(self, strategy: Strategy, callback: str, event: Any, ts: int) -> list[Output]:
+        """Run one callback; a strategy that raises fails alone (its state says why), the others go on."""
+        ctx = self.contexts[strategy.strategy_id]
+        ctx.now_ns = ts
+        try:
+            getattr(strategy, callback)(ctx, event)
+        except Exception as err:
+            ctx.commands.clear()  # nothing it asked for in the failed callback goes out
+            inst = self.instances[strategy.strategy_id]
+            inst.state = StrategyState.FAILED
+            reason = f"{callback} raised {type(err).__name__}: {err}"
+            cmd = ControlStrategy(
+                StrategyAction.STOP, strategy.strategy_id, strategy.account_id, "strategies", ts
+            )
+            return [self._state(cmd, inst, reason)]
+        return []
 
     # -- lifecycle --------------------------------------------------------------------------------
     def _control(self, cmd: ControlStrategy) -> Output:
