@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from meltica.control.venues import VenueManager
-from meltica.domain.control import VenueStateChanged
+from meltica.domain.control import ControlVenue, VenueAction, VenueStateChanged
 from meltica.domain.marketdata import (
     OUT_OF_ORDER,
     AggressorSide,
@@ -262,3 +263,33 @@ def test_the_registry_is_rebuilt_from_the_log_after_a_restart(make_stack: Any) -
     finally:
         stop.set()
         runner.join(timeout=10)
+
+
+def test_after_a_restart_finished_replays_stay_done_and_resent_data_is_dropped(make_stack: Any) -> None:
+    stack = make_stack()
+    assert (
+        add(stack, "fx", "replay", path=str(QUOTES_FILE), format="truefx", symbol="USDJPY").status_code == 202
+    )
+    stack.wait_venue("fx", "STOPPED")
+    stack.until(lambda: stack.venue("fx")["published"] == 1000)
+    stack.stop.set()
+    for thread in stack.threads:
+        thread.join(timeout=10)
+
+    again = VenueManager(stack.log, stack.codec, stack.publisher, report_every=0)
+    again.recover()  # as after a restart of the process
+    assert again.states() == {"fx": again.states()["fx"]}
+    assert again.connections["fx"].thread is None  # the finished replay is not started again
+    cmd = ControlVenue(
+        VenueAction.ADD, "fx-again", "op", 0, "replay", {"path": str(QUOTES_FILE), "symbol": "USDJPY"}
+    )
+    again.apply(cmd)
+    again.apply(ControlVenue(VenueAction.START, "fx-again", "op", 0))
+    deadline = time.monotonic() + 10
+    while again.connections["fx-again"].thread is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    counters = again.connections["fx-again"].counters
+    assert (counters.received, counters.published, counters.duplicates) == (1000, 0, 1000)
+    quotes = [q for q in events(stack, QUOTES) if q.instrument_id == "USDJPY.SIM"]
+    assert len(quotes) == 1000
+    again.shutdown()

@@ -29,10 +29,11 @@ from meltica.marketdata.adapters import Adapter
 from meltica.marketdata.formats import TOPIC_OF
 from meltica.marketdata.normalize import Counters, Normalizer
 from meltica.runtime.publisher import Publisher
-from meltica.topics import VENUE_COMMANDS, VENUE_EVENTS
+from meltica.topics import MARKET_DATA, VENUE_COMMANDS, VENUE_EVENTS
 
 log = logging.getLogger("meltica.venues")
 STATES = tuple(VenueState)
+SEED_PER_PARTITION = 10_000  # market data remembered per partition at start (duplicate detection)
 
 
 @dataclass
@@ -95,12 +96,50 @@ class VenueManager:
         return [c for c in out if isinstance(c, ControlVenue)]
 
     def recover(self) -> None:
-        """Rebuild the registry from every command so far, then start what should run."""
+        """Rebuild the registry from every command so far, then start what should run — except
+        replays that had reached the end of their data. The venues' duplicate detection is seeded
+        with the latest market data in the log, so what a restarted feed sends again is dropped."""
         for cmd in self._commands():
             self._declare(cmd)
+        self._seed()
+        done = self._finished()
         for conn in self.connections.values():
-            if conn.wanted:
+            if conn.wanted and conn.name not in done:
                 self._start(conn)
+            elif conn.name in done:
+                conn.reason = "end of data (before the restart)"
+
+    def _tail(self, topic: str, per_partition: int) -> list[Any]:
+        """The last records of `topic`, decoded, in log order."""
+        records = []
+        for p in range(self.log.partitions(topic)):
+            end = self.log.end_offset(topic, p)
+            records += self.log.read(topic, p, max(0, end - per_partition), per_partition)
+        events = []
+        for rec in sorted(records, key=lambda r: (r.seq, r.partition, r.offset)):
+            try:
+                events.append(from_record(*self.codec.decode_record(rec)))
+            except (MelticaError, KeyError, TypeError, ValueError):
+                continue  # dead-lettered elsewhere; nothing to remember
+        return events
+
+    def _seed(self) -> None:
+        for topic in MARKET_DATA:
+            for event in self._tail(topic, SEED_PER_PARTITION):
+                venue = event.instrument_id.rpartition(".")[2]
+                self.normalizers.setdefault(venue, Normalizer(venue)).remember(event)
+
+    def _finished(self) -> set[str]:
+        """Venues whose latest state is the end of their data."""
+        last: dict[str, VenueStateChanged] = {}
+        for event in self._tail(VENUE_EVENTS, 1000):
+            if isinstance(event, VenueStateChanged):
+                last[event.venue] = event
+        return {
+            name
+            for name, e in last.items()
+            if e.state is VenueState.STOPPED and e.reason.startswith("end of data")
+        }
 
     def poll(self) -> int:
         """Apply new commands; report moving counters. Returns the number of commands applied."""

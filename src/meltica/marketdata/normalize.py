@@ -83,6 +83,15 @@ class Normalizer:
         """`SYMBOL.VENUE`: a bare symbol gets this venue's suffix."""
         return raw if "." in raw else f"{raw}.{self.venue}"
 
+    def remember(self, event: Any) -> None:
+        """Note an event published before this process started (duplicates stay duplicates)."""
+        with self._lock:
+            if isinstance(event, OrderBookDelta | OrderBookSnapshot):
+                last = self._book.get(event.instrument_id, event.sequence)
+                self._book[event.instrument_id] = max(last, event.sequence)
+            elif isinstance(event, QuoteTick | TradeTick | Bar):
+                self._accept(event, event.instrument_id, Counters())
+
     def accept(self, item: RawData, counters: Counters) -> list[Any]:
         """The events to publish for `item` (none when it is dropped)."""
         with self._lock:
