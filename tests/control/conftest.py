@@ -54,8 +54,11 @@ class ControlStack(Api):
 def make_stack(tmp_path: Path) -> Iterator[Any]:
     stacks: list[ControlStack] = []
 
-    def make(config: Path | None = None) -> ControlStack:
-        url = f"sqlite:///{tmp_path / f'rm{len(stacks)}.db'}"
+    def make(config: Path | None = None, url: str | None = None) -> ControlStack:
+        if url is None:
+            url = f"sqlite:///{tmp_path / f'rm{len(stacks)}.db'}"
+        else:
+            migrations.downgrade(url, "base")
         migrations.upgrade(url)
         stack = ControlStack(url, config)
         stack.start()

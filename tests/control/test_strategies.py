@@ -58,8 +58,11 @@ def orders_of(stack: ControlStack, strategy_id: str) -> list[dict[str, Any]]:
     return [o for o in stack.rows(t.orders) if o["strategy_id"] == strategy_id]
 
 
-def test_delay_strategy_lifecycle_through_the_api(make_stack: Any) -> None:
-    stack = make_stack()
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_delay_strategy_lifecycle_through_the_api(
+    make_stack: Any, db: str, request: pytest.FixtureRequest
+) -> None:
+    stack = make_stack(url=None if db == "sqlite" else request.getfixturevalue("database_url"))
     catalog = stack.get("/v1/strategies/catalog", "trader")
     assert catalog["delay"]["delay_ms"] == "1000"
     assert "logging" in catalog

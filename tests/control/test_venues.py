@@ -214,8 +214,9 @@ def test_a_failed_venue_shows_why_and_recovers_on_restart(make_stack: Any, tmp_p
     assert stack.wait_venue("fx", "FAILED")["reason"].startswith("ValueError: later.csv:")
 
 
-def test_registry_changes_and_refusals(make_stack: Any) -> None:
-    stack = make_stack()
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_registry_changes_and_refusals(make_stack: Any, db: str, request: pytest.FixtureRequest) -> None:
+    stack = make_stack(url=None if db == "sqlite" else request.getfixturevalue("database_url"))
     bad = add(stack, "x", "carrier-pigeon")
     assert bad.status_code == 422
     assert "unknown adapter 'carrier-pigeon'" in bad.json()["detail"]
