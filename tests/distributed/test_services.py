@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from meltica.projections import tables
+from meltica.projections import migrations, tables
+from meltica.projections.projector import Projector
 from meltica.topics import ORDER_COMMANDS
 from tests.conftest import IN_CI
 from tests.distributed.cluster import ORDERS, PROCESSORS, WORKLOAD_SEED, Chaos, Cluster, run_workload
@@ -125,21 +126,30 @@ def fresh_database(database_url: str) -> Iterator[str]:
         admin.dispose()
 
 
+def _reference_models(cluster: Cluster, tmp_path: Path) -> dict[str, list[tuple[object, ...]]]:
+    """The read models of a projection of the whole log, in-process, into SQLite."""
+    url = f"sqlite:///{tmp_path / 'reference.db'}"
+    migrations.upgrade(url)
+    engine = create_engine(url)
+    Projector(cluster.log, cluster.codec, engine).catch_up()
+    engine.dispose()
+    return _read_models(url)
+
+
 def test_projector_service_keeps_postgres_read_models_under_crashes(
-    cluster: Cluster, baseline: Counter[str], fresh_database: str
+    cluster: Cluster, baseline: Counter[str], fresh_database: str, tmp_path: Path
 ) -> None:
     cluster.database_url = fresh_database
     cluster.start_all(projector=True)
     chaos = Chaos(cluster, 99, services=(*PROCESSORS, "projector"))
     assert run_workload(cluster, chaos) == baseline
-    deadline = time.monotonic() + 60
+    expected = _reference_models(cluster, tmp_path)
+    deadline = time.monotonic() + 120
     models = _read_models(fresh_database)
-    while time.monotonic() < deadline:  # the projector settles after the processors
-        time.sleep(1)
-        again = _read_models(fresh_database)
-        if again == models:
-            break
-        models = again
+    while models != expected and time.monotonic() < deadline:  # the projector settles after the processors
+        time.sleep(0.5)
+        models = _read_models(fresh_database)
+    assert models == expected  # what a clean projection of the same log gives
     statuses = Counter(status for _, status, *_ in models["orders"])
     assert len(models["orders"]) == ORDERS
     assert statuses["FILLED"] > 0, statuses

@@ -72,6 +72,7 @@ class VenueManager:
         self.connections: dict[str, Connection] = {}
         self.normalizers: dict[str, Normalizer] = {}
         self._positions: dict[TopicPartition, int] = {}
+        self._nothing_below: dict[TopicPartition, int] = {}
         self._lock = threading.RLock()
 
     # -- commands ---------------------------------------------------------------------------------
@@ -81,11 +82,16 @@ class VenueManager:
                 TopicPartition(VENUE_COMMANDS, p): 0 for p in range(self.log.partitions(VENUE_COMMANDS))
             }
         records = []
+        ends = self.log.end_offsets(list(self._positions))
         for tp, pos in self._positions.items():
+            if ends[tp] <= pos or self._nothing_below.get(tp) == ends[tp]:
+                continue
             batch = self.log.read(tp.topic, tp.partition, pos, 10_000)
             if batch:
                 self._positions[tp] = batch[-1].offset + 1
                 records += batch
+            else:  # only transaction markers up to the end
+                self._nothing_below[tp] = ends[tp]
         out = []
         for rec in sorted(records, key=lambda r: (r.seq, r.partition, r.offset)):
             try:

@@ -96,6 +96,8 @@ class Projector:
         self.db = db
         self.name = name
         self._positions: dict[TopicPartition, int] | None = None
+        # Kafka: an end offset past the last record (a commit marker) is no reason to read again
+        self._nothing_below: dict[TopicPartition, int] = {}
         self.projected = 0
         self.skipped = 0
 
@@ -120,8 +122,12 @@ class Projector:
         batch: list[Record] = []
         ends = self.log.end_offsets(list(self._positions))
         for tp, pos in self._positions.items():
-            if ends[tp] > pos:
-                batch += self.log.read(tp.topic, tp.partition, pos, max_records)
+            end = ends[tp]
+            if end > pos and self._nothing_below.get(tp) != end:
+                records = self.log.read(tp.topic, tp.partition, pos, max_records)
+                if not records:  # only transaction markers (or aborted data) up to the end
+                    self._nothing_below[tp] = end
+                batch += records
         if not batch:
             return 0
         batch.sort(key=lambda r: (r.seq, r.topic, r.partition, r.offset))
@@ -159,6 +165,7 @@ class Projector:
     def reset(self) -> None:
         """Forget the positions held in memory; the next poll reads them from the database."""
         self._positions = None
+        self._nothing_below.clear()
 
     def catch_up(self) -> int:
         total = 0
@@ -177,7 +184,7 @@ class Projector:
             for table in READ_MODELS:
                 conn.execute(delete(table))
             conn.execute(delete(t.projection_offsets).where(t.projection_offsets.c.projection == self.name))
-        self._positions = None
+        self.reset()
         return self.catch_up()
 
 
