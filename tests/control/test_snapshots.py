@@ -21,6 +21,7 @@ from meltica.log.sqlite import SqliteLog
 from meltica.projections import migrations
 from meltica.projections.projector import READ_MODELS, Projector
 from meltica.runtime.stack import build_engine
+from meltica.strategies.operators import DelayStrategy
 from meltica.topics import STRATEGY_COMMANDS
 from tests.e2e.stack import BTC, Stack
 from tests.state import canonical
@@ -147,3 +148,18 @@ def test_cli_create_list_restore(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     refused = runner.invoke(app, ["snapshot", "restore", str(bad)])
     assert refused.exit_code == 1
     assert "not a Meltica snapshot" in refused.output
+
+
+def test_a_snapshot_is_only_used_by_an_engine_set_up_the_same_way(tmp_path: Path) -> None:
+    stack = Stack(log=SqliteLog(tmp_path / "log.db"))
+    stack.engine = engine_on(stack)  # bars of 1 second
+    stack.setup()
+    directory = tmp_path / "snapshots"
+    snapshots.save(snapshots.capture(stack.engine), directory / "a.snap")
+    assert snapshots.latest(directory, engine_on(stack).processors) is not None
+    other_widths = build_engine(stack.log, stack.codec, clock=stack.clock, bar_widths=["1m"])
+    assert snapshots.latest(directory, other_widths.processors) is None
+    with_strategy = build_engine(
+        stack.log, stack.codec, bar_widths=["1s"], strategies=[DelayStrategy("X.SIM")]
+    )
+    assert snapshots.latest(directory, with_strategy.processors) is None

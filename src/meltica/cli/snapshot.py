@@ -40,7 +40,7 @@ def create(
         engine = embedded_engine(app, demo)
         directory = settings.data_dir / "snapshots"
         started = time.monotonic()
-        base = snapshots.latest(directory, [p.name for p in engine.processors])
+        base = snapshots.latest(directory, engine.processors)
         replayed = engine.recover(None if base is None else (base[1].processors, base[1].positions))
         migrations.upgrade(settings.read_model_url)
         db = create_engine(settings.read_model_url)

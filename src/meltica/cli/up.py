@@ -116,7 +116,7 @@ def up(
         out.print(f"  configuration {path}: {', '.join(report['applied']) or 'no changes since last start'}")
     engine = embedded_engine(app, demo, clock)
     started = time.monotonic()
-    found = snapshots.latest(settings.data_dir / "snapshots", [p.name for p in engine.processors])
+    found = snapshots.latest(settings.data_dir / "snapshots", engine.processors)
     try:
         replayed = engine.recover(None if found is None else (found[1].processors, found[1].positions))
     except MelticaError as error:

@@ -51,6 +51,16 @@ class Snapshot:
     def processor_names(self) -> list[str]:
         return [p.name for p in self.processors]
 
+    @property
+    def layout(self) -> list[str]:
+        return layout_of(self.processors)
+
+
+def layout_of(processors: Sequence[Processor]) -> list[str]:
+    """What the processors are and how they are set up (bar widths, static strategies, venues): a
+    snapshot only fits an engine of the same layout."""
+    return [f"{p.name}:{getattr(p, 'layout', '')}" for p in processors]
+
 
 def capture(engine: Runtime, db: Engine | None = None) -> Snapshot:
     """The state of a recovered `engine` (not running) and, with `db`, of the read models."""
@@ -96,14 +106,15 @@ def name_for(snapshot: Snapshot) -> str:
     return f"{snapshot.created_ns // 1_000_000}-{snapshot.steps}{SUFFIX}"
 
 
-def latest(directory: Path, processor_names: Sequence[str]) -> tuple[Path, Snapshot] | None:
-    """The newest readable snapshot in `directory` made for these processors."""
+def latest(directory: Path, processors: Sequence[Processor]) -> tuple[Path, Snapshot] | None:
+    """The newest readable snapshot in `directory` made for processors of this layout."""
+    wanted = layout_of(processors)
     for path in sorted(directory.glob(f"*{SUFFIX}"), key=lambda p: p.stat().st_mtime, reverse=True):
         try:
             snapshot = load(path)
         except SnapshotError:
             continue
-        if snapshot.processor_names == list(processor_names):
+        if snapshot.layout == wanted:
             return path, snapshot
     return None
 

@@ -181,7 +181,8 @@ class VenueManager:
                 adapters.check(cmd.adapter, cmd.params)
             except (ValueError, OSError) as err:
                 return str(err)
-            self.connections[cmd.venue] = Connection(cmd.venue, cmd.adapter, dict(cmd.params))
+            with self._lock:  # metrics read the registry from another thread
+                self.connections[cmd.venue] = Connection(cmd.venue, cmd.adapter, dict(cmd.params))
             return None
         if conn is None or conn.state is VenueState.REMOVED:
             return "no such venue"

@@ -47,6 +47,10 @@ class BarBuilder:
         self.widths = [parse_width(w) for w in widths]
         self.open: dict[tuple[str, str], _Open] = {}
 
+    @property
+    def layout(self) -> str:
+        return ",".join(label for label, _ in self.widths)
+
     def handle(self, topic: str, event: Any, clock: Clock) -> list[Output]:
         if isinstance(event, TradeTick):
             price, volume, source = event.price, event.size, "LAST"

@@ -45,6 +45,7 @@ class StrategyHost:
         }
         self.contexts = {s.strategy_id: StrategyContext(s.strategy_id, s.account_id) for s in strategies}
         self.owner: dict[str, Strategy] = {}
+        self.layout = ",".join(f"{type(s).__name__}:{s.strategy_id}" for s in strategies)  # the built-in ones
 
     @property
     def strategies(self) -> list[Strategy]:

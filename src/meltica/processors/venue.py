@@ -24,6 +24,7 @@ class VenueProcessor:
 
     def __init__(self, venues: list[SimVenue]) -> None:
         self.venues = {v.name: v for v in venues}
+        self.layout = ",".join(self.venues)
 
     def handle(self, topic: str, event: Any, clock: Clock) -> list[Output]:
         if isinstance(event, Instrument):
