@@ -62,11 +62,12 @@ class Host:
             if tp in self.state.broadcast_pos:
                 self.state.broadcast_pos[tp] = rec.offset + 1  # as the Kafka host does
         journal = self.core.journal_message(self.state)
-        self.log.append([*outputs, *([journal] if journal else [])])
+        positions = self.log.append([*outputs, *([journal] if journal else [])])
+        if journal:  # the host learns its journal entry's offset from the delivery report
+            self.state.journal_end = positions[-1].offset + 1
 
     def snapshot(self) -> None:
-        end = self.log.end_offset(self.core.journal, P)
-        self.log.append([self.core.snapshot_message(self.state, end)])
+        self.log.append([self.core.snapshot_message(self.state)])
 
 
 def traffic(publisher: Publisher, rng: random.Random, n: int, t0: int) -> None:

@@ -34,6 +34,7 @@ from meltica.topics import SNAPSHOT_MAX_BYTES
 PRODUCER_HEADER = "meltica.producer"
 _TIMEOUT_S = 30.0
 _log = logging.getLogger("meltica.service")
+_Delivered = Callable[[KafkaError | None, Any], None]
 
 
 @dataclass
@@ -248,8 +249,8 @@ class KafkaProcessorHost:
                 messages += self.core.apply(state, rec, live=True)
                 if rec.topic in self.broadcast:
                     state.broadcast_pos[tp] = rec.offset + 1
-        journals = [self.core.journal_message(s) for s in self.states.values()]
-        self._commit([*messages, *(j for j in journals if j is not None)], offsets)
+        journals = {s.partition: j for s in self.states.values() if (j := self.core.journal_message(s))}
+        self._commit(messages, offsets, journals)
         self.stats.records += len(records)
         if self.snapshot_every:
             self._snapshot([s for s in self.states.values() if s.since_snapshot >= self.snapshot_every])
@@ -257,13 +258,11 @@ class KafkaProcessorHost:
     def _snapshot(self, states: list[PartitionState]) -> None:
         """Save `states` (each exactly what its committed journal holds) in a transaction of its own;
         a failure costs nothing but a longer rebuild."""
+        states = [s for s in states if s.journal_end >= 0]
         if not states or self._fenced or self._rewind_needed:
             return
         try:
-            messages = [
-                self.core.snapshot_message(s, self._reader.end_offset(self.core.journal, s.partition))
-                for s in states
-            ]
+            messages = [self.core.snapshot_message(s) for s in states]
             self._producer.begin_transaction()
             for m in messages:
                 self._produce(m)
@@ -280,11 +279,26 @@ class KafkaProcessorHost:
         self.stats.snapshots += len(messages)
         _log.info("%s: saved partitions %s", self.instance_id, [s.partition for s in states])
 
-    def _commit(self, messages: list[Message], offsets: dict[TopicPartition, int]) -> None:
+    def _commit(
+        self, messages: list[Message], offsets: dict[TopicPartition, int], journals: dict[int, Message]
+    ) -> None:
+        """Write `messages` and the partition `journals` with the input `offsets` in one transaction.
+
+        Each journal entry's offset comes back in its delivery report (served while committing):
+        a snapshot names exactly the journal it covers. The end offset cannot stand in for it, as
+        the broker writes commit markers after the commit returns."""
+        ends: dict[int, int] = {}
+
+        def delivered(err: KafkaError | None, msg: Any) -> None:
+            if err is None:
+                ends[int(msg.partition())] = int(msg.offset()) + 1
+
         try:
             self._producer.begin_transaction()
             for m in messages:
                 self._produce(m)
+            for m in journals.values():
+                self._produce(m, delivered)
             if offsets:
                 self._producer.send_offsets_to_transaction(
                     self._reader.kafka_offsets(offsets),
@@ -303,10 +317,17 @@ class KafkaProcessorHost:
                 self._producer.abort_transaction(_TIMEOUT_S)
             self._rewind_needed = True  # state went ahead of the log: rebuild and re-read
             return
+        for partition, end in ends.items():
+            if (state := self.states.get(partition)) is not None:
+                state.journal_end = end
+        if len(ends) < len(journals):  # a report went missing: do not name a guessed position
+            for partition in journals.keys() - ends.keys():
+                if (state := self.states.get(partition)) is not None:
+                    state.journal_end = -1
         self.stats.transactions += 1
-        self.stats.outputs += len(messages)
+        self.stats.outputs += len(messages) + len(journals)
 
-    def _produce(self, m: Message) -> None:
+    def _produce(self, m: Message, on_delivery: _Delivered | None = None) -> None:
         while True:
             try:
                 self._producer.produce(
@@ -315,6 +336,7 @@ class KafkaProcessorHost:
                     m.key,
                     partition=-1 if m.partition is None else m.partition,
                     headers=list(m.headers),
+                    on_delivery=on_delivery,
                 )
                 return
             except BufferError:

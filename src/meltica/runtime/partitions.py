@@ -61,6 +61,7 @@ class PartitionState:
     broadcast_pos: dict[TopicPartition, int]
     segments: list[list[Any]] = field(default_factory=list)
     since_snapshot: int = 0  # inputs applied since the state was last saved
+    journal_end: int = 0  # offset after the newest committed journal entry this state holds
 
     def note(self, rec: Record) -> None:
         """Record that `rec` was applied (extending the current run when it continues it)."""
@@ -121,6 +122,7 @@ class PartitionedProcessor:
                         replayed += 1
                     if tp in state.broadcast_pos:
                         state.broadcast_pos[tp] = seg["end"]
+        state.journal_end = offset
         self.replayed += replayed
         since = f" after the snapshot at journal offset {found[0]}" if found else ""
         _log.info("%s: partition %d rebuilt from %d inputs%s", self.name, partition, replayed, since)
@@ -153,13 +155,13 @@ class PartitionedProcessor:
             end = start
         return None
 
-    def snapshot_message(self, state: PartitionState, journal_offset: int) -> Message:
-        """The state of `state` after the journal up to `journal_offset`, as a snapshot record."""
+    def snapshot_message(self, state: PartitionState) -> Message:
+        """`state` as a snapshot record covering its journal up to `state.journal_end`."""
         blob = gzip.compress(pickle.dumps((state.processor, state.broadcast_pos), pickle.HIGHEST_PROTOCOL), 3)
         snap = {
             "processor": self.name,
             "partition": state.partition,
-            "journal_offset": journal_offset,
+            "journal_offset": state.journal_end,
             "created_ns": time.time_ns(),
             "format": SNAPSHOT_FORMAT,
             "state": blob,
