@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from meltica.backtest.engine import run_backtest
+from meltica.backtest.engine import BacktestResult, run_backtest
+from meltica.events.codec import Codec
 from meltica.marketdata.instruments import DEFAULT_INSTRUMENTS
 from meltica.marketdata.replay import ohlc_bars
 from meltica.strategies.sma_cross import SmaCross
@@ -84,6 +85,25 @@ def test_same_inputs_same_bytes() -> None:
     b = run_backtest(bars, USDJPY, SmaCross(USDJPY.instrument_id), commission=Decimal("0.001"))
     assert a.output == b.output
     assert len(a.output) > 100
+
+
+def test_marks_follow_the_interval_and_leave_the_trading_alone() -> None:
+    bars = list(itertools.islice(ohlc_bars(DATA, USDJPY.instrument_id), 3000))
+    hourly = run_backtest(bars, USDJPY, SmaCross(USDJPY.instrument_id))
+    every = run_backtest(bars, USDJPY, SmaCross(USDJPY.instrument_id), mark_interval_ns=0)
+    assert hourly.fills == every.fills
+    assert (hourly.realized_pnl, hourly.stats) == (every.realized_pnl, every.stats)
+    codec = Codec()
+
+    def marks(result: BacktestResult) -> list[int]:
+        decoded = (codec.decode(value) for value in result.output)
+        return [fields["meta"]["ts_event"] for name, fields in decoded if name.endswith("PnLMarked")]
+
+    hourly_ts, every_ts = marks(hourly), marks(every)
+    hours = (bars[-1].ts - bars[0].ts) / (3600 * 10**9)
+    assert 0 < len(hourly_ts) <= hours + 1
+    assert all(b - a >= 3600 * 10**9 for a, b in itertools.pairwise(hourly_ts))
+    assert len(every_ts) > 20 * len(hourly_ts)  # a mark for nearly every bar while in the market
 
 
 def test_backtest_command_writes_statistics_and_a_report(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from meltica.domain.instruments import spot
 from meltica.errors import MelticaError
 from meltica.marketdata.formats import DataFormat, read
 from meltica.marketdata.instruments import DEFAULT_INSTRUMENTS
+from meltica.processors.bars import parse_width
 from meltica.strategies.catalog import STRATEGIES, build, parameters
 
 backtest_app = typer.Typer(
@@ -35,6 +36,9 @@ def run(
     strategy: Annotated[str, typer.Option(help=f"One of: {', '.join(STRATEGIES)}.")] = "sma-cross",
     param: Annotated[list[str] | None, typer.Option("--param", help="name=value (repeatable).")] = None,
     commission: Annotated[str, typer.Option(help="Fee as a fraction of notional, e.g. 0.001.")] = "0",
+    mark_interval: Annotated[
+        str, typer.Option(help="Mark positions (PnLMarked) at most this often: 30s, 1h; 0: every move.")
+    ] = "1h",
     report: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
     png: Annotated[Path | None, typer.Option(help="Write the charts as a PNG here (extra 'report').")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Statistics as JSON.")] = False,
@@ -47,6 +51,7 @@ def run(
         if len(params) != len(param or []):
             raise ValueError("--param takes name=value")
         chosen = build(strategy, instrument, params)
+        marks_ns = 0 if mark_interval.strip() == "0" else parse_width(mark_interval)[1]
         data = read(path, file_format, instrument)
     except (ValueError, InvalidOperation) as e:
         err.print(f"[red]error:[/red] {e}")
@@ -67,7 +72,12 @@ def run(
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task(f"backtesting {path.name}", total=len(data))
         result = run_backtest(
-            data, inst, chosen, commission=fee, progress=lambda n: progress.advance(task, n)
+            data,
+            inst,
+            chosen,
+            commission=fee,
+            mark_interval_ns=marks_ns,
+            progress=lambda n: progress.advance(task, n),
         )
     if report is not None:
         report.write_text(render(result, data, f"{strategy} on {instrument}"))

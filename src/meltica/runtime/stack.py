@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from opentelemetry.trace import Tracer
 
 from meltica.clock import Clock
+from meltica.domain.portfolio.decider import PortfolioState
 from meltica.domain.risk.state import RiskState
 from meltica.events.codec import Codec
 from meltica.log.base import EventLog
@@ -33,15 +34,17 @@ def build_engine(
     clock: Clock | None = None,
     tracer: Tracer | None = None,
     bar_widths: Sequence[str] = (),
+    mark_interval_ns: int = 0,
 ) -> Engine:
     """Risk, orders, venue(s), portfolio and strategies, in that order of delivery; with
-    `bar_widths`, a bar builder first."""
+    `bar_widths`, a bar builder first. Positions are marked at most once per `mark_interval_ns`
+    of event time (0: on every price move)."""
     processors: list[Processor] = [BarBuilder(list(bar_widths))] if bar_widths else []
     processors += [
         RiskProcessor(risk),
         OrderProcessor(),
         VenueProcessor(list(venues) if venues is not None else [SimVenue("SIM")]),
-        PortfolioProcessor(),
+        PortfolioProcessor(PortfolioState(mark_interval_ns=mark_interval_ns)),
         StrategyHost(list(strategies)),
     ]
     return Engine(log, codec, processors, external_topics=EXTERNAL, clock=clock, tracer=tracer)

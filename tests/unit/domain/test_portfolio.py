@@ -77,6 +77,23 @@ def test_marks_emit_pnl_and_equity() -> None:
     assert sum(isinstance(e, PnLMarked) for e in f.events) == len(marks)
 
 
+def test_a_mark_interval_publishes_at_most_one_mark_per_interval_of_moved_prices() -> None:
+    f = funded()
+    f.portfolio.mark_interval_ns = 60 * 10**9
+    spec = order(qty="1", price="100")
+    f.submit(SubmitOrder(spec, T0))
+    f.report(fill(spec, "1", "100"))
+    second = 10**9
+    for i, px in enumerate(["100.5", "101", "101.5", "101.5", "99", "99", "99"]):
+        f.market(trade(px, ts=T0 + i * 30 * second))
+    published = [(m.mark_px, (m.ts - T0) // second) for m in f.events if isinstance(m, PnLMarked)]
+    # 30 s and 90 s fall inside an interval; 150 s and 180 s are due but the price has not
+    # moved since the mark at 120 s
+    assert published == [(D("100.5"), 0), (D("101.5"), 60), (D("99"), 120)]
+    # between marks the state follows every tick: equity is always at the latest price
+    assert f.portfolio.position("ACC-1", BTC.instrument_id).mark_px == D("99")
+
+
 def test_execution_analytics() -> None:
     f = funded()
     spec = order(qty="2", price="101")

@@ -64,6 +64,17 @@ class PortfolioState:
     locks: dict[str, Lock] = field(default_factory=dict)
     marks: dict[str, Decimal] = field(default_factory=dict)
     analytics: dict[str, ExecutionAnalytics] = field(default_factory=dict)
+    # With an interval, an instrument's positions are marked at most once per interval of event
+    # time (and only when the price moved since its last published mark); 0 marks every move.
+    mark_interval_ns: int = 0
+    published_marks: dict[str, tuple[int, Decimal]] = field(default_factory=dict)
+
+    def __setstate__(self, saved: Any) -> None:
+        """Unpickle (a snapshot), giving fields added since it was taken their defaults."""
+        values = saved[1] if isinstance(saved, tuple) else saved
+        defaults = PortfolioState()
+        for name in PortfolioState.__slots__:
+            setattr(self, name, values[name] if name in values else getattr(defaults, name))
 
     def balance(self, account_id: str, asset: str) -> Balance:
         return self.balances.get((account_id, asset)) or Balance()
@@ -206,7 +217,11 @@ def _mark_of(tick: QuoteTick | TradeTick | Bar) -> Decimal:
 
 def _on_mark(state: PortfolioState, tick: QuoteTick | TradeTick | Bar) -> list[Event]:
     mark = _mark_of(tick)
-    if state.marks.get(tick.instrument_id) == mark:
+    if state.mark_interval_ns:
+        last = state.published_marks.get(tick.instrument_id)
+        if last is not None and (last[1] == mark or tick.ts - last[0] < state.mark_interval_ns):
+            return []
+    elif state.marks.get(tick.instrument_id) == mark:
         return []
     out: list[Event] = []
     for (account_id, instrument_id), pos in state.positions.items():
@@ -262,6 +277,7 @@ def _balance(state: PortfolioState, e: BalanceChanged) -> None:
 def _marked(state: PortfolioState, e: PnLMarked) -> None:
     if e.instrument_id is not None and e.mark_px is not None:
         state.marks[e.instrument_id] = e.mark_px
+        state.published_marks[e.instrument_id] = (e.ts, e.mark_px)
         pos = state.positions.get((e.account_id, e.instrument_id))
         if pos is not None:
             pos.mark_px = e.mark_px
