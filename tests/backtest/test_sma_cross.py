@@ -84,6 +84,11 @@ def test_same_inputs_same_bytes() -> None:
     a = run_backtest(bars, USDJPY, SmaCross(USDJPY.instrument_id), commission=Decimal("0.001"))
     b = run_backtest(bars, USDJPY, SmaCross(USDJPY.instrument_id), commission=Decimal("0.001"))
     assert a.output == b.output
+    # handing the engine the appended events gives what decoding their records gives
+    c = run_backtest(
+        bars, USDJPY, SmaCross(USDJPY.instrument_id), commission=Decimal("0.001"), decode_data=True
+    )
+    assert c.output == a.output
     assert len(a.output) > 100
 
 

@@ -81,9 +81,14 @@ def run_backtest(
     seed: int = 0,
     mark_interval_ns: int = MARK_INTERVAL_NS,
     progress: Callable[[int], None] | None = None,
+    decode_data: bool = False,
 ) -> BacktestResult:
     """Backtest `strategy` on market `data` of `instrument` (fees: `commission` of notional;
-    positions marked at most once per `mark_interval_ns` of simulated time, 0: every move)."""
+    positions marked at most once per `mark_interval_ns` of simulated time, 0: every move).
+
+    The data is appended to the run's log as records and the engine steps through that log; it
+    is handed the events it appended rather than decoding their bytes again, unless
+    `decode_data` (the outputs are the same byte for byte, a test holds it)."""
     if not data:
         raise ValueError("a backtest needs market data")
     first_ts = data[0].ts_open if isinstance(data[0], Bar) else data[0].ts
@@ -112,7 +117,13 @@ def run_backtest(
     engine.drain()
     for start in range(0, len(data), 2000):
         chunk = data[start : start + 2000]
-        log.append([publisher.message(TOPIC_OF[type(e)], e) for e in chunk])
+        messages = []
+        for e in chunk:
+            message, meta = publisher.message_and_meta(TOPIC_OF[type(e)], e)
+            if not decode_data:
+                engine.decoded(message.value, e, meta)
+            messages.append(message)
+        log.append(messages)
         clock.advance_to(chunk[-1].ts)
         engine.drain(max_steps=2000)
         if progress is not None:

@@ -82,6 +82,7 @@ class Engine:
         self._traces: dict[str, Headers] = {}
         self._seen_sequence: int | None = None
         self._recovered = False
+        self._decoded: dict[bytes, tuple[Any, dict[str, Any]]] = {}
 
     # -- positions ------------------------------------------------------------------------------
     def _load_cursor(self) -> None:
@@ -201,21 +202,31 @@ class Engine:
             total += n
         return total
 
+    def decoded(self, value: bytes, event: Any, meta: dict[str, Any]) -> None:
+        """Note what a record about to be appended holds (a writer in this process, such as a
+        backtest feeding its data): the step that reads those bytes takes `event` and its
+        envelope `meta` instead of decoding them again."""
+        self._decoded[value] = (event, meta)
+
     # -- one step ---------------------------------------------------------------------------------
     def _step(self, rec: Record, *, live: bool) -> StepResult:
         result = StepResult()
-        try:
-            name, fields = self.codec.decode_record(rec)
-            event = from_record(name, fields)
-        except DecodeError as err:
-            result.dead_letters.append(dead_letter(rec, err.reason))
-            return result
-        except (MelticaError, KeyError, TypeError, ValueError) as err:
-            result.dead_letters.append(dead_letter(rec, f"cannot map {rec.topic} record: {err}"))
-            return result
+        known = self._decoded.pop(rec.value, None) if self._decoded else None
+        if known is not None:
+            event, meta = known
+        else:
+            try:
+                name, fields = self.codec.decode_record(rec)
+                event, meta = from_record(name, fields), fields["meta"]
+            except DecodeError as err:
+                result.dead_letters.append(dead_letter(rec, err.reason))
+                return result
+            except (MelticaError, KeyError, TypeError, ValueError) as err:
+                result.dead_letters.append(dead_letter(rec, f"cannot map {rec.topic} record: {err}"))
+                return result
         source = {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset}
         queue: deque[tuple[str, Any, dict[str, Any], Headers, Processor | None]] = deque(
-            [(rec.topic, event, fields["meta"], rec.headers, None)]
+            [(rec.topic, event, meta, rec.headers, None)]
         )
         produced: list[tuple[Output, dict[str, Any], Headers]] = []
         ts_init = self.clock.now_ns()  # when this step recorded its outputs

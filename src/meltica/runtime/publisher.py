@@ -39,6 +39,12 @@ class Publisher:
         self._count = 0
 
     def message(self, topic: str, event: Any, *, correlation_id: str | None = None) -> Message:
+        return self.message_and_meta(topic, event, correlation_id=correlation_id)[0]
+
+    def message_and_meta(
+        self, topic: str, event: Any, *, correlation_id: str | None = None
+    ) -> tuple[Message, dict[str, Any]]:
+        """The record of `event` and the envelope it carries."""
         now = self.clock.now_ns()
         self._count += 1
         event_id = str(uuid.uuid4()) if self._id_seed is None else derive_event_id(self._id_seed, self._count)
@@ -58,7 +64,7 @@ class Publisher:
         if topic not in MARKET_DATA and topic != INSTRUMENTS:
             with self.tracer.start_as_current_span(f"submit {name}"):
                 headers = telemetry.inject()
-        return Message(topic, self.codec.encode(name, record), key.encode(), headers)
+        return Message(topic, self.codec.encode(name, record), key.encode(), headers), meta
 
     def publish(self, topic: str, event: Any, *, correlation_id: str | None = None) -> Position:
         [pos] = self.log.append([self.message(topic, event, correlation_id=correlation_id)])
