@@ -286,6 +286,7 @@ def bench_backtest() -> list[Result]:
     rate = len(bars) / (time.perf_counter() - began)
     group = "backtest (SMA 10/30, FXCM 28,761 bars)"
     out = [Result(group, "Meltica bars/s, full processor pipeline", rate, 40_000)]
+    out.append(bench_backtest_quotes())
     try:
         from benchmarks.engines.reference import run_backtesting_py, run_backtrader
     except ImportError:
@@ -297,6 +298,28 @@ def bench_backtest() -> list[Result]:
         out.append(Result(group, f"{name} bars/s (same rules)", theirs))
         out.append(Result(group, f"Meltica / {name} speed ratio", rate / theirs, decimals=2))
     return out
+
+
+def bench_backtest_quotes() -> Result:
+    """Quote ticks/s of a market-making backtest on the TrueFX sample through every processor.
+    The strategy requotes both sides as the market moves: about 7 events per tick. Best of a
+    few runs of the 1,000 ticks."""
+    from meltica.backtest.engine import run_backtest
+    from meltica.marketdata.instruments import DEFAULT_INSTRUMENTS
+    from meltica.marketdata.replay import truefx_quotes
+    from meltica.strategies.market_making import MarketMaking
+
+    inst = DEFAULT_INSTRUMENTS[2]
+    path = Path("tests/data/usdjpy-ticks.csv")
+    quotes = list(truefx_quotes(path, inst.instrument_id, size=Decimal(10_000)))
+
+    def once() -> int:
+        mm = MarketMaking(inst.instrument_id, tick="0.001", spread_ticks=2, requote_ticks=2)
+        run_backtest(quotes, inst, mm)
+        return len(quotes)
+
+    group = "backtest (market making, TrueFX 1,000 quotes)"
+    return Result(group, "Meltica quote ticks/s, full processor pipeline", rate(once, 3, 1.0))
 
 
 def bench_services() -> list[Result]:
