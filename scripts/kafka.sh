@@ -123,13 +123,19 @@ start() {
   return 1
 }
 
+# The broker of this checkout: the pid file's, and any process running on its server.properties
+# (a broker whose pid file went missing would otherwise outlive `stop` and be reused by `start`).
+broker_pids() {
+  { is_running && cat "$run/kafka.pid"; pgrep -f "kafka.Kafka $run/server.properties" || true; } | sort -u
+}
+
 stop() {
-  if is_running; then
-    local pid; pid=$(cat "$run/kafka.pid")
+  local pid
+  for pid in $(broker_pids); do
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
     kill -9 "$pid" 2>/dev/null || true
-  fi
+  done
   rm -f "$run/kafka.pid"
 }
 
