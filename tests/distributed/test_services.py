@@ -208,6 +208,8 @@ def test_services_ride_out_a_broker_restart(cluster: Cluster, baseline: Counter[
     subs = cluster.submissions(WORKLOAD_SEED, ORDERS)
     cluster.publish(ORDER_COMMANDS, subs[: ORDERS // 2], chunk=4, pause=0.1)
     kafka("stop")
+    gone = subprocess.run(["bash", str(ROOT / "scripts" / "kafka.sh"), "status"], check=False)
+    assert gone.returncode != 0, "the broker still answers after kafka.sh stop: nothing would restart"
     time.sleep(3)
     kafka("start")
     cluster.publish(ORDER_COMMANDS, subs[ORDERS // 2 :], chunk=4, pause=0.1)

@@ -25,6 +25,14 @@ from meltica.errors import LogError, TransactionAbortedError, UnknownTopicError
 from meltica.log.base import EventLog, Message, Position, Record, TopicPartition, TopicSpec, Transaction
 
 _TIMEOUT_S = 30.0
+_TRANSIENT = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+    }
+)
 
 
 class KafkaLog(EventLog):
@@ -221,10 +229,17 @@ class KafkaLog(EventLog):
 
     def end_offset(self, topic: str, partition: int) -> int:
         consumer = self._reader_consumer()
-        _low, high = consumer.get_watermark_offsets(
-            KafkaTopicPartition(self.wire(topic), partition), timeout=_TIMEOUT_S
-        )
-        return int(high)
+        deadline = time.monotonic() + _TIMEOUT_S
+        while True:
+            try:
+                _low, high = consumer.get_watermark_offsets(
+                    KafkaTopicPartition(self.wire(topic), partition), timeout=_TIMEOUT_S
+                )
+                return int(high)
+            except KafkaException as err:  # leadership moving (a broker restart): ask again
+                if err.args[0].code() not in _TRANSIENT or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     # -- consumer groups ------------------------------------------------------------------
     def _group_consumer(self, group: str) -> Consumer:

@@ -8,11 +8,17 @@ the outputs, dead letters, the group's keyed offsets (`send_offsets_to_transacti
 consumer's group metadata, so a zombie is fenced) and each partition's `InputJournal`. When a
 partition is assigned its state is rebuilt from the journal, and the broadcast topics are read
 to their end before any keyed input (global-table semantics).
+
+A transactional call that outlives its timeout by far means the client is wedged (librdkafka can
+wait for ever on a group coordinator that went away with a broker restart, its issues #5456 and
+#5511): a watchdog then ends the process, as a crash would, so that a fresh instance fences the
+open transaction and takes over. Exactly-once holds across it as across any crash.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -33,6 +39,8 @@ from meltica.topics import SNAPSHOT_MAX_BYTES
 
 PRODUCER_HEADER = "meltica.producer"
 _TIMEOUT_S = 30.0
+_WEDGED_S = _TIMEOUT_S + 30.0  # a transactional call still blocked after this will not return
+EXIT_WEDGED = 75  # EX_TEMPFAIL: the process ends so that its supervisor starts it again
 _log = logging.getLogger("meltica.service")
 _Delivered = Callable[[KafkaError | None, Any], None]
 
@@ -67,8 +75,11 @@ class KafkaProcessorHost:
         clock: Clock | None = None,
         max_batch: int = 500,
         snapshot_every: int = 10_000,
+        on_wedged: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
+        self.on_wedged = on_wedged or (lambda: os._exit(EXIT_WEDGED))
+        self._blocked_since: float | None = None  # when the transactional call in progress began
         self.snapshot_every = snapshot_every
         self.partitions = partitions
         self.max_batch = max_batch
@@ -111,23 +122,24 @@ class KafkaProcessorHost:
                 "isolation.level": "read_committed",
                 "auto.offset.reset": "earliest",
                 "fetch.wait.max.ms": 5,
+                "enable.partition.eof": True,  # how the catch-up knows it has read to the end
             }
         )
-        self._producer = Producer(
-            {
-                **common,
-                "transactional.id": wire(self.instance_id),
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 2,
-                "compression.type": "lz4",
-                "message.max.bytes": SNAPSHOT_MAX_BYTES,  # a snapshot is one record
-            }
-        )
-        self._producer.init_transactions(_TIMEOUT_S)
+        self._producer_config = {
+            **common,
+            "transactional.id": wire(self.instance_id),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 2,
+            "compression.type": "lz4",
+            "message.max.bytes": SNAPSHOT_MAX_BYTES,  # a snapshot is one record
+        }
+        self._producer = self._new_producer()
+        self._renew_producer = False
         self._rewind_needed = False
         self._fenced = False
         self._catchup: dict[TopicPartition, int] | None = None
+        self._at_end: set[TopicPartition] = set()  # broadcast partitions read to their catch-up end
 
     # -- assignment -------------------------------------------------------------------------
     # Eager rebalancing: revoke takes every partition, assign hands out the new set. Both run
@@ -144,24 +156,49 @@ class KafkaProcessorHost:
         consumer.assign(assigned)
         consumer.pause(assigned)
         self._catchup = {tp: self._reader.end_offset(*tp) for tp in self.core.initial_broadcast_pos()}
+        self._at_end = set()
 
     def _catch_up(self) -> None:
-        """Apply broadcast records until they are read to the ends noted at assignment."""
-        records = self._records(self._broadcast.consume(self.max_batch, timeout=0.1))
+        """Apply broadcast records until they are read to the ends noted at assignment.
+
+        A partition is caught up when every state has applied up to its end, or when the consumer
+        reports reaching an end at or past it: the offsets before an end may hold no record to
+        apply (transaction markers, and the records of an aborted transaction, such as one a
+        broker restart left open)."""
+        batch = self._broadcast.consume(self.max_batch, timeout=0.1)
+        targets = self._catchup or {}
+        for m in batch:
+            err = m.error()
+            if err is not None and err.code() == KafkaError._PARTITION_EOF:
+                tp = TopicPartition(self._logical[str(m.topic())], int(m.partition() or 0))
+                if int(m.offset() or 0) >= targets.get(tp, 0):
+                    self._at_end.add(tp)
+        records = self._records(batch)
         if records:
             self._process(records)
             return
-        targets = self._catchup or {}
         behind = [
             tp
             for tp, end in targets.items()
-            for s in self.states.values()
-            if s.broadcast_pos[tp] < end - 1  # the last offset may be a transaction marker
+            if tp not in self._at_end and any(s.broadcast_pos[tp] < end for s in self.states.values())
         ]
         if not behind:
             self._catchup = None
             self._consumer.resume(self._consumer.assignment())
             self.ready.set()
+
+    def _on_lost(self, consumer: Consumer, lost: list[KafkaTopicPartition]) -> None:
+        """The group went on without us (the broker or the network was away past the session): the
+        next transaction starts on a new producer. One that lived through the outage can wait for
+        ever on a coordinator it remembers from before (librdkafka #5511)."""
+        self._renew_producer = True
+        self._on_revoke(consumer, lost)
+
+    def _new_producer(self) -> Producer:
+        """A transactional producer under this instance's id (fencing any earlier one)."""
+        producer = Producer(self._producer_config)
+        producer.init_transactions(_TIMEOUT_S)
+        return producer
 
     def _on_revoke(self, consumer: Consumer, revoked: list[KafkaTopicPartition]) -> None:
         self.ready.clear()
@@ -193,11 +230,33 @@ class KafkaProcessorHost:
     # -- running ----------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         """Consume, process and commit until `stop` is set or this instance is fenced."""
+        done = threading.Event()
+        threading.Thread(target=self._watch, args=(done,), name="watchdog", daemon=True).start()
+        try:
+            self._run(stop)
+        finally:
+            done.set()
+
+    def _watch(self, done: threading.Event, every_s: float = 1.0) -> None:
+        """End the process (`on_wedged`) when a transactional call has blocked past any timeout."""
+        while not done.wait(every_s):
+            since = self._blocked_since
+            if since is not None and time.monotonic() - since > _WEDGED_S:
+                _log.critical(
+                    "%s: a transactional call has not returned for %.0f s; exiting so that a new "
+                    "instance fences the open transaction and takes over",
+                    self.instance_id,
+                    time.monotonic() - since,
+                )
+                self.on_wedged()
+                return
+
+    def _run(self, stop: threading.Event) -> None:
         self._consumer.subscribe(
             [wire for wire, t in self._logical.items() if t in self.keyed],
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
-            on_lost=self._on_revoke,
+            on_lost=self._on_lost,
         )
         try:
             self._loop(stop)
@@ -261,20 +320,11 @@ class KafkaProcessorHost:
         states = [s for s in states if s.journal_end >= 0]
         if not states or self._fenced or self._rewind_needed:
             return
-        try:
-            messages = [self.core.snapshot_message(s) for s in states]
-            self._producer.begin_transaction()
-            for m in messages:
-                self._produce(m)
-            self._producer.commit_transaction(_TIMEOUT_S)
-        except KafkaException as err:
-            kerr = err.args[0]
-            if kerr.fatal() or kerr.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED):
-                self._fenced = True
-                return
-            _log.warning("%s: snapshot not written (%s)", self.instance_id, kerr)
-            if kerr.txn_requires_abort():
-                self._producer.abort_transaction(_TIMEOUT_S)
+        messages = [self.core.snapshot_message(s) for s in states]
+        failed = self._transact(messages)
+        if failed is not None:
+            if not self._fenced:
+                _log.warning("%s: snapshot not written (%s)", self.instance_id, failed)
             return
         self.stats.snapshots += len(messages)
         _log.info("%s: saved partitions %s", self.instance_id, [s.partition for s in states])
@@ -293,29 +343,13 @@ class KafkaProcessorHost:
             if err is None:
                 ends[int(msg.partition())] = int(msg.offset()) + 1
 
-        try:
-            self._producer.begin_transaction()
-            for m in messages:
-                self._produce(m)
-            for m in journals.values():
-                self._produce(m, delivered)
-            if offsets:
-                self._producer.send_offsets_to_transaction(
-                    self._reader.kafka_offsets(offsets),
-                    self._consumer.consumer_group_metadata(),
-                    _TIMEOUT_S,
-                )
-            self._producer.commit_transaction(_TIMEOUT_S)
-        except KafkaException as err:
-            kerr = err.args[0]
-            if kerr.fatal() or kerr.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED):
-                _log.error("%s: fenced (%s); stopping", self.instance_id, kerr)
-                self._fenced = True
-                return
-            _log.warning("%s: transaction aborted (%s); rebuilding from the journal", self.instance_id, kerr)
-            if kerr.txn_requires_abort():
-                self._producer.abort_transaction(_TIMEOUT_S)
-            self._rewind_needed = True  # state went ahead of the log: rebuild and re-read
+        failed = self._transact(messages, offsets, list(journals.values()), delivered)
+        if failed is not None:
+            if self._fenced:
+                _log.error("%s: fenced (%s); stopping", self.instance_id, failed)
+            else:
+                _log.warning("%s: transaction aborted (%s); rebuilding", self.instance_id, failed)
+                self._rewind_needed = True  # state went ahead of the log: rebuild and re-read
             return
         for partition, end in ends.items():
             if (state := self.states.get(partition)) is not None:
@@ -326,6 +360,44 @@ class KafkaProcessorHost:
                     state.journal_end = -1
         self.stats.transactions += 1
         self.stats.outputs += len(messages) + len(journals)
+
+    def _transact(
+        self,
+        messages: list[Message],
+        offsets: dict[TopicPartition, int] | None = None,
+        journals: Sequence[Message] = (),
+        delivered: _Delivered | None = None,
+    ) -> KafkaError | None:
+        """One transaction: `messages`, `journals` (reported to `delivered`) and the group's
+        `offsets`. None when it committed, else the error, the transaction aborted where the client
+        requires it (a fenced or fatally failed producer sets `_fenced`)."""
+        self._blocked_since = time.monotonic()  # watched: see _watch
+        try:
+            if self._renew_producer:
+                self._producer = self._new_producer()
+                self._renew_producer = False
+            self._producer.begin_transaction()
+            for m in messages:
+                self._produce(m)
+            for m in journals:
+                self._produce(m, delivered)
+            if offsets:
+                self._producer.send_offsets_to_transaction(
+                    self._reader.kafka_offsets(offsets),
+                    self._consumer.consumer_group_metadata(),
+                    _TIMEOUT_S,
+                )
+            self._producer.commit_transaction(_TIMEOUT_S)
+            return None
+        except KafkaException as err:
+            kerr: KafkaError = err.args[0]
+            if kerr.fatal() or kerr.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED):
+                self._fenced = True
+            elif kerr.txn_requires_abort():
+                self._producer.abort_transaction(_TIMEOUT_S)
+            return kerr
+        finally:
+            self._blocked_since = None
 
     def _produce(self, m: Message, on_delivery: _Delivered | None = None) -> None:
         while True:

@@ -1,7 +1,10 @@
-"""A Kafka service's snapshots on a real broker: each names exactly the journal it covers, so a
-partition restored from its newest snapshot plus the journal after it equals the partition
-rebuilt from the whole journal. (Commit markers land after `commit_transaction` returns: the
-end offset read just after a commit can still stop short of the entry just written.)"""
+"""The Kafka service host on a real broker.
+
+Snapshots name exactly the journal they cover, so a partition restored from its newest snapshot
+plus the journal after it equals the partition rebuilt from the whole journal. (Commit markers
+land after `commit_transaction` returns: the end offset read just after a commit can still stop
+short of the entry just written.) A transactional call wedged past every timeout ends the
+process through the watchdog."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import random
 import threading
 import time
 import uuid
+from typing import Any
 
 import pytest
 
@@ -33,6 +37,20 @@ def make(partition: int) -> PortfolioProcessor:
     return PortfolioProcessor()
 
 
+def host_on(bootstrap: str, namespace: str, codec: Codec, **kw: Any) -> KafkaProcessorHost:
+    return KafkaProcessorHost(
+        "portfolio",
+        make,
+        inputs_of("portfolio"),
+        bootstrap=bootstrap,
+        codec=codec,
+        namespace=namespace,
+        partitions=PARTITIONS,
+        clock=SimulatedClock(0),
+        **kw,
+    )
+
+
 def settle(host: KafkaProcessorHost, quiet_s: float = 1.5, timeout_s: float = 60) -> None:
     """Wait until the host has applied everything published (no new records for `quiet_s`)."""
     deadline = time.monotonic() + timeout_s
@@ -54,18 +72,8 @@ def test_snapshots_name_the_journal_they_cover(kafka_bootstrap: str) -> None:
     codec = Codec(registry=EmbeddedSchemaRegistry(log))
     publisher = Publisher(log, codec, SimulatedClock(0))
     publisher.define([BTC])
-    host = KafkaProcessorHost(
-        "portfolio",
-        make,
-        inputs_of("portfolio"),
-        bootstrap=kafka_bootstrap,
-        codec=codec,
-        namespace=namespace,
-        partitions=PARTITIONS,
-        clock=SimulatedClock(0),
-        max_batch=40,  # many small transactions, a snapshot right after many of them
-        snapshot_every=25,
-    )
+    # many small transactions, a snapshot right after many of them
+    host = host_on(kafka_bootstrap, namespace, codec, max_batch=40, snapshot_every=25)
     stop = threading.Event()
     runner = threading.Thread(target=host.run, args=(stop,))
     runner.start()
@@ -95,3 +103,23 @@ def test_snapshots_name_the_journal_they_cover(kafka_bootstrap: str) -> None:
         from_journal = core.restore(partition)
         assert canonical(from_snapshot.processor) == live[partition] == canonical(from_journal.processor)
         assert from_snapshot.broadcast_pos == from_journal.broadcast_pos
+
+
+def test_a_wedged_transactional_call_ends_the_process(kafka_bootstrap: str) -> None:
+    namespace = f"w{uuid.uuid4().hex[:8]}"
+    log = KafkaLog(kafka_bootstrap, client_id="watchdog-test", namespace=namespace)
+    for spec in topic_specs(PARTITIONS):
+        log.create_topic(spec)
+    wedged = threading.Event()
+    codec = Codec(registry=EmbeddedSchemaRegistry(log))
+    host = host_on(kafka_bootstrap, namespace, codec, on_wedged=wedged.set)
+    stop = threading.Event()
+    runner = threading.Thread(target=host.run, args=(stop,))
+    runner.start()
+    try:
+        assert not wedged.wait(2.5), "nothing is blocked yet"
+        host._blocked_since = time.monotonic() - 3600  # as if a call had hung for an hour
+        assert wedged.wait(10), "the watchdog did not act"
+    finally:
+        stop.set()
+        runner.join(30)
