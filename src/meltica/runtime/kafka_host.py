@@ -351,13 +351,9 @@ class KafkaProcessorHost:
                 _log.warning("%s: transaction aborted (%s); rebuilding", self.instance_id, failed)
                 self._rewind_needed = True  # state went ahead of the log: rebuild and re-read
             return
-        for partition, end in ends.items():
+        for partition in journals:
             if (state := self.states.get(partition)) is not None:
-                state.journal_end = end
-        if len(ends) < len(journals):  # a report went missing: do not name a guessed position
-            for partition in journals.keys() - ends.keys():
-                if (state := self.states.get(partition)) is not None:
-                    state.journal_end = -1
+                state.journal_end = ends.get(partition, -1)  # no report: name no guessed position
         self.stats.transactions += 1
         self.stats.outputs += len(messages) + len(journals)
 
