@@ -29,7 +29,7 @@ class AckWatcher:
         self._stop = threading.Event()
         self._consumer = Consumer(
             {
-                "bootstrap.servers": cluster.bootstrap,
+                **cluster.log.connection,  # bootstrap and any SASL/TLS settings
                 "group.id": f"bench-{cluster.namespace}",
                 "isolation.level": "read_committed",
                 "enable.auto.commit": False,

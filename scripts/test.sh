@@ -22,6 +22,17 @@ if [ -z "${MELTICA_KAFKA_BOOTSTRAP:-}" ]; then
   fi
 fi
 
+# The SASL/SCRAM listener of scripts/kafka.sh, for tests/integration/test_kafka_security.py.
+if [ -n "${MELTICA_KAFKA_BOOTSTRAP:-}" ] && [ -z "${MELTICA_TEST_KAFKA_SASL_BOOTSTRAP:-}" ]; then
+  if sasl=$(bash scripts/kafka.sh sasl-bootstrap 2>/dev/null); then
+    MELTICA_TEST_KAFKA_SASL_BOOTSTRAP=$sasl
+    MELTICA_TEST_KAFKA_SASL_PASSWORD_FILE=$(bash scripts/kafka.sh sasl-password-file)
+    export MELTICA_TEST_KAFKA_SASL_BOOTSTRAP MELTICA_TEST_KAFKA_SASL_PASSWORD_FILE
+  else
+    say "no SASL listener from scripts/kafka.sh: the Kafka security tests will skip (fail under CI)"
+  fi
+fi
+
 if [ -z "${MELTICA_DATABASE_URL:-}" ]; then
   if [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; then
     MELTICA_DATABASE_URL=$(bash scripts/postgres.sh start)
@@ -45,6 +56,7 @@ say "Kafka: ${MELTICA_KAFKA_BOOTSTRAP:-none}; PostgreSQL: ${MELTICA_DATABASE_URL
 ruff check .
 ruff format --check .
 mypy
+bandit -q -c pyproject.toml -r src
 
 set +e
 python3 -m pytest "$@"

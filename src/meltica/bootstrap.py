@@ -21,16 +21,24 @@ def build_log(settings: Settings) -> EventLog:
     if settings.log_backend == "memory":
         return MemoryLog()
     if settings.log_backend == "sqlite":
+        if (refusal := settings.split_log()) is not None:
+            raise ConfigurationError(refusal)
         return SqliteLog(settings.log_path, synchronous=settings.sqlite_synchronous)
     if not settings.kafka_bootstrap:
         raise ConfigurationError("log_backend=kafka needs MELTICA_KAFKA_BOOTSTRAP")
     try:
         from meltica.log.kafka import KafkaLog
+        from meltica.log.kafka_security import client_security
     except ImportError as err:
         raise ConfigurationError(
             "the Kafka backend needs the 'kafka' extra: pip install 'meltica[kafka]'"
         ) from err
-    return KafkaLog(settings.kafka_bootstrap, client_id=settings.client_id, namespace=settings.namespace)
+    return KafkaLog(
+        settings.kafka_bootstrap,
+        client_id=settings.client_id,
+        namespace=settings.namespace,
+        security=client_security(settings),
+    )
 
 
 def build_codec(settings: Settings, log: EventLog) -> Codec:

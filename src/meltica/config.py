@@ -6,9 +6,10 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from meltica.api.ratelimit import parse_rate
 from meltica.config_file import (
     ConfigFileError,
     Document,
@@ -25,7 +26,8 @@ _DOCUMENT: ContextVar[Document | None] = ContextVar("meltica_config_document", d
 
 # What `POST /v1/admin/reload` and SIGHUP apply to a running process; the rest needs a restart.
 RELOADABLE = ("risk", "instruments", "venues", "strategies")
-SECRETS = ("api_key", "database_url", "schema_registry_url")
+_KAFKA_TLS_FILES = ("kafka_ssl_ca_location", "kafka_ssl_certificate_location", "kafka_ssl_key_location")
+SECRETS = ("api_key", "database_url", "schema_registry_url", "kafka_sasl_password", "kafka_ssl_key_password")
 
 
 class Settings(BaseSettings):
@@ -37,9 +39,40 @@ class Settings(BaseSettings):
         default=Path.home() / ".meltica", description="Embedded log and read models live here."
     )
     log_backend: Literal["sqlite", "memory", "kafka"] = Field(
-        default="sqlite", description="sqlite (embedded default), memory (tests) or kafka (production)."
+        default="sqlite",
+        description="sqlite (embedded default), memory (tests) or kafka (production); "
+        "unset, kafka when a Kafka bootstrap is configured.",
     )
     kafka_bootstrap: str | None = Field(default=None, description="Kafka bootstrap servers, host:port[,...].")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="How Kafka clients connect (librdkafka security.protocol)."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, description="SASL mechanism (SASL_* protocols only)."
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password (never shown).")
+    kafka_sasl_password_file: Path | None = Field(
+        default=None, description="File holding the SASL password (instead of kafka_sasl_password)."
+    )
+    kafka_ssl_ca_location: Path | None = Field(
+        default=None, description="PEM CA bundle that verifies the brokers (default: the system's)."
+    )
+    kafka_ssl_certificate_location: Path | None = Field(
+        default=None, description="PEM client certificate (mutual TLS)."
+    )
+    kafka_ssl_key_location: Path | None = Field(
+        default=None, description="PEM key of the client certificate."
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        default=None, description="Password of the client key (never shown)."
+    )
+    kafka_ssl_key_password_file: Path | None = Field(
+        default=None, description="File holding the client key's password."
+    )
+    kafka_ssl_verify_hostname: bool = Field(
+        default=True, description="Check the broker certificate names the broker host (TLS)."
+    )
     schema_registry_url: str | None = Field(
         default=None, description="Confluent-compatible schema registry; unset: single-object encoding."
     )
@@ -59,6 +92,22 @@ class Settings(BaseSettings):
     api_tls_cert: Path | None = Field(default=None, description="PEM certificate: serve the API over TLS.")
     api_tls_key: Path | None = Field(default=None, description="PEM private key of the certificate.")
     api_url: str = Field(default="http://127.0.0.1:8080", description="Where the CLI finds the REST API.")
+    api_rate_read: str = Field(default="200/s", description="Requests per API key to read routes (N/s|m|h).")
+    api_rate_trade: str = Field(default="100/s", description="Requests per API key to trading routes.")
+    api_rate_admin: str = Field(default="200/s", description="Requests per API key to admin routes.")
+    api_rate_auth_failures: str = Field(
+        default="60/m", description="Failed authentications per client address before 429."
+    )
+    api_key_cache_seconds: float = Field(
+        default=1.0, ge=0, le=60, description="Verified keys are cached this long (a revocation's delay)."
+    )
+
+    @field_validator("api_rate_read", "api_rate_trade", "api_rate_admin", "api_rate_auth_failures")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value
+
     tracing: Literal["none", "console", "otlp"] = Field(
         default="none",
         description="Export OpenTelemetry spans: none (ids only), console, or otlp (extra 'otlp').",
@@ -74,6 +123,10 @@ class Settings(BaseSettings):
         default=10_000,
         ge=0,
         description="Kafka services: save a partition's state after this many inputs (0: never).",
+    )
+    snapshot_key_file: Path | None = Field(
+        default=None,
+        description="HMAC key signing snapshots (default: <data_dir>/snapshot.key, made 0600 at first use).",
     )
     bar_widths: list[str] = Field(
         default_factory=list,
@@ -108,7 +161,50 @@ class Settings(BaseSettings):
             document = read_document(path) if path else None
         return init_settings, env_settings, YamlFileSource(settings_cls, document)
 
-    @field_validator("data_dir", "api_tls_cert", "api_tls_key")
+    @model_validator(mode="after")
+    def _kafka_security(self) -> Settings:
+        """SASL settings that fit the protocol; `*_file` secrets read (their content never shown)."""
+        for name in ("kafka_sasl_password", "kafka_ssl_key_password"):
+            path: Path | None = getattr(self, f"{name}_file")
+            if path is None:
+                continue
+            if getattr(self, name) is not None:
+                raise ValueError(f"set {name} or {name}_file, not both")
+            setattr(self, name, SecretStr(read_secret(path.expanduser())))
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and not (self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError(
+                f"kafka_security_protocol {self.kafka_security_protocol} needs kafka_sasl_mechanism, "
+                "kafka_sasl_username and kafka_sasl_password (or kafka_sasl_password_file)"
+            )
+        if not sasl and self.kafka_sasl_mechanism:
+            raise ValueError("kafka_sasl_mechanism needs kafka_security_protocol SASL_PLAINTEXT or SASL_SSL")
+        tls = [n for n in _KAFKA_TLS_FILES if getattr(self, n) is not None]
+        if tls and not self.kafka_security_protocol.endswith("SSL"):
+            raise ValueError(f"{', '.join(tls)} need kafka_security_protocol SSL or SASL_SSL")
+        return self
+
+    @model_validator(mode="after")
+    def _backend_of_bootstrap(self) -> Settings:
+        """One source of truth for the log: a configured Kafka bootstrap (variable or file) means
+        the log is on Kafka, unless `log_backend` is set explicitly."""
+        if "log_backend" not in self.model_fields_set and self.kafka_bootstrap:
+            self.log_backend = "kafka"
+        return self
+
+    def split_log(self) -> str | None:
+        """Why a local SQLite log must not be opened under these settings (None: it may): a Kafka
+        bootstrap is configured, so writing locally would split the system's log in two."""
+        if self.log_backend != "sqlite" or not self.kafka_bootstrap:
+            return None
+        return (
+            f"log_backend is sqlite but a Kafka cluster is configured ({self.kafka_bootstrap}): "
+            f"refusing to write the local log {self.log_path}. Unset MELTICA_LOG_BACKEND (or set it "
+            "to kafka) to use the cluster, or unset MELTICA_KAFKA_BOOTSTRAP (and the file's "
+            "kafka_bootstrap) to use the local log."
+        )
+
+    @field_validator("data_dir", "api_tls_cert", "api_tls_key", "snapshot_key_file")
     @classmethod
     def _home(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser()
@@ -118,9 +214,24 @@ class Settings(BaseSettings):
         return self.data_dir / "log.db"
 
     @property
+    def snapshot_key_path(self) -> Path:
+        return self.snapshot_key_file or self.data_dir / "snapshot.key"
+
+    @property
     def read_model_url(self) -> str:
         """The read models' database: the configured URL, else SQLite in the data directory."""
         return self.database_url or f"sqlite:///{self.data_dir / 'readmodels.db'}"
+
+
+def read_secret(path: Path) -> str:
+    """A secret kept in a file (e.g. a mounted Kubernetes secret), without its trailing newline."""
+    try:
+        secret = path.read_text().rstrip("\r\n")
+    except OSError as err:
+        raise ValueError(f"cannot read the secret file {path}: {err.strerror}") from None
+    if not secret:
+        raise ValueError(f"the secret file {path} is empty")
+    return secret
 
 
 def load_settings(path: Path | None = None) -> Settings:

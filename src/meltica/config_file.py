@@ -132,6 +132,7 @@ def explain(err: ValidationError, document: Document | None) -> ConfigFileError:
         from_file = not from_env and document is not None and loc and loc[:1] in document.lines
         where = document.where(loc) if from_file and document else "environment (MELTICA_*)"
         value = e.get("input")
-        shown = "" if isinstance(value, dict | list) or value is None else f" (got {value!r})"
+        secret = any(word in key for word in ("password", "secret", "api_key", "_url"))  # never echoed
+        shown = "" if isinstance(value, dict | list) or value is None or secret else f" (got {value!r})"
         problems.append(f"{where}: {key}: {e['msg']}{shown}")
     return ConfigFileError(problems)

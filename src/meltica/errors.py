@@ -49,6 +49,10 @@ class LogError(MelticaError):
     """The event log refused or failed an operation."""
 
 
+class KafkaAuthenticationError(LogError):
+    """The Kafka cluster refused this client's credentials or TLS handshake."""
+
+
 class UnknownTopicError(LogError):
     """A topic or partition that does not exist."""
 

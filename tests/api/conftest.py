@@ -65,7 +65,7 @@ class Api:
         )
         for thread in self.threads:
             thread.start()
-        self.until(lambda: self.client.get("/v1/instruments", headers=self.auth()).json() != [])
+        self.until(lambda: self.client.get("/v1/instruments", headers=self.auth()).json()["items"] != [])
 
     def auth(self, who: str = "trader") -> dict[str, str]:
         return {"X-API-Key": self.keys[who]}

@@ -8,6 +8,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
+from meltica.log.base import Record
 from meltica.projections import tables as t
 from tests.api.conftest import Api
 
@@ -22,20 +23,23 @@ def test_submit_see_filled_position_and_audit_trail(api: Api) -> None:
     assert r.headers["location"] == f"/v1/orders/{order_id}"
     order = api.client.get(f"/v1/orders/{order_id}", headers=api.auth()).json()
     assert (order["status"], order["filled_qty"], order["avg_px"]) == ("FILLED", "1", "100.02")
-    events = api.client.get(f"/v1/orders/{order_id}/events", headers=api.auth()).json()
+    events = api.client.get(f"/v1/orders/{order_id}/events", headers=api.auth()).json()["items"]
     assert [e["type"] for e in events] == [
         "OrderAccepted",
         "OrderSubmitted",
         "OrderAcknowledged",
         "OrderFilled",
     ]
-    api.until(lambda: api.client.get("/v1/positions?account_id=ACC-1", headers=api.auth()).json() != [])
-    [position] = api.client.get("/v1/positions?account_id=ACC-1", headers=api.auth()).json()
+    api.until(
+        lambda: api.client.get("/v1/positions?account_id=ACC-1", headers=api.auth()).json()["items"] != []
+    )
+    [position] = api.client.get("/v1/positions?account_id=ACC-1", headers=api.auth()).json()["items"]
     assert (position["quantity"], position["side"]) == ("1", "LONG")
-    fills = api.client.get(f"/v1/fills?order_id={order_id}", headers=api.auth()).json()
+    fills = api.client.get(f"/v1/fills?order_id={order_id}", headers=api.auth()).json()["items"]
     assert [f["quantity"] for f in fills] == ["1"]
     balances = {
-        b["asset"]: b for b in api.client.get("/v1/balances?account_id=ACC-1", headers=api.auth()).json()
+        b["asset"]: b
+        for b in api.client.get("/v1/balances?account_id=ACC-1", headers=api.auth()).json()["items"]
     }
     assert balances["BTC"]["total"] == "101"
 
@@ -45,7 +49,7 @@ def test_resubmitting_a_client_order_id_is_the_same_order(api: Api) -> None:
     first = api.client.post("/v1/orders?wait=acknowledged", json=body, headers=api.auth()).json()
     second = api.client.post("/v1/orders?wait=acknowledged", json=body, headers=api.auth()).json()
     assert first["order_id"] == second["order_id"]
-    events = api.client.get(f"/v1/orders/{first['order_id']}/events", headers=api.auth()).json()
+    events = api.client.get(f"/v1/orders/{first['order_id']}/events", headers=api.auth()).json()["items"]
     assert [e["type"] for e in events].count("OrderAccepted") == 1
 
 
@@ -104,7 +108,7 @@ def test_kill_switch_needs_admin_and_halts(api: Api) -> None:
     api.until(
         lambda: any(
             e["type"] == "KillSwitchTripped"
-            for e in api.client.get("/v1/risk/events", headers=api.auth()).json()
+            for e in api.client.get("/v1/risk/events", headers=api.auth()).json()["items"]
         )
     )
     r = api.client.post("/v1/orders?wait=accepted", json=api.order(), headers=api.auth())
@@ -194,13 +198,17 @@ def test_state_changing_calls_are_audited(api: Api) -> None:
     api.client.post(
         "/v1/risk/kill-switch", json={"action": "trip"}, headers=api.auth("viewer")
     )  # 403, still audited
-    records = [
-        rec
-        for p in range(api.log.partitions("audit.events"))
-        for rec in api.log.read("audit.events", p, 0, 100)
-    ]
+
+    def records() -> list[Record]:  # written off the request path, soon after the answer
+        return [
+            rec
+            for p in range(api.log.partitions("audit.events"))
+            for rec in api.log.read("audit.events", p, 0, 100)
+        ]
+
+    api.until(lambda: len(records()) == 2)
     audits = sorted(
-        (api.codec.decode_record(rec).record for rec in records), key=lambda a: a["meta"]["ts_event"]
+        (api.codec.decode_record(rec).record for rec in records()), key=lambda a: a["meta"]["ts_event"]
     )
     assert [(a["method"], a["path"], a["status_code"], a["key_name"]) for a in audits] == [
         ("POST", "/v1/orders", 202, "trader"),
@@ -299,7 +307,7 @@ def test_backtests_are_served_from_the_read_models(api: Api) -> None:
         source="test",
         commission=Decimal(0),
     )
-    listed = api.client.get("/v1/backtests", headers=api.auth("viewer")).json()
+    listed = api.client.get("/v1/backtests", headers=api.auth("viewer")).json()["items"]
     assert [b["backtest_id"] for b in listed] == [backtest_id]
     assert "equity" not in listed[0]
     one = api.client.get(f"/v1/backtests/{backtest_id}", headers=api.auth("viewer")).json()

@@ -43,11 +43,11 @@ class ControlStack(Api):
 
     def wait_venue(self, name: str, state: str, timeout: float = 10) -> dict[str, Any]:
         def reached() -> bool:
-            found = [v for v in self.get("/v1/venues?include_removed=true") if v["venue"] == name]
+            found = [v for v in self.get("/v1/venues?include_removed=true")["items"] if v["venue"] == name]
             return bool(found) and found[0]["state"] == state
 
         self.until(reached, timeout)
-        return next(v for v in self.get("/v1/venues?include_removed=true") if v["venue"] == name)
+        return next(v for v in self.get("/v1/venues?include_removed=true")["items"] if v["venue"] == name)
 
 
 @pytest.fixture

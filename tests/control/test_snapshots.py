@@ -128,6 +128,7 @@ def test_a_snapshot_of_another_log_or_topology_is_refused(tmp_path: Path) -> Non
 def test_cli_create_list_restore(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MELTICA_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("MELTICA_DATABASE_URL", raising=False)
+    monkeypatch.delenv("MELTICA_KAFKA_BOOTSTRAP", raising=False)  # else the log is the cluster's
     stack = Stack(log=SqliteLog(tmp_path / "log.db"))
     stack.setup()
     workload(stack, random.Random(1), 40)

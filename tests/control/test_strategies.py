@@ -41,7 +41,7 @@ def wait_state(
     def reached() -> bool:
         rows = [
             s
-            for s in stack.get("/v1/strategies?include_removed=true", "trader")
+            for s in stack.get("/v1/strategies?include_removed=true", "trader")["items"]
             if s["strategy_id"] == strategy_id
         ]
         return bool(rows) and rows[0]["state"] == state and (reason is None or rows[0]["reason"] == reason)
@@ -49,7 +49,7 @@ def wait_state(
     stack.until(reached)
     return next(
         s
-        for s in stack.get("/v1/strategies?include_removed=true", "trader")
+        for s in stack.get("/v1/strategies?include_removed=true", "trader")["items"]
         if s["strategy_id"] == strategy_id
     )
 
@@ -109,7 +109,7 @@ def test_delay_strategy_lifecycle_through_the_api(
     assert len(orders_of(stack, "later")) == 1  # stopped strategies do not act
     assert stack.client.delete("/v1/strategies/later", headers=stack.auth()).status_code == 202
     wait_state(stack, "later", "REMOVED")
-    assert stack.get("/v1/strategies", "trader") == []
+    assert stack.get("/v1/strategies", "trader")["items"] == []
     assert stack.client.get("/v1/strategies/later", headers=stack.auth()).status_code == 404
 
 

@@ -239,7 +239,7 @@ def test_registry_changes_and_refusals(make_stack: Any, db: str, request: pytest
     assert stack.wait_venue("sim", "STOPPED")["reason"] == "stopped by operator"
     assert stack.client.delete("/v1/venues/sim", headers=stack.auth("ops")).status_code == 202
     stack.wait_venue("sim", "REMOVED")
-    assert stack.get("/v1/venues") == []
+    assert stack.get("/v1/venues")["items"] == []
     assert stack.client.get("/v1/venues/sim", headers=stack.auth("ops")).status_code == 404
     assert "replay" in stack.get("/v1/venues/adapters")
 

@@ -21,6 +21,8 @@ from meltica.projections.projector import Projector
 from meltica.topics import ORDER_COMMANDS
 from tests.conftest import IN_CI
 from tests.distributed.cluster import ORDERS, PROCESSORS, WORKLOAD_SEED, Chaos, Cluster, run_workload
+from tests.soak import report as soak_report
+from tests.soak import seeds
 
 pytestmark = pytest.mark.distributed
 
@@ -36,15 +38,27 @@ def test_uninterrupted_run_trades(baseline: Counter[str]) -> None:
     assert all(n == 1 for n in baseline.values()), "an event was written twice"
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", seeds([1, 2, 3]))
 def test_sigkill_any_service_loses_and_doubles_nothing(
     cluster: Cluster, baseline: Counter[str], seed: int
 ) -> None:
+    started = time.monotonic()
     cluster.start_all()
     chaos = Chaos(cluster, seed)
     outcome = run_workload(cluster, chaos)
-    assert chaos.kills >= 3
     missing, extra = baseline - outcome, outcome - baseline
+    lost, doubled = sum(missing.values()), sum(extra.values())
+    elapsed = time.monotonic() - started
+    soak_report(
+        "kafka",
+        seed,
+        lost=lost,
+        doubled=doubled,
+        diverged=int(outcome != baseline),
+        kills=chaos.kills,
+        seconds=elapsed,
+    )
+    assert chaos.kills >= 3
     report = f"{len(missing)} missing, {len(extra)} extra after {chaos.kills} kills\n" + "\n".join(
         list(missing)[:3] + list(extra)[:3]
     )

@@ -3,6 +3,7 @@ venue, fill, position and balance events equal those of an uninterrupted run."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -40,6 +41,7 @@ from meltica.topics import (
     topic_specs,
 )
 from tests.e2e.stack import BTC, T0
+from tests.soak import compare, report, seeds
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("crash_engine.py")
@@ -147,7 +149,10 @@ def run_uninterrupted(path: Path) -> None:
 def run_with_kills(path: Path, seed: int) -> int:
     """Restart the engine until it finishes, killing it after a random number of commits."""
     rng = random.Random(seed * 7919)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
     kills = 0
     for _attempt in range(200):
         proc = subprocess.Popen(
@@ -173,7 +178,16 @@ def run_with_kills(path: Path, seed: int) -> int:
     raise AssertionError("the engine never finished")
 
 
-@pytest.mark.parametrize("seed", range(1, 9))
+def _canonical(rows: dict[tuple[str, int], list[Any]]) -> list[str]:
+    """Every output as text, without its offset (what `compare` counts as lost or doubled)."""
+    return [
+        json.dumps([tp[0], r[1], r[2], r[3]], sort_keys=True, default=str)
+        for tp, v in rows.items()
+        for r in v
+    ]
+
+
+@pytest.mark.parametrize("seed", seeds(range(1, 9)))
 def test_sigkill_at_random_points_changes_nothing(tmp_path: Path, seed: int) -> None:
     inputs = tmp_path / "inputs.db"
     write_inputs(inputs, seed)
@@ -184,6 +198,17 @@ def test_sigkill_at_random_points_changes_nothing(tmp_path: Path, seed: int) -> 
     started = time.monotonic()
     kills = run_with_kills(crashed, seed)
     expected, got = outputs(calm), outputs(crashed)
+    lost, doubled = compare(_canonical(expected), _canonical(got))
+    elapsed = time.monotonic() - started
+    report(
+        "embedded",
+        seed,
+        lost=lost,
+        doubled=doubled,
+        diverged=int(got != expected),
+        kills=kills,
+        seconds=elapsed,
+    )
     assert sum(len(v) for v in expected.values()) > 100, "the session produced real traffic"
     assert got == expected, f"differs after {kills} kills ({time.monotonic() - started:.1f}s)"
     assert kills >= 2, "the run was interrupted"

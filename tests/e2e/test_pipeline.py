@@ -74,6 +74,7 @@ def test_cancel_and_amend(stack: Stack) -> None:
     stack.command(AmendOrder(spec.order_id, "ACC-1", BTC.instrument_id, stack.tick(), quantity=Decimal("2")))
     stack.command(CancelOrder(spec.order_id, "ACC-1", BTC.instrument_id, stack.tick()))
     assert stack.order_events(spec.order_id)[3:] == [
+        "OrderAmendAccepted",  # risk judged the order as amended
         "OrderPendingReplace",
         "OrderReplaced",
         "OrderPendingCancel",

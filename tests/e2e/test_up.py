@@ -89,7 +89,7 @@ def cli(data_dir: Path, *args: str, **extra: str) -> subprocess.CompletedProcess
 def test_up_trades_stops_cleanly_and_continues(tmp_path: Path) -> None:
     proc = start(tmp_path)
     time.sleep(4)
-    key = cli(tmp_path, "keys", "create", "--name", "e2e").stdout.strip()
+    key = cli(tmp_path, "keys", "create", "--name", "e2e", "--accounts", "DEMO").stdout.strip()
     submitted = cli(
         tmp_path,
         "orders",

@@ -16,7 +16,7 @@ from meltica.events.compiled import compile_decoder, compile_encoder
 LONG = st.integers(-(2**63), 2**63 - 1)
 INT = st.integers(-(2**31), 2**31 - 1)
 DECIMALS = st.one_of(
-    st.decimals(allow_nan=False, allow_infinity=False),
+    st.decimals(min_value=1 - 10**28, max_value=10**28 - 1, allow_nan=False, allow_infinity=False),
     st.decimals(min_value=-(10**12), max_value=10**12, places=8),
 )
 

@@ -5,19 +5,29 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import secrets
 import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from sqlalchemy import Engine, Table, and_, select, text
+from sqlalchemy import Engine, Table, or_, select, text
+from starlette.concurrency import run_in_threadpool
 
 from meltica import __version__, telemetry
-from meltica.api import control, problems
+from meltica.api import admin_keys, auth, control, problems
+from meltica.api.audit import AuditTrail
 from meltica.api.auth import AdminKey, ReadKey, TradeKey
 from meltica.api.control import Reload
+from meltica.api.idempotency import Keys, terms
 from meltica.api.keys import ApiKey
+from meltica.api.limits import ARRIVED, BodyLimit
+from meltica.api.pagination import DEFAULT_LIMIT, Cursor, Keyset, Limit
 from meltica.api.problems import Problem, not_found
 from meltica.api.schemas import (
     Accepted,
@@ -25,12 +35,13 @@ from meltica.api.schemas import (
     BulkRequest,
     CancelAllRequest,
     KillSwitchRequest,
-    LimitsRequest,
+    LimitsBody,
     OrderRequest,
     Page,
 )
 from meltica.api.stream import KINDS
 from meltica.api.stream import events as sse_events
+from meltica.api.waiting import OrderWaiter
 from meltica.backtest.store import as_document as backtest_document
 from meltica.clock import LiveClock
 from meltica.domain.audit import ApiCallAudited
@@ -49,15 +60,29 @@ from meltica.events.envelope import derive_event_id
 from meltica.log.base import EventLog
 from meltica.projections import tables as t
 from meltica.runtime.publisher import Publisher
-from meltica.topics import AUDIT, ORDER_COMMANDS, RISK_COMMANDS
+from meltica.topics import ORDER_COMMANDS, RISK_COMMANDS
 
 MAX_BODY = 64 * 1024
 WAIT_FOR = {
-    "accepted": {"ACCEPTED", "SUBMITTED", "NEW", "PARTIALLY_FILLED", "FILLED", "TRIGGERED"},
-    "acknowledged": {"NEW", "PARTIALLY_FILLED", "FILLED"},
-    "filled": {"FILLED"},
+    "accepted": frozenset({"ACCEPTED", "SUBMITTED", "NEW", "PARTIALLY_FILLED", "FILLED", "TRIGGERED"}),
+    "acknowledged": frozenset({"NEW", "PARTIALLY_FILLED", "FILLED"}),
+    "filled": frozenset({"FILLED"}),
 }
 TERMINAL = {"DENIED", "REJECTED", "FILLED", "CANCELED", "EXPIRED"}
+
+
+# The lists and their unique sort keys (oldest first where rows have a time).
+ORDERS = Keyset("orders", (t.orders.c.ts_created, t.orders.c.order_id))
+ORDER_EVENTS = Keyset(
+    "order-events", (t.order_events.c.ts_event, t.order_events.c.offset, t.order_events.c.event_id)
+)
+FILLS = Keyset("fills", (t.fills.c.ts_event, t.fills.c.trade_id))
+POSITIONS = Keyset("positions", (t.positions.c.account_id, t.positions.c.instrument_id))
+BALANCES = Keyset("balances", (t.balances.c.account_id, t.balances.c.asset))
+PNL = Keyset("pnl", (t.pnl.c.account_id, t.pnl.c.instrument_id))
+INSTRUMENTS = Keyset("instruments", (t.instruments.c.instrument_id,))
+RISK_EVENTS = Keyset("risk-events", (t.risk_events.c.ts_event, t.risk_events.c.event_id))
+BACKTESTS = Keyset("backtests", (t.backtests.c.created_at, t.backtests.c.backtest_id))
 
 
 @dataclass
@@ -68,11 +93,16 @@ class Services:
     publisher: Publisher
     db: Engine
     reload: Reload | None = None  # the configuration file's reload, where there is one
+    log_timeout: float = 3.0  # seconds a call waits for the log before answering 503 log-unavailable
 
 
 def order_id_for(account_id: str, client_order_id: str) -> str:
     """Deterministic order id: resubmitting the same client order id is the same order."""
     return derive_event_id(f"order/{account_id}/{client_order_id}")
+
+
+def backtest_summary(row: dict[str, Any]) -> dict[str, Any]:
+    return backtest_document(row, with_equity=False)
 
 
 def limits_json(limits: RiskLimits) -> dict[str, Any]:
@@ -83,7 +113,7 @@ def limits_json(limits: RiskLimits) -> dict[str, Any]:
 
 
 def _spec(body: OrderRequest, key: ApiKey, **links: Any) -> OrderSpec:
-    client_id = body.client_order_id or derive_event_id(f"api/{key.key_id}/{time.time_ns()}")
+    client_id = body.client_order_id or derive_event_id(f"api/{key.key_id}/{secrets.token_hex(16)}")
     return OrderSpec(
         order_id=order_id_for(body.account_id, client_id),
         client_order_id=client_id,
@@ -105,12 +135,28 @@ def _spec(body: OrderRequest, key: ApiKey, **links: Any) -> OrderSpec:
 
 
 def create_app(services: Services) -> FastAPI:
+    # Commands wait for the log at most `log_timeout`; audit records are written off the request path.
+    services = dataclasses.replace(services, publisher=services.publisher.with_deadline(services.log_timeout))
+    trail = AuditTrail(services.publisher)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(trail.close)
+
     app = FastAPI(
-        title="Meltica", version=__version__, description="Event-sourced order management and trading."
+        title="Meltica",
+        version=__version__,
+        description="Event-sourced order management and trading.",
+        lifespan=lifespan,
     )
     app.state.services = services
+    app.state.audit = trail
     problems.install(app)
+    auth.install(app, services.db)
     clock = LiveClock()
+    waiter = OrderWaiter(services.db)
+    idempotency_keys = Keys(services.db)
 
     requests = telemetry.meter().create_counter(
         "meltica_api_requests", description="REST API requests answered"
@@ -142,19 +188,15 @@ def create_app(services: Services) -> FastAPI:
                 request.client.host if request.client else "",
                 clock.now_ns(),
             )
-            services.publisher.publish(AUDIT, event)
+            trail.record(event)  # queued: the event loop never waits for the log
         return response
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return Problem(
-                413, "too-large", "Request too large", f"bodies are limited to {MAX_BODY} bytes"
-            ).response(request.url.path)
-        return await call_next(request)  # type: ignore[no-any-return]
+    app.add_middleware(BodyLimit, limit=MAX_BODY)  # the outermost: before anything reads a body
 
-    def rows(table: Table, *where: Any, order_by: Any = None, limit: int = 1000) -> list[dict[str, Any]]:
+    def rows(
+        table: Table, *where: Any, order_by: Any = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Rows for the API's own use (lookups, limits); lists answer pages (`pagination`)."""
         with services.db.connect() as conn:
             stmt = select(table).where(*where).limit(limit)
             if order_by is not None:
@@ -167,15 +209,24 @@ def create_app(services: Services) -> FastAPI:
             raise not_found(f"order {order_id}")
         return found[0]
 
+    def seen_order(order_id: str, key: ApiKey) -> dict[str, Any]:
+        """The order, if `key` may see its account; else 404, as if it did not exist."""
+        row = order_row(order_id)
+        if not key.may_use(row["account_id"]):
+            raise not_found(f"order {order_id}")
+        return row
+
     # -- health -----------------------------------------------------------------------------------
     @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["health"])
     def readyz() -> dict[str, str]:
         try:
-            services.log.topics()
+            deadline = services.publisher.deadline
+            assert deadline is not None  # nosec B101 # typing; inside the readiness try
+            deadline(services.log.topics, "the event log")
             with services.db.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except Exception as err:
@@ -189,13 +240,45 @@ def create_app(services: Services) -> FastAPI:
 
     # -- orders -----------------------------------------------------------------------------------
     @app.post("/v1/orders", status_code=202, tags=["orders"], response_model=Accepted)
-    def submit_order(
+    async def submit_order(
+        request: Request,
         body: OrderRequest,
         response: Response,
         k: TradeKey,
         wait: Literal["accepted", "acknowledged", "filled"] | None = None,
         timeout: Annotated[float, Query(gt=0, le=10)] = 5.0,
     ) -> Accepted:
+        """With `wait`, answers once the order reaches that status or closes, or at the latest
+        `timeout` seconds after the request arrived, with its status so far."""
+        order_id = await run_in_threadpool(submit, body, k)
+        location = f"/v1/orders/{order_id}"
+        response.headers["Location"] = location
+        status = "PENDING_NEW"
+        if wait is not None:
+            left = request.scope.get(ARRIVED, time.monotonic()) + timeout - time.monotonic()
+            status = await waiter.wait(order_id, WAIT_FOR[wait], left)
+            if status == "DENIED":
+                reason = (await run_in_threadpool(order_row, order_id)).get("reason")
+                raise Problem(422, "risk-denied", "Denied by pre-trade risk", str(reason), order_id=order_id)
+        return Accepted(order_id=order_id, status=status, location=location)
+
+    def idempotent(spec: OrderSpec) -> None:
+        """409 if the spec's client order id is an order submitted with another body."""
+        differ = idempotency_keys.differences(spec.order_id, terms(spec))
+        if differ:
+            raise Problem(
+                409,
+                "conflict",
+                "Idempotency key reused",
+                f"client_order_id {spec.client_order_id} is order {spec.order_id}, "
+                f"submitted with another {', '.join(differ)}",
+                order_id=spec.order_id,
+                fields=differ,
+            )
+
+    def submit(body: OrderRequest, k: ApiKey) -> str:
+        """Check one order and write its SubmitOrder; its order id."""
+        k.require_account(body.account_id)
         if not rows(t.instruments, t.instruments.c.instrument_id == body.instrument_id):
             raise Problem(
                 422, "unknown-instrument", "Unknown instrument", f"{body.instrument_id} is not defined"
@@ -204,36 +287,30 @@ def create_app(services: Services) -> FastAPI:
         problem = spec.problems()
         if problem:
             raise Problem(422, "validation", "Invalid order", problem)
-        order_id = spec.order_id
+        if body.client_order_id:
+            idempotent(spec)
         services.publisher.publish(ORDER_COMMANDS, SubmitOrder(spec, clock.now_ns()))
-        location = f"/v1/orders/{order_id}"
-        response.headers["Location"] = location
-        status = "PENDING_NEW"
-        if wait is not None:
-            status = _wait(order_id, WAIT_FOR[wait], timeout)
-            if status == "DENIED":
-                reason = order_row(order_id).get("reason")
-                raise Problem(422, "risk-denied", "Denied by pre-trade risk", str(reason), order_id=order_id)
-        return Accepted(order_id=order_id, status=status, location=location)
-
-    def _wait(order_id: str, targets: set[str], timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        status = "PENDING_NEW"
-        while time.monotonic() < deadline:
-            found = rows(t.orders, t.orders.c.order_id == order_id)
-            if found:
-                status = found[0]["status"]
-                if status in targets or status in TERMINAL:
-                    return str(status)
-            time.sleep(0.01)
-        return status
+        idempotency_keys.remember(spec.order_id, terms(spec))
+        return spec.order_id
 
     @app.post("/v1/orders/bulk", status_code=202, tags=["orders"])
     def submit_bulk(body: BulkRequest, k: TradeKey) -> dict[str, Any]:
         """Several orders at once; OCO and BRACKET lists are accepted or denied as a whole."""
         accounts = {o.account_id for o in body.orders}
+        for account in sorted(accounts):
+            k.require_account(account)
         if len(accounts) != 1:
             raise Problem(422, "validation", "One account per list", "every order of a list has one account")
+        given = Counter(o.client_order_id for o in body.orders if o.client_order_id)
+        twice = sorted(c for c, n in given.items() if n > 1)
+        if twice:
+            raise Problem(
+                422,
+                "validation",
+                "Duplicate client_order_id",
+                f"client_order_id {', '.join(twice)} appears more than once in the request",
+                client_order_ids=twice,
+            )
         for o in body.orders:
             if not rows(t.instruments, t.instruments.c.instrument_id == o.instrument_id):
                 raise Problem(
@@ -278,13 +355,19 @@ def create_app(services: Services) -> FastAPI:
         for s in specs:
             if s.problems():
                 raise Problem(422, "validation", "Invalid order", f"{s.client_order_id}: {s.problems()}")
+        for s, o in zip(specs, body.orders, strict=True):
+            if o.client_order_id:
+                idempotent(s)
         services.publisher.publish(
             ORDER_COMMANDS, SubmitOrderList(list_id, accounts.pop(), tuple(specs), clock.now_ns())
         )
+        for s in specs:
+            idempotency_keys.remember(s.order_id, terms(s))
         return {"order_list_id": list_id, "order_ids": ids}
 
     @app.post("/v1/orders/cancel-all", status_code=202, tags=["orders"])
-    def cancel_all(body: CancelAllRequest, _: TradeKey) -> dict[str, str]:
+    def cancel_all(body: CancelAllRequest, k: TradeKey) -> dict[str, str]:
+        k.require_account(body.account_id)
         services.publisher.publish(
             ORDER_COMMANDS, CancelAllOrders(body.account_id, clock.now_ns(), body.instrument_id, body.side)
         )
@@ -292,12 +375,12 @@ def create_app(services: Services) -> FastAPI:
 
     @app.get("/v1/orders", tags=["orders"], response_model=Page)
     def list_orders(
-        _: ReadKey,
+        k: ReadKey,
         account_id: str | None = None,
         instrument_id: str | None = None,
         status: str | None = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        cursor: str | None = None,
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
     ) -> Page:
         where = [
             c
@@ -308,37 +391,24 @@ def create_app(services: Services) -> FastAPI:
             )
             if c is not None
         ]
-        if cursor:
-            ts, _sep, oid = cursor.partition(":")
-            if not ts.isdigit():
-                raise Problem(400, "bad-cursor", "Bad cursor", "use the next_cursor of the previous page")
-            where.append(
-                (t.orders.c.ts_created > int(ts))
-                | and_(t.orders.c.ts_created == int(ts), t.orders.c.order_id > oid)
-            )
-        items = rows(t.orders, *where, order_by=(t.orders.c.ts_created, t.orders.c.order_id), limit=limit + 1)
-        nxt = None
-        if len(items) > limit:
-            items = items[:limit]
-            nxt = f"{items[-1]['ts_created']}:{items[-1]['order_id']}"
-        return Page(items=items, next_cursor=nxt)
+        where += k.account_filter(t.orders.c.account_id)
+        return ORDERS.page(services.db, t.orders, where, limit, cursor)
 
     @app.get("/v1/orders/{order_id}", tags=["orders"])
-    def get_order(order_id: str, _: ReadKey) -> dict[str, Any]:
-        return order_row(order_id)
+    def get_order(order_id: str, k: ReadKey) -> dict[str, Any]:
+        return seen_order(order_id, k)
 
-    @app.get("/v1/orders/{order_id}/events", tags=["orders"])
-    def order_events(order_id: str, _: ReadKey) -> list[dict[str, Any]]:
-        order_row(order_id)
-        return rows(
-            t.order_events,
-            t.order_events.c.order_id == order_id,
-            order_by=(t.order_events.c.ts_event, t.order_events.c.offset),
+    @app.get("/v1/orders/{order_id}/events", tags=["orders"], response_model=Page)
+    def order_events(order_id: str, k: ReadKey, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> Page:
+        seen_order(order_id, k)
+        return ORDER_EVENTS.page(
+            services.db, t.order_events, [t.order_events.c.order_id == order_id], limit, cursor
         )
 
     @app.delete("/v1/orders/{order_id}", status_code=202, tags=["orders"])
-    def cancel_order(order_id: str, _: TradeKey) -> dict[str, str]:
+    def cancel_order(order_id: str, k: TradeKey) -> dict[str, str]:
         row = order_row(order_id)
+        k.require_account(row["account_id"])
         if row["status"] in TERMINAL:
             raise Problem(409, "conflict", "Order is closed", f"order {order_id} is {row['status']}")
         services.publisher.publish(
@@ -347,8 +417,9 @@ def create_app(services: Services) -> FastAPI:
         return {"order_id": order_id, "status": "cancel requested"}
 
     @app.patch("/v1/orders/{order_id}", status_code=202, tags=["orders"])
-    def amend_order(order_id: str, body: AmendRequest, _: TradeKey) -> dict[str, str]:
+    def amend_order(order_id: str, body: AmendRequest, k: TradeKey) -> dict[str, str]:
         row = order_row(order_id)
+        k.require_account(row["account_id"])
         if row["status"] in TERMINAL:
             raise Problem(409, "conflict", "Order is closed", f"order {order_id} is {row['status']}")
         if body.quantity is None and body.price is None and body.trigger_price is None:
@@ -366,8 +437,14 @@ def create_app(services: Services) -> FastAPI:
         return {"order_id": order_id, "status": "amend requested"}
 
     # -- portfolio and reference data ---------------------------------------------------------------
-    @app.get("/v1/fills", tags=["portfolio"])
-    def fills(_: ReadKey, account_id: str | None = None, order_id: str | None = None) -> list[dict[str, Any]]:
+    @app.get("/v1/fills", tags=["portfolio"], response_model=Page)
+    def fills(
+        k: ReadKey,
+        account_id: str | None = None,
+        order_id: str | None = None,
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+    ) -> Page:
         where = [
             c
             for c in (
@@ -376,23 +453,40 @@ def create_app(services: Services) -> FastAPI:
             )
             if c is not None
         ]
-        return rows(t.fills, *where, order_by=(t.fills.c.ts_event, t.fills.c.trade_id))
+        where += k.account_filter(t.fills.c.account_id)
+        return FILLS.page(services.db, t.fills, where, limit, cursor)
 
-    @app.get("/v1/positions", tags=["portfolio"])
-    def positions(_: ReadKey, account_id: str | None = None) -> list[dict[str, Any]]:
-        return rows(t.positions, *([t.positions.c.account_id == account_id] if account_id else []))
+    def per_account(
+        keyset: Keyset, table: Table, k: ApiKey, account_id: str | None, limit: int, cursor: str | None
+    ) -> Page:
+        """A page of a per-account read model: the key's accounts, or the one asked for."""
+        where = [
+            *k.account_filter(table.c.account_id),
+            *([table.c.account_id == account_id] if account_id else []),
+        ]
+        return keyset.page(services.db, table, where, limit, cursor)
 
-    @app.get("/v1/balances", tags=["portfolio"])
-    def balances(_: ReadKey, account_id: str | None = None) -> list[dict[str, Any]]:
-        return rows(t.balances, *([t.balances.c.account_id == account_id] if account_id else []))
+    @app.get("/v1/positions", tags=["portfolio"], response_model=Page)
+    def positions(
+        k: ReadKey, account_id: str | None = None, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    ) -> Page:
+        return per_account(POSITIONS, t.positions, k, account_id, limit, cursor)
 
-    @app.get("/v1/pnl", tags=["portfolio"])
-    def pnl(_: ReadKey, account_id: str | None = None) -> list[dict[str, Any]]:
-        return rows(t.pnl, *([t.pnl.c.account_id == account_id] if account_id else []))
+    @app.get("/v1/balances", tags=["portfolio"], response_model=Page)
+    def balances(
+        k: ReadKey, account_id: str | None = None, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    ) -> Page:
+        return per_account(BALANCES, t.balances, k, account_id, limit, cursor)
 
-    @app.get("/v1/instruments", tags=["reference"])
-    def instruments(_: ReadKey) -> list[dict[str, Any]]:
-        return rows(t.instruments, order_by=(t.instruments.c.instrument_id,))
+    @app.get("/v1/pnl", tags=["portfolio"], response_model=Page)
+    def pnl(
+        k: ReadKey, account_id: str | None = None, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    ) -> Page:
+        return per_account(PNL, t.pnl, k, account_id, limit, cursor)
+
+    @app.get("/v1/instruments", tags=["reference"], response_model=Page)
+    def instruments(_: ReadKey, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> Page:
+        return INSTRUMENTS.page(services.db, t.instruments, [], limit, cursor)
 
     # -- stream -----------------------------------------------------------------------------------
     @app.get("/v1/stream", tags=["stream"], response_class=StreamingResponse)
@@ -406,20 +500,28 @@ def create_app(services: Services) -> FastAPI:
         ] = None,
     ) -> StreamingResponse:
         """Order, fill, position and balance changes as Server-Sent Events, from now on."""
-        wanted = tuple(KINDS[k] for k in kinds.split(",") if k in KINDS)
-        if not wanted:
+        asked = kinds.split(",")
+        unknown = [k for k in asked if k not in KINDS]
+        if unknown:
             raise Problem(
-                422, "validation", "Unknown kinds", "kinds is a comma-separated list of orders, portfolio"
+                422,
+                "validation",
+                "Unknown kinds",
+                f"kinds is a comma-separated list of orders, portfolio; not {', '.join(unknown)[:200]}",
             )
-        body = sse_events(services.log, services.publisher.codec, wanted, account_id, limit)
+        wanted = tuple(dict.fromkeys(KINDS[k] for k in asked))
+        allowed = None if key.all_accounts else key.accounts
+        alive = partial(auth.guard_of(request).keys.live, key.key_id)  # a revoked key's stream ends
+        body = sse_events(services.log, services.publisher.codec, wanted, account_id, limit, allowed, alive)
         return StreamingResponse(body, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     # -- backtests --------------------------------------------------------------------------------
-    @app.get("/v1/backtests", tags=["backtests"])
-    def list_backtests(_: ReadKey, strategy: str | None = None) -> list[dict[str, Any]]:
+    @app.get("/v1/backtests", tags=["backtests"], response_model=Page)
+    def list_backtests(
+        _: ReadKey, strategy: str | None = None, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    ) -> Page:
         where = [t.backtests.c.strategy == strategy] if strategy else []
-        found = rows(t.backtests, *where, order_by=(t.backtests.c.created_at,))
-        return [backtest_document(r, with_equity=False) for r in found]
+        return BACKTESTS.page(services.db, t.backtests, where, limit, cursor, backtest_summary)
 
     @app.get("/v1/backtests/{backtest_id}", tags=["backtests"])
     def get_backtest(backtest_id: str, _: ReadKey) -> dict[str, Any]:
@@ -429,24 +531,27 @@ def create_app(services: Services) -> FastAPI:
         return backtest_document(found[0], with_equity=True)
 
     # -- risk -------------------------------------------------------------------------------------
-    @app.get("/v1/risk/events", tags=["risk"])
-    def risk_events(_: ReadKey) -> list[dict[str, Any]]:
-        return rows(t.risk_events, order_by=(t.risk_events.c.ts_event,))
+    @app.get("/v1/risk/events", tags=["risk"], response_model=Page)
+    def risk_events(k: ReadKey, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> Page:
+        mine = k.account_filter(t.risk_events.c.scope_id)
+        where = [or_(t.risk_events.c.scope != RiskScope.ACCOUNT.value, *mine)] if mine else []
+        return RISK_EVENTS.page(services.db, t.risk_events, where, limit, cursor)
 
     @app.get("/v1/risk/limits", tags=["risk"])
-    def risk_limits(_: ReadKey) -> list[dict[str, Any]]:
+    def risk_limits(k: ReadKey) -> list[dict[str, Any]]:
         """The limits in force per scope (the latest change of each), over the built-in defaults."""
         latest: dict[tuple[str, str], dict[str, Any]] = {}
         for e in rows(
             t.risk_events, t.risk_events.c.type == "RiskLimitsChanged", order_by=(t.risk_events.c.ts_event,)
         ):
             payload = json.loads(e["payload"])
-            latest[(payload["scope"], payload["scope_id"])] = payload
+            if payload["scope"] != RiskScope.ACCOUNT.value or k.may_use(payload["scope_id"]):
+                latest[(payload["scope"], payload["scope_id"])] = payload
         defaults = {"scope": "DEFAULT", "scope_id": "", "limits": limits_json(DEFAULT_LIMITS)}
         return [defaults, *latest.values()]
 
     @app.put("/v1/risk/limits", status_code=202, tags=["risk"])
-    def set_risk_limits(body: LimitsRequest, k: AdminKey) -> dict[str, str]:
+    def set_risk_limits(body: LimitsBody, k: AdminKey) -> dict[str, str]:
         cmd = body.command(k.name, clock.now_ns())
         services.publisher.publish(RISK_COMMANDS, cmd)
         return {"scope": body.scope, "scope_id": body.scope_id, "status": "limits change requested"}
@@ -464,4 +569,5 @@ def create_app(services: Services) -> FastAPI:
         return {"kill_switch": body.action, "scope": scope_.value, "scope_id": scope_id}
 
     app.include_router(control.router(services.publisher, services.db, services.reload))
+    app.include_router(admin_keys.router())
     return app

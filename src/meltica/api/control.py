@@ -12,7 +12,10 @@ from pydantic import Field
 from sqlalchemy import Engine, Table, select
 
 from meltica.api.auth import AdminKey, ReadKey, TradeKey
+from meltica.api.numbers import check_numeric_text
+from meltica.api.pagination import DEFAULT_LIMIT, Cursor, Keyset, Limit
 from meltica.api.problems import Problem, not_found
+from meltica.api.schemas import Page
 from meltica.clock import LiveClock
 from meltica.config_file import ConfigFileError
 from meltica.control.specs import ParamValue, StrategySpec, Strict, VenueSpec, text_params
@@ -24,10 +27,32 @@ from meltica.strategies import catalog
 from meltica.topics import STRATEGY_COMMANDS, VENUE_COMMANDS
 
 Reload = Callable[[str], dict[str, Any]]
+VENUES = Keyset("venues", (t.venues.c.venue,))
+STRATEGIES = Keyset("strategies", (t.strategies.c.strategy_id,))
+MAX_PARAMS = 64
+MAX_PARAM_TEXT = 1024
 
 
 class ParamsRequest(Strict):
     params: dict[str, ParamValue] = Field(description="Parameters to change; the others keep their values.")
+
+
+def checked_params(params: dict[str, ParamValue]) -> dict[str, str]:
+    """Parameters as text: at most `MAX_PARAMS`, bounded, printable, numbers in the one decimal
+    syntax (`meltica.api.numbers`); a ValueError saying what is wrong."""
+    if len(params) > MAX_PARAMS:
+        raise ValueError(f"at most {MAX_PARAMS} parameters")
+    text = text_params(params)
+    for name, value in text.items():
+        if len(name) > 64 or len(value) > MAX_PARAM_TEXT or not (name + value).isprintable():
+            raise ValueError(
+                f"{name[:64]!r}: names are at most 64 and values {MAX_PARAM_TEXT} printable characters"
+            )
+        try:
+            check_numeric_text(value)
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from None
+    return text
 
 
 def _row(row: dict[str, Any]) -> dict[str, Any]:
@@ -57,11 +82,14 @@ def router(publisher: Publisher, db: Engine, reload: Reload | None) -> APIRouter
         publisher.publish(VENUE_COMMANDS, ControlVenue(action, name, k.name, clock.now_ns(), **kw))
         return {"venue": name, "status": f"{action.value.lower()} requested"}
 
-    @api.get("/v1/venues", tags=["venues"])
-    def list_venues(_: ReadKey, include_removed: bool = False) -> list[dict[str, Any]]:
+    @api.get("/v1/venues", tags=["venues"], response_model=Page)
+    def list_venues(
+        _: ReadKey, include_removed: bool = False, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    ) -> Page:
         """Every venue connection with its state (stopped, connecting, live, degraded, failed), the
         reason, and its market-data counters."""
-        return [v for v in rows(t.venues) if include_removed or v["state"] != "REMOVED"]
+        where = [] if include_removed else [t.venues.c.state != "REMOVED"]
+        return VENUES.page(db, t.venues, where, limit, cursor, _row)
 
     @api.get("/v1/venues/adapters", tags=["venues"])
     def venue_adapters(_: ReadKey) -> dict[str, list[str]]:
@@ -74,8 +102,8 @@ def router(publisher: Publisher, db: Engine, reload: Reload | None) -> APIRouter
 
     @api.post("/v1/venues", status_code=202, tags=["venues"])
     def add_venue(body: VenueSpec, k: AdminKey) -> dict[str, str]:
-        params = text_params(body.params)
         try:
+            params = checked_params(body.params)
             adapters.check(body.adapter, params)
         except ValueError as err:
             raise invalid(str(err)) from None
@@ -90,8 +118,8 @@ def router(publisher: Publisher, db: Engine, reload: Reload | None) -> APIRouter
     @api.patch("/v1/venues/{name}", status_code=202, tags=["venues"])
     def update_venue(name: str, body: ParamsRequest, k: AdminKey) -> dict[str, str]:
         venue = one(t.venues, t.venues.c.venue, name, "venue")
-        params = text_params(body.params)
         try:
+            params = checked_params(body.params)
             adapters.check(venue["adapter"], {**venue["params"], **params})
         except ValueError as err:
             raise invalid(str(err)) from None
@@ -116,6 +144,7 @@ def router(publisher: Publisher, db: Engine, reload: Reload | None) -> APIRouter
     def strategy_command(
         action: StrategyAction, strategy_id: str, account_id: str, k: Any, **kw: Any
     ) -> dict[str, str]:
+        k.require_account(account_id)
         cmd = ControlStrategy(action, strategy_id, account_id, k.name, clock.now_ns(), **kw)
         publisher.publish(STRATEGY_COMMANDS, cmd)
         return {"strategy_id": strategy_id, "status": f"{action.value.lower()} requested"}
@@ -123,13 +152,20 @@ def router(publisher: Publisher, db: Engine, reload: Reload | None) -> APIRouter
     def strategy(strategy_id: str) -> dict[str, Any]:
         return one(t.strategies, t.strategies.c.strategy_id, strategy_id, "strategy")
 
-    @api.get("/v1/strategies", tags=["strategies"])
+    @api.get("/v1/strategies", tags=["strategies"], response_model=Page)
     def list_strategies(
-        _: ReadKey, account_id: str | None = None, include_removed: bool = False
-    ) -> list[dict[str, Any]]:
+        k: ReadKey,
+        account_id: str | None = None,
+        include_removed: bool = False,
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+    ) -> Page:
         """Every strategy instance with its state (stopped, running, failed), parameters and reason."""
         where = [] if account_id is None else [t.strategies.c.account_id == account_id]
-        return [s for s in rows(t.strategies, *where) if include_removed or s["state"] != "REMOVED"]
+        where += k.account_filter(t.strategies.c.account_id)
+        if not include_removed:
+            where.append(t.strategies.c.state != "REMOVED")
+        return STRATEGIES.page(db, t.strategies, where, limit, cursor, _row)
 
     @api.get("/v1/strategies/catalog", tags=["strategies"])
     def strategy_catalog(_: ReadKey) -> dict[str, dict[str, str]]:
@@ -137,13 +173,27 @@ def router(publisher: Publisher, db: Engine, reload: Reload | None) -> APIRouter
         return {name: catalog.parameters(name) for name in catalog.STRATEGIES}
 
     @api.get("/v1/strategies/{strategy_id}", tags=["strategies"])
-    def get_strategy(strategy_id: str, _: ReadKey) -> dict[str, Any]:
-        return strategy(strategy_id)
+    def get_strategy(strategy_id: str, k: ReadKey) -> dict[str, Any]:
+        found = strategy(strategy_id)
+        if not k.may_use(found["account_id"]):
+            raise not_found(f"strategy {strategy_id}")
+        return found
 
     @api.post("/v1/strategies", status_code=202, tags=["strategies"])
     def create_strategy(body: StrategySpec, k: TradeKey) -> dict[str, str]:
-        params = text_params(body.params)
+        k.require_account(body.account_id)
+        with db.connect() as conn:
+            known = conn.execute(
+                select(t.instruments.c.instrument_id).where(
+                    t.instruments.c.instrument_id == body.instrument_id
+                )
+            ).first()
+        if known is None:
+            raise Problem(
+                422, "unknown-instrument", "Unknown instrument", f"{body.instrument_id} is not defined"
+            )
         try:
+            params = checked_params(body.params)
             catalog.build(body.kind, body.instrument_id, params)
         except ValueError as err:
             raise invalid(str(err)) from None
@@ -166,8 +216,9 @@ def router(publisher: Publisher, db: Engine, reload: Reload | None) -> APIRouter
     @api.patch("/v1/strategies/{strategy_id}", status_code=202, tags=["strategies"])
     def update_strategy(strategy_id: str, body: ParamsRequest, k: TradeKey) -> dict[str, str]:
         s = strategy(strategy_id)
-        params = text_params(body.params)
+        k.require_account(s["account_id"])
         try:
+            params = checked_params(body.params)
             catalog.build(s["kind"], s["instrument_id"], {**s["params"], **params})
         except ValueError as err:
             raise invalid(str(err)) from None

@@ -9,7 +9,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from meltica.errors import EncodeError
+from meltica.errors import EncodeError, LogError
+
+RETRY_AFTER_S = 2
 
 MEDIA_TYPE = "application/problem+json"
 BASE = "urn:meltica:problem:"
@@ -29,6 +31,28 @@ class Problem(Exception):  # noqa: N818 - the RFC 9457 name
         body.update(self.extra)
         headers = {"WWW-Authenticate": "ApiKey"} if self.status == 401 else None
         return JSONResponse(body, status_code=self.status, media_type=MEDIA_TYPE, headers=headers)
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """A request body over the limit (raised by `limits.BodyLimit`'s `receive` as it crosses it)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"bodies are limited to {limit} bytes")
+        self.limit = limit
+
+    def problem(self) -> Problem:
+        return Problem(413, "too-large", "Request too large", str(self.detail), limit=self.limit)
+
+
+def log_unavailable(err: Exception) -> Problem:
+    """The event log did not take a command (down, or slower than the API's deadline)."""
+    return Problem(
+        503,
+        "log-unavailable",
+        "Event log unavailable",
+        f"{err}. The request may or may not have been recorded: retry after Retry-After seconds "
+        "(with the same client_order_id, an order retry is the same order).",
+    )
 
 
 def not_found(what: str) -> Problem:
@@ -58,11 +82,25 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kinds = {404: "not-found", 405: "method-not-allowed", 413: "too-large", 401: "unauthorized"}
+        if isinstance(exc, BodyTooLarge):
+            return exc.problem().response(request.url.path)
+        kinds = {
+            400: "malformed-json",  # a body FastAPI could not parse: not UTF-8, nested too deep
+            401: "unauthorized",
+            404: "not-found",
+            405: "method-not-allowed",
+            413: "too-large",
+        }
         problem = Problem(
             exc.status_code, kinds.get(exc.status_code, "http"), str(exc.detail), str(exc.detail)
         )
         return problem.response(request.url.path)
+
+    @app.exception_handler(LogError)
+    async def _log_down(request: Request, exc: LogError) -> JSONResponse:
+        response = log_unavailable(exc).response(request.url.path)
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
 
     @app.exception_handler(EncodeError)
     async def _unencodable(request: Request, exc: EncodeError) -> JSONResponse:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 
 from starlette.concurrency import run_in_threadpool
 
@@ -18,15 +19,28 @@ KINDS = {"orders": ORDER_EVENTS, "portfolio": PORTFOLIO_EVENTS}
 
 
 async def events(
-    log: EventLog, codec: Codec, topics: tuple[str, ...], account_id: str | None, limit: int | None
+    log: EventLog,
+    codec: Codec,
+    topics: tuple[str, ...],
+    account_id: str | None,
+    limit: int | None,
+    allowed: frozenset[str] | None = None,
+    alive: Callable[[], bool] | None = None,
 ) -> AsyncIterator[str]:
-    """New records of `topics` (from now on), one SSE message each; ends after `limit` if given."""
+    """New records of `topics` (from now on), one SSE message each; ends after `limit` if given,
+    or once `alive()` (asked about every second: is the caller's key still valid?) is false.
+    Only events of `account_id` (if given) and of the `allowed` accounts (None: every one)."""
     positions = await run_in_threadpool(
         lambda: log.end_offsets([TopicPartition(t, p) for t in topics for p in range(log.partitions(t))])
     )
     sent = 0
+    checked = time.monotonic()
     yield ": connected\n\n"
     while limit is None or sent < limit:
+        if alive is not None and time.monotonic() - checked >= 1.0:
+            checked = time.monotonic()
+            if not await run_in_threadpool(alive):
+                return
         batch: list[Record] = await run_in_threadpool(
             lambda: [r for tp, pos in positions.items() for r in log.read(tp.topic, tp.partition, pos, 500)]
         )
@@ -39,9 +53,9 @@ async def events(
                 name, fields = codec.decode_record(rec)
             except MelticaError:
                 continue
-            if (
-                account_id is not None
-                and fields.get("account_id", (fields.get("order") or {}).get("account_id")) != account_id
+            account = fields.get("account_id", (fields.get("order") or {}).get("account_id"))
+            if (account_id is not None and account != account_id) or (
+                allowed is not None and account not in allowed
             ):
                 continue
             data = json.dumps(

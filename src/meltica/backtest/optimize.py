@@ -37,7 +37,7 @@ def grid(space: Mapping[str, Sequence[str]]) -> list[dict[str, str]]:
 def sample(space: Mapping[str, Sequence[str]], n: int, seed: int = 0) -> list[dict[str, str]]:
     """`n` distinct random combinations (all of them if there are fewer)."""
     combos = grid(space)
-    return random.Random(seed).sample(combos, min(n, len(combos)))
+    return random.Random(seed).sample(combos, min(n, len(combos)))  # nosec B311 # parameter search
 
 
 def _trial(args: tuple[str, str, Instrument, dict[str, str], Data, Decimal]) -> Trial | None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
+import subprocess  # nosec B404 # runs the bundled dev scripts only
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,6 +16,7 @@ from rich.table import Table
 from meltica import __version__
 from meltica.bootstrap import build, build_log
 from meltica.cli.backtest import backtest_app
+from meltica.cli.cluster import cluster_app
 from meltica.cli.config import ConfigOption, config_app, use_config
 from meltica.cli.control import reload_config, strategies_app, venues_app
 from meltica.cli.data import data_app
@@ -32,6 +33,9 @@ from meltica.events.mapping import json_default
 from meltica.log.base import Record
 from meltica.resources import resource_dir
 from meltica.topics import TOPICS, topic_specs
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 app = typer.Typer(help="Meltica: an event-sourced order management and trading system.", no_args_is_help=True)
 topics_app = typer.Typer(help="Topics of the event log.", no_args_is_help=True)
@@ -55,6 +59,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(snapshot_app, name="snapshot")
 app.add_typer(venues_app, name="venues")
 app.add_typer(strategies_app, name="strategies")
+app.add_typer(cluster_app, name="cluster")
 config_app.command("reload")(reload_config)
 
 
@@ -230,27 +235,107 @@ def schemas_check() -> None:
     out.print("schemas are compatible with every version registered in the log")
 
 
-@keys_app.command("create")
-def keys_create(
-    name: Annotated[str, typer.Option(help="Who or what uses the key.")],
-    scopes: Annotated[str, typer.Option(help="Comma-separated: read, trade, admin.")] = "read,trade",
-) -> None:
-    """Create an API key; it is printed once and stored only as a hash."""
+def _keys_db() -> Engine:
+    """The read-model database (migrated), where the keys are."""
     from sqlalchemy import create_engine
 
-    from meltica.api.keys import create_key
     from meltica.projections.migrations import upgrade
 
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.read_model_url)
+    return create_engine(settings.read_model_url)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who or what uses the key.")],
+    scopes: Annotated[str, typer.Option(help="Comma-separated: read, trade, admin.")] = "read,trade",
+    accounts: Annotated[
+        str | None, typer.Option(help="Comma-separated accounts the key may act on and read.")
+    ] = None,
+    all_accounts: Annotated[
+        bool, typer.Option("--all-accounts", help="A trade key that may act on every account.")
+    ] = False,
+    expires: Annotated[str | None, typer.Option(help="Expiry: 2027-01-01 or an ISO time (UTC).")] = None,
+    ttl: Annotated[str | None, typer.Option(help="Time to live instead: 90m, 12h, 30d, 2w.")] = None,
+    rate: Annotated[str | None, typer.Option(help="This key's rate for every scope, e.g. 50/s.")] = None,
+) -> None:
+    """Create an API key; it is printed once and stored only as a hash. A key that may trade names
+    its accounts (--accounts) or --all-accounts; admin keys act on every account."""
+    from meltica.api.keys import check_scopes, choose_accounts, create_key, parse_expiry
+    from meltica.api.ratelimit import parse_rate
+
     try:
+        chosen = check_scopes(scopes.split(","))
+        bound = choose_accounts(chosen, accounts.split(",") if accounts else None, all_accounts)
         secret = create_key(
-            create_engine(settings.read_model_url), name, [s.strip() for s in scopes.split(",")]
+            _keys_db(),
+            name,
+            chosen,
+            bound,
+            parse_expiry(expires, ttl),
+            None if rate is None else parse_rate(rate),
         )
     except ValueError as e:
         raise _fail(e) from e
-    out.print(secret)
+    out.print(secret, highlight=False, soft_wrap=True)
+
+
+@keys_app.command("list")
+def keys_list(as_json: JsonFlag = False) -> None:
+    """Every key: name, prefix, scopes, accounts, created, last used, expiry (never a secret)."""
+    from meltica.api.keys import list_keys
+
+    docs = [k.document() for k in list_keys(_keys_db())]
+    if as_json:
+        print(json.dumps(docs))
+        return
+    table = Table("name", "prefix", "scopes", "accounts", "rate", "created", "last used", "expires", "state")
+    for d in docs:
+        accounts = d["accounts"] if isinstance(d["accounts"], str) else ",".join(d["accounts"])
+        state = "revoked" if d["revoked"] else "active"
+        if d["previous_valid_until"]:
+            state += f" (old secret until {d['previous_valid_until'][:19]})"
+        table.add_row(
+            d["name"],
+            d["prefix"],
+            ",".join(d["scopes"]),
+            accounts,
+            d["rate"] or "",
+            d["created_at"][:19],
+            (d["last_used_at"] or "never")[:19],
+            (d["expires_at"] or "never")[:19],
+            state,
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key: Annotated[str, typer.Argument(help="The key's name or id.")]) -> None:
+    """Revoke a key: a running API refuses it (401) within its key cache time (about a second)."""
+    from meltica.api.keys import KeyNotFoundError, revoke_key
+
+    try:
+        record = revoke_key(_keys_db(), key)
+    except KeyNotFoundError as e:
+        raise _fail(e) from e
+    out.print(f"revoked {record.name} ({record.key_id})")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    key: Annotated[str, typer.Argument(help="The key's name or id.")],
+    overlap: Annotated[str, typer.Option(help="How long the old secret still works: 0s, 15m, 1h.")] = "0s",
+) -> None:
+    """A new secret for the key (printed once); the old one keeps working for --overlap."""
+    from meltica.api.keys import KeyNotFoundError, parse_duration, rotate_key
+
+    try:
+        secret = rotate_key(_keys_db(), key, parse_duration(overlap))
+    except (KeyNotFoundError, ValueError) as e:
+        raise _fail(e) from e
+    out.print(secret, highlight=False, soft_wrap=True)
 
 
 @projections_app.command("rebuild")
@@ -258,14 +343,20 @@ def projections_rebuild() -> None:
     """Empty the read models and project the whole log again."""
     from sqlalchemy import create_engine
 
+    from meltica.log.single_writer import WriterLock
     from meltica.projections.migrations import upgrade
     from meltica.projections.projector import Projector
 
     settings = Settings()
-    upgrade(settings.read_model_url)
-    application = build(settings, create_topics=False)
-    n = Projector(application.log, application.codec, create_engine(settings.read_model_url)).rebuild()
-    application.close()
+    try:
+        lock = WriterLock(settings.data_dir, "projections rebuild").acquire()  # not under a running `up`
+    except MelticaError as e:
+        raise _fail(e) from None
+    with lock:
+        upgrade(settings.read_model_url)
+        application = build(settings, create_topics=False)
+        n = Projector(application.log, application.codec, create_engine(settings.read_model_url)).rebuild()
+        application.close()
     out.print(f"projected {n} records")
 
 
@@ -285,12 +376,16 @@ def _script(name: str) -> Path:
 
 
 @dev_app.command("kafka")
-def dev_kafka(action: Annotated[str, typer.Argument(help="install, start, stop or status")]) -> None:
+def dev_kafka(
+    action: Annotated[
+        str, typer.Argument(help="install, start, stop, status, sasl-bootstrap or sasl-password-file")
+    ],
+) -> None:
     """Single-node KRaft Kafka from Maven Central jars (needs Java 17+ and Maven)."""
-    raise typer.Exit(subprocess.call(["bash", str(_script("kafka.sh")), action]))
+    raise typer.Exit(subprocess.call(["bash", str(_script("kafka.sh")), action]))  # nosec B603 B607 # bundled script
 
 
 @dev_app.command("postgres")
 def dev_postgres(action: Annotated[str, typer.Argument(help="install, start, stop or status")]) -> None:
     """PostgreSQL from Debian's packages (needs root or sudo)."""
-    raise typer.Exit(subprocess.call(["bash", str(_script("postgres.sh")), action]))
+    raise typer.Exit(subprocess.call(["bash", str(_script("postgres.sh")), action]))  # nosec B603 B607 # bundled script

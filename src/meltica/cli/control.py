@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from meltica.cli.rest import JsonFlag, call, show
+from meltica.cli.rest import JsonFlag, LimitOption, call, items, show
 
 venues_app = typer.Typer(help="Venue and market-data connections (the venue registry).", no_args_is_help=True)
 strategies_app = typer.Typer(
@@ -50,9 +50,9 @@ def _done(answer: dict[str, str], as_json: bool) -> None:
 
 
 @venues_app.command("list")
-def list_venues(as_json: JsonFlag = False) -> None:
+def list_venues(limit: LimitOption = None, as_json: JsonFlag = False) -> None:
     """Each connection with its state, the reason, and its market-data counters."""
-    rows = call("GET", "/v1/venues")
+    rows = items("/v1/venues", limit=limit)
     show(
         rows if as_json else [{**r, "params": json.dumps(r["params"])} for r in rows], as_json, VENUE_COLUMNS
     )
@@ -78,9 +78,9 @@ def update_venue(name: str, param: Params = None, as_json: JsonFlag = False) -> 
 
 
 @strategies_app.command("list")
-def list_strategies(as_json: JsonFlag = False) -> None:
+def list_strategies(limit: LimitOption = None, as_json: JsonFlag = False) -> None:
     """Each strategy instance with its state and parameters."""
-    rows = call("GET", "/v1/strategies")
+    rows = items("/v1/strategies", limit=limit)
     show(
         rows if as_json else [{**r, "params": json.dumps(r["params"])} for r in rows],
         as_json,

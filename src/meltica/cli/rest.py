@@ -15,6 +15,10 @@ from meltica.config import Settings
 out = Console()
 err = Console(stderr=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+LimitOption = Annotated[
+    int | None, typer.Option("--limit", min=1, help="At most this many (default: every one, page by page).")
+]
+PAGE = 500  # items per request when following a list's cursors (the API's largest page)
 
 
 def call(
@@ -23,7 +27,7 @@ def call(
     """One API call; problems and connection errors become one readable line and exit 1."""
     settings = Settings()
     if not settings.api_key:
-        err.print("[red]error:[/red] set MELTICA_API_KEY (create one with `meltica keys create --name me`)")
+        err.print("[red]error:[/red] set MELTICA_API_KEY (`meltica keys create --name me --accounts DEMO`)")
         raise typer.Exit(1)
     try:
         r = httpx.request(
@@ -50,6 +54,20 @@ def call(
         err.print(f"[red]error {r.status_code}:[/red] {message}")
         raise typer.Exit(1)
     return r.json()
+
+
+def items(path: str, params: dict[str, Any] | None = None, limit: int | None = None) -> list[Any]:
+    """Every item of a paged list, following `next_cursor` to the end (or the first `limit`)."""
+    query = {k: v for k, v in (params or {}).items() if v is not None}
+    found: list[Any] = []
+    while limit is None or len(found) < limit:
+        query["limit"] = PAGE if limit is None else min(PAGE, limit - len(found))
+        page = call("GET", path, params=query)
+        found += page["items"]
+        if not page.get("next_cursor"):
+            break
+        query["cursor"] = page["next_cursor"]
+    return found
 
 
 def show(rows: Any, as_json: bool, columns: tuple[str, ...]) -> None:

@@ -134,6 +134,7 @@ def faust_app(processors: list[str]) -> Any:
     """The faust-streaming app hosting `processors` (risk, orders, venue, portfolio)."""
     from meltica.bootstrap import build
     from meltica.log.kafka import KafkaLog
+    from meltica.log.kafka_security import client_security, faust_credentials
     from meltica.runtime.faust_host import build_app
 
     settings = Settings().model_copy(update={"log_backend": "kafka"})
@@ -147,6 +148,8 @@ def faust_app(processors: list[str]) -> Any:
         bootstrap=settings.kafka_bootstrap,
         codec=app.codec,
         namespace=settings.namespace,
+        security=client_security(settings),
+        credentials=faust_credentials(settings),
     )
 
 
@@ -169,9 +172,10 @@ def _run_processor(
 
     app = build(settings)
     make = processor_factory(service, strategies, settings.partitions, settings.bar_widths)
+    from meltica.log.kafka_security import client_security
     from meltica.runtime.kafka_host import KafkaProcessorHost
 
-    assert settings.kafka_bootstrap is not None
+    assert settings.kafka_bootstrap is not None  # nosec B101 # typing; checked by run()
     svc = KafkaProcessorHost(
         service.value,
         make,
@@ -182,6 +186,7 @@ def _run_processor(
         partitions=settings.partitions,
         instance_id=instance,
         snapshot_every=settings.snapshot_every,
+        security=client_security(settings),
     )
     health = None
     if health_port >= 0:
@@ -192,7 +197,7 @@ def _run_processor(
             ready=svc.ready.is_set,
         ).start()
         out.print(f"{service.value}: health on http://{settings.api_host}:{health.port}/healthz")
-    out.print(f"{service.value}: instance {svc.instance_id} joining group {svc.group}")
+    out.print(f"{service.value}: instance {svc.instance_id} joining group {svc.wire_group}")
     try:
         svc.run(stop)
     finally:
@@ -258,7 +263,12 @@ def _run_venues(settings: Settings, stop: threading.Event, health_port: int) -> 
     manager.export_metrics()
     health = None
     if health_port >= 0:
-        health = HealthServer(settings.api_host, health_port, alive=lambda: True, ready=lambda: True).start()
+        health = HealthServer(
+            settings.api_host,
+            health_port,
+            alive=lambda: time.monotonic() - manager.beat < 120,  # a write waits 30 s at most
+            ready=manager.recovered.is_set,
+        ).start()
         out.print(f"venues: health and metrics on http://{settings.api_host}:{health.port}/metrics")
     out.print("venues: running the venue registry's connections (venues.commands)")
     try:

@@ -17,7 +17,9 @@ from meltica.cli.up import embedded_engine
 from meltica.config import load_settings
 from meltica.control import snapshots
 from meltica.errors import MelticaError
+from meltica.log.single_writer import WriterLock
 from meltica.projections import migrations
+from meltica.runtime.snapshot_keys import load_key
 
 snapshot_app = typer.Typer(help="Snapshots: start or add a replica without replaying the whole log.")
 out = Console()
@@ -40,13 +42,14 @@ def create(
         engine = embedded_engine(app, demo)
         directory = settings.data_dir / "snapshots"
         started = time.monotonic()
-        base = snapshots.latest(directory, engine.processors)
+        key = load_key(settings.snapshot_key_path)
+        base = snapshots.latest(directory, engine.processors, key)
         replayed = engine.recover(None if base is None else (base[1].processors, base[1].positions))
         migrations.upgrade(settings.read_model_url)
         db = create_engine(settings.read_model_url)
         snapshot = snapshots.capture(engine, db)
         db.dispose()
-        path = snapshots.save(snapshot, output or directory / snapshots.name_for(snapshot))
+        path = snapshots.save(snapshot, output or directory / snapshots.name_for(snapshot), key)
     except MelticaError as error:
         err.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None
@@ -66,24 +69,34 @@ def restore(
     read_models: Annotated[
         bool, typer.Option(help="Also replace the read models with the snapshot's.")
     ] = True,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(help="Snapshot key of the installation that made it (default: this one's)."),
+    ] = None,
 ) -> None:
     """Make `path` the state the next `meltica up` starts from (it replays only the log after it) and
-    replace the read models with the snapshot's (the projector continues from its offsets)."""
+    replace the read models with the snapshot's (the projector continues from its offsets). The
+    snapshot must carry a valid MAC under this installation's snapshot key, or `--key-file`'s (it is
+    then signed again with this one's). Refused while `meltica up` runs on the data directory."""
     settings = load_settings()
     try:
-        snapshot = snapshots.load(path)
-        directory = settings.data_dir / "snapshots"
-        directory.mkdir(parents=True, exist_ok=True)
-        target = directory / path.name
-        if path.resolve() != target.resolve():
-            shutil.copyfile(path, target)
-        target.touch()  # the newest snapshot is the one `meltica up` starts from
-        rows = 0
-        if read_models:
-            migrations.upgrade(settings.read_model_url)
-            db = create_engine(settings.read_model_url)
-            rows = snapshots.restore_read_models(snapshot, db)
-            db.dispose()
+        with WriterLock(settings.data_dir, "snapshot restore"):
+            key = load_key(settings.snapshot_key_path)
+            snapshot = snapshots.load(path, key if key_file is None else load_key(key_file))
+            directory = settings.data_dir / "snapshots"
+            directory.mkdir(parents=True, exist_ok=True)
+            target = directory / path.name
+            if key_file is not None:
+                snapshots.save(snapshot, target, key)
+            elif path.resolve() != target.resolve():
+                shutil.copyfile(path, target)
+            target.touch()  # the newest snapshot is the one `meltica up` starts from
+            rows = 0
+            if read_models:
+                migrations.upgrade(settings.read_model_url)
+                db = create_engine(settings.read_model_url)
+                rows = snapshots.restore_read_models(snapshot, db)
+                db.dispose()
     except MelticaError as error:
         err.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None
@@ -96,11 +109,17 @@ def restore(
 @snapshot_app.command("list")
 def list_snapshots() -> None:
     """The snapshots in the data directory, newest first."""
-    directory = load_settings().data_dir / "snapshots"
+    settings = load_settings()
+    directory = settings.data_dir / "snapshots"
     table = Table("file", "position", "created", "processors")
+    try:
+        key = load_key(settings.snapshot_key_path)
+    except MelticaError as error:
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
     for path in sorted(directory.glob(f"*{snapshots.SUFFIX}"), key=lambda p: p.stat().st_mtime, reverse=True):
         try:
-            s = snapshots.load(path)
+            s = snapshots.load(path, key)
         except snapshots.SnapshotError as error:
             table.add_row(path.name, "-", "-", f"unreadable: {error}")
             continue

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from meltica.api.numbers import parse_decimal
 from meltica.bootstrap import build
-from meltica.cli.rest import ORDER_COLUMNS, JsonFlag, call, show
+from meltica.cli.rest import ORDER_COLUMNS, JsonFlag, LimitOption, call, items, show
 from meltica.config import Settings
+from meltica.domain.amounts import amount_problem
 from meltica.domain.portfolio.events import AdjustBalance
 from meltica.domain.values import OrderSide, OrderType, TimeInForce
 from meltica.errors import MelticaError
@@ -26,14 +28,19 @@ out = Console()
 err = Console(stderr=True)
 
 
+COUNT_LIMITS = frozenset(
+    {"throttle_burst", "max_open_orders", "circuit_breaker_breaches", "circuit_breaker_window_ns"}
+)
+
+
 def _decimal(value: str | None, what: str, *, positive: bool = True) -> Decimal | None:
     if value is None:
         return None
     try:
-        parsed = Decimal(value)
-    except InvalidOperation:
-        raise typer.BadParameter(f"{what} must be a decimal number, got {value!r}") from None
-    if not parsed.is_finite() or (positive and parsed <= 0):
+        parsed = parse_decimal(value)  # the API's one decimal syntax
+    except ValueError as error:
+        raise typer.BadParameter(f"{what}: {error}") from None
+    if positive and parsed <= 0:
         raise typer.BadParameter(f"{what} must be a positive number, got {value!r}")
     return parsed
 
@@ -117,21 +124,18 @@ def amend(
 def list_orders(
     account: Annotated[str | None, typer.Option()] = None,
     status: Annotated[str | None, typer.Option()] = None,
-    limit: Annotated[int, typer.Option()] = 50,
+    limit: LimitOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Orders from the read model, oldest first."""
-    params = {
-        k: v for k, v in (("account_id", account), ("status", status), ("limit", limit)) if v is not None
-    }
-    show(call("GET", "/v1/orders", params=params)["items"], as_json, ORDER_COLUMNS)
+    show(items("/v1/orders", {"account_id": account, "status": status}, limit), as_json, ORDER_COLUMNS)
 
 
 @orders_app.command("show")
 def show_order(order_id: str, as_json: JsonFlag = False) -> None:
     """One order and its audit trail."""
     order = call("GET", f"/v1/orders/{order_id}")
-    events = call("GET", f"/v1/orders/{order_id}/events")
+    events = items(f"/v1/orders/{order_id}/events")
     if as_json:
         print(json.dumps({"order": order, "events": events}))
         return
@@ -139,9 +143,13 @@ def show_order(order_id: str, as_json: JsonFlag = False) -> None:
     show(events, False, ("ts_event", "type", "payload"))
 
 
-def positions(account: Annotated[str | None, typer.Option()] = None, as_json: JsonFlag = False) -> None:
+def positions(
+    account: Annotated[str | None, typer.Option()] = None,
+    limit: LimitOption = None,
+    as_json: JsonFlag = False,
+) -> None:
     """Positions per account and instrument."""
-    rows = call("GET", "/v1/positions", params={"account_id": account} if account else None)
+    rows = items("/v1/positions", {"account_id": account}, limit)
     show(
         rows,
         as_json,
@@ -159,9 +167,13 @@ def positions(account: Annotated[str | None, typer.Option()] = None, as_json: Js
     )
 
 
-def pnl(account: Annotated[str | None, typer.Option()] = None, as_json: JsonFlag = False) -> None:
+def pnl(
+    account: Annotated[str | None, typer.Option()] = None,
+    limit: LimitOption = None,
+    as_json: JsonFlag = False,
+) -> None:
     """Marked PnL and equity per account and instrument."""
-    rows = call("GET", "/v1/pnl", params={"account_id": account} if account else None)
+    rows = items("/v1/pnl", {"account_id": account}, limit)
     show(
         rows,
         as_json,
@@ -178,9 +190,13 @@ def pnl(account: Annotated[str | None, typer.Option()] = None, as_json: JsonFlag
     )
 
 
-def balances(account: Annotated[str | None, typer.Option()] = None, as_json: JsonFlag = False) -> None:
+def balances(
+    account: Annotated[str | None, typer.Option()] = None,
+    limit: LimitOption = None,
+    as_json: JsonFlag = False,
+) -> None:
     """Balances per account and asset, free and locked."""
-    rows = call("GET", "/v1/balances", params={"account_id": account} if account else None)
+    rows = items("/v1/balances", {"account_id": account}, limit)
     show(rows, as_json, ("account_id", "asset", "total", "free", "locked"))
 
 
@@ -191,7 +207,10 @@ def deposit(
 ) -> None:
     """Credit (or, negative, debit) an asset to an account."""
     delta = _decimal(amount, "amount", positive=False)
-    assert delta is not None
+    assert delta is not None  # nosec B101 # typing; amount is required
+    problem = amount_problem(delta)  # the portfolio would refuse it; say so before writing it
+    if problem:
+        raise typer.BadParameter(f"amount: {problem}")
     _publish(
         PORTFOLIO_COMMANDS,
         AdjustBalance(account, asset, delta, "deposit" if delta > 0 else "withdrawal", _now()),
@@ -216,9 +235,9 @@ def kill_switch(
 
 
 @risk_app.command("events")
-def risk_events(as_json: JsonFlag = False) -> None:
+def risk_events(limit: LimitOption = None, as_json: JsonFlag = False) -> None:
     """Limit changes, trading-state changes and kill switches."""
-    show(call("GET", "/v1/risk/events"), as_json, ("ts_event", "type", "scope", "scope_id", "payload"))
+    show(items("/v1/risk/events", limit=limit), as_json, ("ts_event", "type", "scope", "scope_id", "payload"))
 
 
 @risk_app.command("limits")
@@ -247,6 +266,8 @@ def risk_limits(
         name, sep, value = item.partition("=")
         if not sep:
             raise typer.BadParameter(f"--set takes name=value, got {item!r}")
-        body[name.strip()] = value.strip()
+        name, value = name.strip(), value.strip()
+        # counts travel as JSON integers, decimals as strings (the API's one decimal syntax)
+        body[name] = int(value) if name in COUNT_LIMITS and value.isascii() and value.isdigit() else value
     call("PUT", "/v1/risk/limits", body=body)
     out.print(f"limits change sent for {scope.upper()} {scope_id}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import socket
+import ssl
 import threading
 import time
 from decimal import Decimal
@@ -19,7 +21,7 @@ from meltica import telemetry
 from meltica.api.app import Services, create_app
 from meltica.bootstrap import App, build
 from meltica.clock import Clock, LiveClock
-from meltica.config import load_settings
+from meltica.config import Settings, load_settings
 from meltica.config_file import ConfigFileError, config_path
 from meltica.control import snapshots
 from meltica.control.reload import Reloader
@@ -30,26 +32,29 @@ from meltica.domain.risk.events import SetRiskLimits
 from meltica.domain.risk.limits import RiskLimits
 from meltica.domain.values import RiskScope
 from meltica.errors import MelticaError
+from meltica.log.single_writer import DataDirLockedError, WriterLock
 from meltica.marketdata.instruments import DEFAULT_INSTRUMENTS
 from meltica.projections import migrations
 from meltica.projections.projector import Projector
 from meltica.runtime.engine import Engine
 from meltica.runtime.publisher import Publisher
+from meltica.runtime.snapshot_keys import SnapshotKeyError, load_key
 from meltica.runtime.stack import build_engine
 from meltica.strategies.demo import DemoStrategy
 from meltica.topics import INSTRUMENTS, PORTFOLIO_COMMANDS, RISK_COMMANDS, VENUE_COMMANDS
 
 out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DEMO_FUNDS = {"USDT": "1000000", "BTC": "10", "ETH": "100", "USD": "100000", "JPY": "10000000"}
 DEMO_SIZES = {"BTCUSDT.SIM": "0.01", "ETHUSDT.SIM": "0.1", "USDJPY.SIM": "100"}
 
 
-def save_snapshot(engine: Engine, directory: Path, keep: int = 3) -> Path:
-    """Snapshot the stopped engine's processors; keep the newest `keep` of these automatic ones
-    (those made with `meltica snapshot create` are the operator's to delete)."""
+def save_snapshot(engine: Engine, directory: Path, keep: int = 3, key: bytes | None = None) -> Path:
+    """Snapshot the stopped engine's processors (signed with `key`); keep the newest `keep` of these
+    automatic ones (those made with `meltica snapshot create` are the operator's to delete)."""
     snapshot = snapshots.capture(engine)
-    path = snapshots.save(snapshot, directory / f"auto-{snapshots.name_for(snapshot)}")
+    path = snapshots.save(snapshot, directory / f"auto-{snapshots.name_for(snapshot)}", key)
     older = sorted(directory.glob(f"auto-*{snapshots.SUFFIX}"), key=lambda p: p.stat().st_mtime, reverse=True)
     for stale in older[keep:]:
         stale.unlink(missing_ok=True)
@@ -64,6 +69,19 @@ def embedded_engine(app: App, demo: bool, clock: Clock | None = None) -> Engine:
     )
 
 
+def bind_api(host: str, port: int) -> socket.socket:
+    """The API's listening socket, bound now: a busy port fails here, before anything starts."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # not a port in use: TIME_WAIT only
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def up(
     tick_ms: Annotated[
         int,
@@ -76,6 +94,35 @@ def up(
 ) -> None:
     """Start the embedded stack: SQLite log, every processor, the simulated venue, a synthetic market."""
     settings = load_settings()
+    lock = WriterLock(settings.data_dir, "up")
+    try:
+        lock.acquire()  # one engine per data directory, before anything is written
+    except DataDirLockedError as error:
+        err.print(f"[red]error:[/red] {error}", highlight=False)
+        raise typer.Exit(1) from None
+    try:
+        if settings.api_tls_cert:  # a certificate that does not load fails here, not in the API's thread
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                settings.api_tls_cert, settings.api_tls_key
+            )
+        sock = bind_api(settings.api_host, settings.api_port)
+    except OSError as error:
+        lock.release()
+        err.print(
+            f"[red]error:[/red] cannot serve the API on {settings.api_host}:{settings.api_port} ({error}); "
+            "nothing started",
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
+    try:
+        _run(settings, sock, tick_ms, demo, seed)
+    finally:
+        sock.close()
+        lock.release()
+
+
+def _run(settings: Settings, sock: socket.socket, tick_ms: int, demo: bool, seed: int) -> None:
+    """`up` once it holds the data directory and the API's port."""
     app = build(settings)
     clock = LiveClock()
     publisher = Publisher(app.log, app.codec, clock)
@@ -116,7 +163,16 @@ def up(
         out.print(f"  configuration {path}: {', '.join(report['applied']) or 'no changes since last start'}")
     engine = embedded_engine(app, demo, clock)
     started = time.monotonic()
-    found = snapshots.latest(settings.data_dir / "snapshots", engine.processors)
+    snapshots_dir = settings.data_dir / "snapshots"
+    try:
+        key: bytes | None = load_key(settings.snapshot_key_path)
+    except SnapshotKeyError as error:
+        out.print(f"snapshots off: {error}", style="yellow", markup=False, highlight=False)
+        key = None
+    refused: list[str] = []
+    found = None if key is None else snapshots.latest(snapshots_dir, engine.processors, key, refused)
+    for why in refused:
+        out.print(f"snapshot refused: {why}", style="yellow", markup=False, highlight=False)
     try:
         replayed = engine.recover(None if found is None else (found[1].processors, found[1].positions))
     except MelticaError as error:
@@ -174,7 +230,7 @@ def up(
         threading.Thread(target=venues.run, args=(stop,), name="venues"),
         threading.Thread(target=engine.run, args=(stop,), name="engine"),
         threading.Thread(target=projector.run, args=(stop,), name="projector"),
-        threading.Thread(target=server.run, name="api", daemon=True),
+        threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="api", daemon=True),
     ]
     for t in threads:
         t.start()
@@ -184,9 +240,8 @@ def up(
         + ", ".join(i.instrument_id for i in DEFAULT_INSTRUMENTS)
     )
     scheme = "https" if settings.api_tls_cert else "http"
-    out.print(
-        f"  REST API: {scheme}://{settings.api_host}:{settings.api_port}  (/docs; keys: meltica keys create)"
-    )
+    port = sock.getsockname()[1]
+    out.print(f"  REST API: {scheme}://{settings.api_host}:{port}  (/docs; keys: meltica keys create)")
     out.print("  watch:  meltica tail orders.events --follow     submit: meltica orders submit --help")
     out.print("  Ctrl-C stops it; nothing is lost, and the next `meltica up` continues from here.")
     last = 0.0
@@ -209,8 +264,8 @@ def up(
     server.should_exit = True
     for t in threads:
         t.join(timeout=10)
-    if not any(t.is_alive() for t in threads if t.name == "engine"):
-        saved = save_snapshot(engine, settings.data_dir / "snapshots")  # the next start replays nothing
+    if key is not None and not any(t.is_alive() for t in threads if t.name == "engine"):
+        saved = save_snapshot(engine, snapshots_dir, key=key)  # the next start replays nothing
         out.print(f"  saved {saved.name}")
     app.close()
     out.print(f"[bold]stopped[/bold] after {engine.stats.steps} steps; state is in {settings.data_dir}")

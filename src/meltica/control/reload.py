@@ -134,7 +134,7 @@ def _strategies(
             if s.start:
                 cmd(StrategyAction.START, s, "")
             continue
-        assert was is not None
+        assert was is not None  # nosec B101 # typing; `same` implies it
         if was.params != s.params:
             cmd(
                 StrategyAction.UPDATE, s, f"strategy {s.strategy_id} parameters", params=text_params(s.params)

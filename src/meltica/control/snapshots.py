@@ -4,14 +4,16 @@ A snapshot holds the engine's processors (their whole state) with the engine's c
 position in every input partition, and every projected read-model row with the projector's
 offsets. Starting from one replays only the tail after it; restoring one into an empty database
 gives the read models as they were at that position, and the projector continues from there.
-Snapshots are pickles: restore only snapshots you made (they run code when loaded).
+Snapshots are pickles, so each file carries an HMAC-SHA256 of its bytes under the
+installation's snapshot key (`meltica.runtime.snapshot_keys`): a file without a valid MAC is
+refused before it is unpickled.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
-import pickle
+import pickle  # nosec B403 # only MAC-checked snapshots are unpickled
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,8 +28,10 @@ from meltica.projections import tables as t
 from meltica.projections.projector import READ_MODELS
 from meltica.runtime.engine import Engine as Runtime
 from meltica.runtime.processor import Processor
+from meltica.runtime.snapshot_keys import MAC_BYTES, default_key, mac, verify
 
-FORMAT = "meltica-snapshot/1"
+FORMAT = "meltica-snapshot/2"
+MAGIC = b"meltica-snapshot/2 hmac-sha256\n"  # then the MAC, then the gzipped pickle
 SUFFIX = ".snap"
 
 
@@ -73,25 +77,47 @@ def capture(engine: Runtime, db: Engine | None = None) -> Snapshot:
     return Snapshot(list(engine.processors), positions, rows, time.time_ns())
 
 
-def save(snapshot: Snapshot, path: Path) -> Path:
-    """Write `snapshot` to `path` (atomically: a crash leaves no half file)."""
+def save(snapshot: Snapshot, path: Path, key: bytes | None = None) -> Path:
+    """Write `snapshot` to `path`, signed with `key` (default: the configured snapshot key), atomically:
+    a crash leaves no half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as gz:
         pickle.dump({"format": FORMAT, "snapshot": snapshot}, gz, protocol=pickle.HIGHEST_PROTOCOL)
+    payload = buffer.getvalue()
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(buffer.getvalue())
+    tmp.write_bytes(MAGIC + mac(key or default_key(), MAGIC, payload) + payload)
     tmp.replace(path)
     return path
 
 
-def load(path: Path) -> Snapshot:
-    """Read a snapshot file; anything else is a `SnapshotError` saying what is wrong."""
+def signed_payload(path: Path, key: bytes | None = None) -> bytes:
+    """The gzipped pickle in `path` once its MAC checks out under `key`; else a `SnapshotError`."""
     try:
-        with gzip.open(path, "rb") as gz:
-            document = pickle.load(gz)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise SnapshotError(f"{path}: no such snapshot") from None
+    except OSError as err:
+        raise SnapshotError(f"{path}: unreadable ({err})") from None
+    if not data.startswith(MAGIC):
+        raise SnapshotError(
+            f"{path}: not a Meltica snapshot signed as {FORMAT} (refused unread: a pickle could run code)"
+        )
+    tag, payload = data[len(MAGIC) : len(MAGIC) + MAC_BYTES], data[len(MAGIC) + MAC_BYTES :]
+    if not verify(key or default_key(), tag, MAGIC, payload):
+        raise SnapshotError(
+            f"{path}: MAC does not match this installation's snapshot key (refused unread; "
+            "made elsewhere or altered)"
+        )
+    return payload
+
+
+def load(path: Path, key: bytes | None = None) -> Snapshot:
+    """Read a snapshot file signed with `key` (default: the configured snapshot key); anything else
+    (a file without a valid MAC included) is a `SnapshotError` saying what is wrong."""
+    payload = signed_payload(path, key)
+    try:
+        document = pickle.loads(gzip.decompress(payload))  # nosec B301 # its MAC checked out
     except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError) as err:
         raise SnapshotError(f"{path}: not a Meltica snapshot ({type(err).__name__}: {err})") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
@@ -106,13 +132,22 @@ def name_for(snapshot: Snapshot) -> str:
     return f"{snapshot.created_ns // 1_000_000}-{snapshot.steps}{SUFFIX}"
 
 
-def latest(directory: Path, processors: Sequence[Processor]) -> tuple[Path, Snapshot] | None:
-    """The newest readable snapshot in `directory` made for processors of this layout."""
+def latest(
+    directory: Path,
+    processors: Sequence[Processor],
+    key: bytes | None = None,
+    refused: list[str] | None = None,
+) -> tuple[Path, Snapshot] | None:
+    """The newest readable snapshot in `directory` made for processors of this layout (signed with
+    `key`); each file passed over for being unreadable or unsigned is noted in `refused`."""
     wanted = layout_of(processors)
+    key = key or default_key()
     for path in sorted(directory.glob(f"*{SUFFIX}"), key=lambda p: p.stat().st_mtime, reverse=True):
         try:
-            snapshot = load(path)
-        except SnapshotError:
+            snapshot = load(path, key)
+        except SnapshotError as error:
+            if refused is not None:
+                refused.append(str(error))
             continue
         if snapshot.layout == wanted:
             return path, snapshot

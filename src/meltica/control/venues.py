@@ -5,11 +5,19 @@ exist and run; on start the manager reads them all to rebuild that wish and star
 run, then follows new commands. Every change of a connection's state is a `VenueStateChanged`
 in `venues.events` (the read model and `/v1/venues` show it), with the reason and the
 normalizer's counters; counters are also reported every `report_every` seconds while they move.
+
+The log going away (a broker restart) ends no connection for good and never the manager: a
+connection whose writes failed is `FAILED` with the reason and started again by its
+`RetryPolicy` (1 s, doubling to at most 30 s, each delay shortened by up to half at random, for
+as long as it is wanted; a connection that goes live again starts over at 1 s), and the manager
+retries reading commands with the same policy. A failure of the adapter itself (a missing file,
+a corrupt row) stays `FAILED` until an operator starts the connection again.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,6 +44,26 @@ STATES = tuple(VenueState)
 SEED_PER_PARTITION = 10_000  # market data remembered per partition at start (duplicate detection)
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Delays before retrying after the log failed: `first_s` doubling to `max_s`, each shortened
+    by up to `jitter` (a fraction) at random so that many connections do not retry in step."""
+
+    first_s: float = 1.0
+    max_s: float = 30.0
+    jitter: float = 0.5
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """The delay before retry number `attempt` (1 for the first)."""
+        base = min(self.max_s, self.first_s * 2.0 ** max(0, attempt - 1))
+        draw: float = (rng or random).random()
+        return base * (1 - self.jitter * draw)
+
+
+class LogUnavailableError(MelticaError):
+    """Writing to the log failed: the connection is retried by the policy."""
+
+
 @dataclass
 class Connection:
     """One named connection: its declaration, whether it should run, and how it is doing."""
@@ -50,6 +78,8 @@ class Connection:
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
     reported: tuple[int, ...] = ()
+    attempts: int = 0  # retries since the log last failed it (0: it has not)
+    retry_at: float | None = None  # when it is started again (monotonic), after the log failed it
 
 
 class VenueManager:
@@ -63,12 +93,16 @@ class VenueManager:
         *,
         clock: Clock | None = None,
         report_every: float = 5.0,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.log = log_
         self.codec = codec
         self.publisher = publisher
         self.clock = clock or LiveClock()
         self.report_every = report_every
+        self.retry = retry or RetryPolicy()
+        self.recovered = threading.Event()  # the registry is rebuilt and its connections started
+        self.beat = time.monotonic()  # the manager loop's last turn (liveness)
         self.connections: dict[str, Connection] = {}
         self.normalizers: dict[str, Normalizer] = {}
         self._positions: dict[TopicPartition, int] = {}
@@ -148,7 +182,9 @@ class VenueManager:
         }
 
     def poll(self) -> int:
-        """Apply new commands; report moving counters. Returns the number of commands applied."""
+        """Apply new commands; restart connections due for a retry; report moving counters.
+        Returns the number of commands applied."""
+        self._retry_due()
         cmds = self._commands()
         for cmd in cmds:
             self.apply(cmd)
@@ -156,10 +192,32 @@ class VenueManager:
         return len(cmds)
 
     def run(self, stop: threading.Event, interval: float = 0.1) -> None:
-        self.recover()
-        while not stop.wait(interval):
-            self.poll()
+        """Recover, then poll until `stop`; while the log is away both are retried by the policy."""
+        attempt = 0
+        while not stop.is_set():
+            self.beat = time.monotonic()
+            try:
+                if not self.recovered.is_set():
+                    self.recover()
+                    self.recovered.set()
+                self.poll()
+                attempt = 0
+                stop.wait(interval)
+            except Exception as err:  # the log is away (any client error): never give up
+                attempt += 1
+                delay = self.retry.delay(attempt)
+                log.warning("venues: %s: %s; retrying in %.1f s", type(err).__name__, err, delay)
+                stop.wait(delay)
         self.shutdown()
+
+    def _retry_due(self) -> None:
+        """Start again the connections the log failed, once their delay has passed."""
+        now = time.monotonic()
+        for conn in list(self.connections.values()):
+            due = conn.retry_at is not None and now >= conn.retry_at
+            if due and conn.wanted and conn.thread is None and conn.state is VenueState.FAILED:
+                conn.retry_at = None
+                self._start(conn, f"retry {conn.attempts} after the log failed ({conn.adapter})")
 
     def shutdown(self) -> None:
         """Stop every connection (their state stays wanted, so the next start resumes them)."""
@@ -217,7 +275,7 @@ class VenueManager:
             else:
                 self._publish(conn, conn.state, f"{cmd.action.value.lower()} refused: {refused}")
             return
-        assert conn is not None
+        assert conn is not None  # nosec B101 # typing; declared above
         if cmd.action is VenueAction.ADD:
             self._set(conn, VenueState.STOPPED, f"added ({conn.adapter})")
         elif cmd.action is VenueAction.START:
@@ -237,12 +295,13 @@ class VenueManager:
             self._stop(conn, "removed", final=VenueState.REMOVED)
 
     # -- connections ------------------------------------------------------------------------------
-    def _start(self, conn: Connection) -> None:
+    def _start(self, conn: Connection, reason: str | None = None) -> None:
         conn.wanted = True
+        conn.retry_at = None
         conn.stop = threading.Event()
         conn.counters = Counters()
         conn.thread = threading.Thread(target=self._work, args=(conn, conn.stop), name=f"venue-{conn.name}")
-        self._set(conn, VenueState.CONNECTING, f"connecting ({conn.adapter})")
+        self._set(conn, VenueState.CONNECTING, reason or f"connecting ({conn.adapter})")
         conn.thread.start()
 
     def _stop(self, conn: Connection, reason: str, final: VenueState = VenueState.STOPPED) -> None:
@@ -270,10 +329,20 @@ class VenueManager:
                     return
                 batch = [ev for item in items for ev in normalizer.accept(item, conn.counters)]
                 self._write(batch)
+                if batch and conn.attempts:
+                    conn.attempts = 0  # written again: the next outage starts from the first delay
                 if normalizer.needs_resync:
                     self._resync(conn, adapter, normalizer, stop)
                 if not items:
                     stop.wait(0.005)
+        except LogUnavailableError as err:  # an outage: retried by the policy
+            with self._lock:
+                if not stop.is_set():
+                    conn.thread = None
+                    conn.attempts += 1
+                    delay = self.retry.delay(conn.attempts)
+                    conn.retry_at = time.monotonic() + delay
+                    self._set(conn, VenueState.FAILED, f"{err}; retrying in {delay:.1f} s")
         except Exception as err:  # any adapter failure: the connection fails, with the reason
             with self._lock:
                 if not stop.is_set():
@@ -305,7 +374,10 @@ class VenueManager:
     def _write(self, events: list[Any]) -> None:
         if events:
             messages: list[Message] = [self.publisher.message(TOPIC_OF[type(e)], e) for e in events]
-            self.log.append(messages)
+            try:
+                self.log.append(messages)
+            except Exception as err:  # whatever the log's client raises: the log failed
+                raise LogUnavailableError(f"log unavailable: {type(err).__name__}: {err}") from err
 
     # -- state ------------------------------------------------------------------------------------
     def _set(
@@ -323,8 +395,13 @@ class VenueManager:
         event = VenueStateChanged(
             conn.name, conn.adapter, dict(conn.params), state, reason, *conn.reported, self.clock.now_ns()
         )
-        self.publisher.publish(VENUE_EVENTS, event)
         log.info("venue %s: %s (%s)", conn.name, state.value, reason)
+        try:
+            self.publisher.publish(VENUE_EVENTS, event)
+        except Exception as err:  # the log is away: the state is reported when it next changes
+            log.warning(
+                "venue %s: state %s not published: %s: %s", conn.name, state.value, type(err).__name__, err
+            )
 
     def _report(self) -> None:
         now = time.monotonic()

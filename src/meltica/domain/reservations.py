@@ -12,7 +12,8 @@ def reservation(
     side: OrderSide, quantity: Decimal, price: Decimal, instrument: Instrument, band: Decimal | None = None
 ) -> tuple[str, Decimal]:
     """(asset, amount) locked by an order: a buy locks its quote notional plus the taker fee
-    (a price-less order at the reference price widened by the price band); a spot sell locks
+    (an order that trades at market once live - market, stop-market, trailing-stop-market - at
+    its reference price widened by the price band `band`); a spot sell locks
     the base quantity; a sell of an instrument without a base asset locks notional."""
     if side is OrderSide.SELL and instrument.base_currency is not None:
         return instrument.base_currency, quantity

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from meltica.domain.amounts import PRECISION as DECIMAL_PRECISION
 from meltica.events.decimals import LOGICAL_TYPE as DECIMAL_LOGICAL_TYPE
 from meltica.events.decimals import to_wire as _decimal_to_wire
 
@@ -253,6 +254,8 @@ def _dec(g: _Gen, schema: Any, target: str, ind: int, names: dict[str, Any]) -> 
         _dec(g, "string", s, ind, names)
         g.emit(ind, f"{target} = _D({s})")
         g.emit(ind, f"if not {target}.is_finite(): raise ValueError('decimal must be finite')")
+        g.emit(ind, f"if {target} and {target}.adjusted() >= {DECIMAL_PRECISION}:")
+        g.emit(ind + 1, f"raise ValueError('decimal out of range (|x| < 1E+{DECIMAL_PRECISION})')")
     elif t == "null":
         g.emit(ind, f"{target} = None")
     elif t == "boolean":
@@ -364,7 +367,9 @@ def _integral(v: Any) -> int:
 
 
 def _dec_value(v: Any) -> str:
-    return str(v) if type(v) is Decimal and v.is_finite() else _decimal_to_wire(v)
+    if type(v) is Decimal and v.is_finite() and (not v or v.adjusted() < DECIMAL_PRECISION):
+        return str(v)
+    return _decimal_to_wire(v)
 
 
 _RUNTIME: dict[str, Any] = {
@@ -391,7 +396,7 @@ _RUNTIME: dict[str, Any] = {
 def _define(g: _Gen, function: str, label: str) -> Any:
     """Compile the emitted source and return the function it defines."""
     namespace = {**_RUNTIME, **g.consts}
-    exec(compile("\n".join(g.lines), f"<avro {label}>", "exec"), namespace)
+    exec(compile("\n".join(g.lines), f"<avro {label}>", "exec"), namespace)  # nosec B102 # our codec generator's code
     return namespace[function]
 
 

@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, wait
 from typing import Any
 
 from confluent_kafka import (
@@ -23,6 +24,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from meltica.errors import LogError, TransactionAbortedError, UnknownTopicError
 from meltica.log.base import EventLog, Message, Position, Record, TopicPartition, TopicSpec, Transaction
+from meltica.log.kafka_security import Refusals
 
 _TIMEOUT_S = 30.0
 _TRANSIENT = frozenset(
@@ -31,6 +33,8 @@ _TRANSIENT = frozenset(
         KafkaError.LEADER_NOT_AVAILABLE,
         KafkaError._TRANSPORT,
         KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._UNKNOWN_PARTITION,  # metadata not back yet after a broker restart
+        KafkaError._TIMED_OUT,
     }
 )
 
@@ -43,6 +47,8 @@ class KafkaLog(EventLog):
     identifies this writer across restarts: a new instance with the same id fences the old.
     A `namespace` prefixes every topic and group on the cluster (`<namespace>.orders.events`),
     so several systems (or test runs) share a cluster without seeing each other.
+    `security` holds librdkafka's security properties (`client_security(settings)`: SASL, TLS); a
+    cluster refusing them is a `KafkaAuthenticationError` at the first call that needs it.
     """
 
     def __init__(
@@ -53,18 +59,22 @@ class KafkaLog(EventLog):
         client_id: str = "meltica",
         producer_config: Mapping[str, Any] | None = None,
         namespace: str = "",
+        security: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.bootstrap = bootstrap
+        # What every client of this cluster needs (never logged: it may hold a password).
+        self.connection: dict[str, str] = {"bootstrap.servers": bootstrap, **(security or {})}
+        self._refusals = Refusals(bootstrap, self.connection)
+        client: dict[str, Any] = {**self.connection, "client.id": client_id, "error_cb": self._refusals}
         self.namespace = namespace
         self._prefix = f"{namespace}." if namespace else ""
         self._client_id = client_id
         self._transactional_id = transactional_id or f"{client_id}-{uuid.uuid4()}"
         self._lock = threading.RLock()
-        self._admin = AdminClient({"bootstrap.servers": bootstrap, "client.id": client_id})
+        self._admin = AdminClient(client)
         base = {
-            "bootstrap.servers": bootstrap,
-            "client.id": client_id,
+            **client,
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 5,
@@ -79,6 +89,9 @@ class KafkaLog(EventLog):
         self._reader: Consumer | None = None
         self._groups: dict[str, Consumer] = {}
 
+    def _client(self) -> dict[str, Any]:
+        return {**self.connection, "client.id": self._client_id, "error_cb": self._refusals}
+
     def wire(self, name: str) -> str:
         """The name of topic or group `name` on the cluster."""
         return self._prefix + name
@@ -91,7 +104,7 @@ class KafkaLog(EventLog):
             operation_timeout=_TIMEOUT_S,
         )
         try:
-            futures[name].result(timeout=_TIMEOUT_S)
+            self._settle(futures[name])
         except KafkaException as err:
             if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise LogError(f"cannot create topic {spec.name!r}: {err}") from err
@@ -100,9 +113,32 @@ class KafkaLog(EventLog):
                 raise LogError(f"topic {spec.name!r} exists with {existing} partitions") from err
         self._wait_for_topic(spec.name)
 
+    def _settle(self, future: Future[Any]) -> Any:
+        """An admin request's result, failing at once if the cluster refuses our credentials."""
+        deadline = time.monotonic() + _TIMEOUT_S
+        while not future.done() and time.monotonic() < deadline:
+            wait([future], timeout=0.5)
+            self._admin.poll(0)
+            self._refusals.check()
+        return future.result(timeout=0)
+
+    def _metadata(self, topic: str | None = None) -> Any:
+        """Cluster metadata, asked in growing slices so a refusal of our credentials shows at once."""
+        deadline = time.monotonic() + _TIMEOUT_S
+        slice_s = 1.0
+        while True:
+            try:
+                return self._admin.list_topics(topic=topic, timeout=slice_s)
+            except KafkaException as err:
+                self._admin.poll(0)  # serves the error callback
+                self._refusals.check()
+                if time.monotonic() > deadline:
+                    raise LogError(f"no metadata from the Kafka cluster at {self.bootstrap}: {err}") from err
+                slice_s = min(slice_s * 2, max(deadline - time.monotonic(), 0.1))
+
     def _wait_for_topic(self, name: str) -> None:
         for _ in range(100):
-            md = self._admin.list_topics(topic=self.wire(name), timeout=_TIMEOUT_S)
+            md = self._metadata(self.wire(name))
             t = md.topics.get(self.wire(name))
             if t is not None and t.error is None and t.partitions:
                 self._topic_cache[name] = len(t.partitions)
@@ -111,7 +147,7 @@ class KafkaLog(EventLog):
         raise LogError(f"topic {name!r} did not appear in metadata")
 
     def topics(self) -> dict[str, int]:
-        md = self._admin.list_topics(timeout=_TIMEOUT_S)
+        md = self._metadata()
         n = len(self._prefix)
         return {
             name[n:]: len(t.partitions)
@@ -129,10 +165,17 @@ class KafkaLog(EventLog):
         with self._lock:
             producer = self._plain_producer()
             positions = self._produce(producer, messages)
-            remaining = producer.flush(_TIMEOUT_S)
+            remaining = self._flush(producer)
             if remaining:
                 raise LogError(f"{remaining} records not acknowledged within {_TIMEOUT_S}s")
             return self._resolve(positions)
+
+    def _flush(self, producer: Producer) -> int:
+        """Wait for acknowledgements (in slices, so a refusal of our credentials shows at once)."""
+        deadline = time.monotonic() + _TIMEOUT_S
+        while (remaining := int(producer.flush(0.5))) and time.monotonic() < deadline:
+            self._refusals.check()
+        return remaining
 
     def _produce(self, producer: Producer, messages: Sequence[Message]) -> list[list[Any]]:
         slots: list[list[Any]] = []
@@ -177,8 +220,7 @@ class KafkaLog(EventLog):
         if self._reader is None:
             self._reader = Consumer(
                 {
-                    "bootstrap.servers": self.bootstrap,
-                    "client.id": self._client_id,
+                    **self._client(),
                     "group.id": f"{self._client_id}-reader-{uuid.uuid4()}",
                     "enable.auto.commit": False,
                     "enable.auto.offset.store": False,
@@ -207,6 +249,7 @@ class KafkaLog(EventLog):
                     # consume() waits for a full batch or the timeout: poll in short slices until EOF.
                     batch = consumer.consume(min(limit - len(out), 10_000), timeout=0.05)
                     if not batch:
+                        self._refusals.check()
                         if time.monotonic() > deadline:
                             raise LogError(f"no answer reading {topic}[{partition}] within {_TIMEOUT_S}s")
                         continue
@@ -237,7 +280,10 @@ class KafkaLog(EventLog):
                 )
                 return int(high)
             except KafkaException as err:  # leadership moving (a broker restart): ask again
-                if err.args[0].code() not in _TRANSIENT or time.monotonic() > deadline:
+                code = err.args[0].code()
+                if code == KafkaError._UNKNOWN_PARTITION and partition >= self._partitions_cached(topic):
+                    raise UnknownTopicError(f"partition {partition} of {topic!r} does not exist") from err
+                if code not in _TRANSIENT or time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
 
@@ -247,8 +293,7 @@ class KafkaLog(EventLog):
         if consumer is None:
             consumer = Consumer(
                 {
-                    "bootstrap.servers": self.bootstrap,
-                    "client.id": self._client_id,
+                    **self._client(),
                     "group.id": self.wire(group),
                     "enable.auto.commit": False,
                     "isolation.level": "read_committed",
@@ -273,7 +318,13 @@ class KafkaLog(EventLog):
                 self._tx_producer = Producer(
                     {**self._producer_config, "transactional.id": self._transactional_id}
                 )
-                self._tx_producer.init_transactions(_TIMEOUT_S)
+                try:
+                    self._tx_producer.init_transactions(_TIMEOUT_S)
+                except KafkaException as err:
+                    self._tx_producer.poll(0)  # serves the error callback
+                    self._tx_producer = None
+                    self._refusals.check()
+                    raise LogError(f"cannot start a Kafka transaction: {err.args[0]}") from err
             self._tx_producer.begin_transaction()
             return _KafkaTransaction(self, self._tx_producer, group)
 

@@ -83,7 +83,7 @@ class SyntheticAdapter:
         self._ticks = feed.ticks(start)
 
     def poll(self) -> list[RawData] | None:
-        assert self._ticks is not None, "connect first"
+        assert self._ticks is not None, "connect first"  # nosec B101 # typing; a usage error
         now, out = time.time_ns(), list[RawData]()
         while True:
             tick = self._pending if self._pending is not None else next(self._ticks)

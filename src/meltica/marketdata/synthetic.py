@@ -38,7 +38,7 @@ class SyntheticFeed:
         trade_id_prefix: str = "SYN",
     ) -> None:
         self.trade_id_prefix = trade_id_prefix
-        self._rng = random.Random(seed)
+        self._rng = random.Random(seed)  # nosec B311 # synthetic prices, not secrets
         self.interval_ns = interval_ns
         self.trade_probability = trade_probability
         self._walks = [

@@ -1,5 +1,5 @@
-"""Order processor: the order-book decider on accepted orders, venue reports, client cancels
-and amends, market data (triggers), the clock (expiry) and kill switches."""
+"""Order processor: the order-book decider on what risk accepted (orders and amends), venue
+reports, client cancels, market data (triggers), the clock (expiry) and kill switches."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Any
 from meltica.clock import Clock
 from meltica.domain.marketdata import ClockTick, QuoteTick, TradeTick
 from meltica.domain.orders import decider as orders
-from meltica.domain.orders.commands import SubmitOrder, SubmitOrderList
+from meltica.domain.orders.commands import AmendOrder, SubmitOrder, SubmitOrderList
 from meltica.domain.orders.events import (
     OrderAccepted,
+    OrderAmendAccepted,
     OrderDenied,
     VenueAmendOrder,
     VenueCancelOrder,
@@ -19,7 +20,7 @@ from meltica.domain.orders.events import (
 from meltica.runtime.processor import Output
 from meltica.topics import ORDER_EVENTS, VENUE_REQUESTS, inputs_of, key_of, order_id_of
 
-_FROM_RISK = (OrderAccepted, OrderDenied)
+_FROM_RISK = (OrderAccepted, OrderDenied, OrderAmendAccepted)
 _VENUE = (VenueSubmitOrder, VenueCancelOrder, VenueAmendOrder)
 
 
@@ -31,8 +32,8 @@ class OrderProcessor:
         self.book = book or orders.OrderBook()
 
     def handle(self, topic: str, event: Any, clock: Clock) -> list[Output]:
-        if isinstance(event, SubmitOrder | SubmitOrderList):
-            return []  # risk decides on submissions
+        if isinstance(event, SubmitOrder | SubmitOrderList | AmendOrder):
+            return []  # risk decides on submissions and amends
         outputs: list[Output] = []
         if isinstance(event, QuoteTick | TradeTick):
             outputs += self._decide(ClockTick(event.ts))

@@ -1,15 +1,17 @@
-"""Risk processor: commands become OrderAccepted / OrderDenied; limits and kill switches."""
+"""Risk processor: order commands become OrderAccepted / OrderDenied, amends OrderAmendAccepted /
+OrderAmendRejected (all on orders.events, keyed by account, where the order processor takes
+them up); limits, trading states and kill switches become risk events."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from meltica.clock import Clock
-from meltica.domain.orders.events import OrderAccepted, OrderDenied
+from meltica.domain.orders.events import ORDER_EVENT_TYPES, OrderAccepted
 from meltica.domain.risk import decider as risk
 from meltica.domain.risk.state import RiskState
 from meltica.runtime.processor import Output
-from meltica.topics import ORDER_COMMANDS, ORDER_EVENTS, RISK_EVENTS, inputs_of
+from meltica.topics import ORDER_COMMANDS, ORDER_EVENTS, RISK_EVENTS, inputs_of, key_of, order_id_of
 
 
 class RiskProcessor:
@@ -32,6 +34,6 @@ class RiskProcessor:
 def _output(event: Any) -> Output:
     if isinstance(event, OrderAccepted):
         return Output(ORDER_EVENTS, event.order.account_id, event, trace_key=event.order.order_id)
-    if isinstance(event, OrderDenied):
-        return Output(ORDER_EVENTS, event.account_id, event, trace_key=event.order_id)
+    if isinstance(event, ORDER_EVENT_TYPES):  # denials and amend decisions
+        return Output(ORDER_EVENTS, key_of(event), event, trace_key=order_id_of(event))
     return Output(RISK_EVENTS, event.scope_id or "*", event)

@@ -3,6 +3,11 @@
 Rows and the projector's next offsets are written in one database transaction, and the
 projector starts from the stored offsets, so a crash between two batches neither loses nor
 repeats anything. `rebuild` empties the read models and projects the whole log again.
+
+Each poll reads every partition up to the end it noted at the start (one cut across topics; the
+ends of the command topics noted last, so an event's command is inside any cut that holds the
+event). An order event whose order row does not exist yet is kept (in `order_events`) and applied
+when the row is created: nothing is dropped because it arrived before its order.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -76,9 +82,15 @@ STATUS: dict[type, str] = {
     oe.OrderExpired: "EXPIRED",
     oe.OrderTriggered: "TRIGGERED",
 }
+# Topics whose records create the rows other topics' events apply to: their ends are noted last.
+CAUSES = frozenset({ORDER_COMMANDS})
 PENDING: dict[type, str] = {
     oe.OrderPendingCancel: "PENDING_CANCEL",
     oe.OrderPendingReplace: "PENDING_REPLACE",
+}
+ENDS_PENDING: dict[type, str] = {
+    oe.OrderCancelRejected: "PENDING_CANCEL",
+    oe.OrderAmendRejected: "PENDING_REPLACE",
 }
 
 
@@ -98,6 +110,8 @@ class Projector:
         self._positions: dict[TopicPartition, int] | None = None
         # Kafka: an end offset past the last record (a commit marker) is no reason to read again
         self._nothing_below: dict[TopicPartition, int] = {}
+        # orders with events in order_events but no row yet: only these need a look for kept events
+        self._orphans: set[str] | None = None
         self.projected = 0
         self.skipped = 0
 
@@ -119,12 +133,15 @@ class Projector:
         """Project what is new (at most `max_records` per partition) in one transaction."""
         if self._positions is None:
             self._positions = self._load_positions()
+        if self._orphans is None:
+            self._orphans = self._load_orphans()
         batch: list[Record] = []
-        ends = self.log.end_offsets(list(self._positions))
+        ends = self._ends(list(self._positions))
         for tp, pos in self._positions.items():
             end = ends[tp]
             if end > pos and self._nothing_below.get(tp) != end:
-                records = self.log.read(tp.topic, tp.partition, pos, max_records)
+                got = self.log.read(tp.topic, tp.partition, pos, min(max_records, end - pos))
+                records = [r for r in got if r.offset < end]  # what came after the noted end waits
                 if not records:  # only transaction markers (or aborted data) up to the end
                     self._nothing_below[tp] = end
                 batch += records
@@ -141,7 +158,7 @@ class Projector:
             except (MelticaError, KeyError, TypeError, ValueError):
                 self.skipped += 1  # the runtime dead-letters what does not decode
         with self.db.begin() as conn:
-            staged = Staged(conn, [e for _, _, e in decoded])
+            staged = Staged(conn, [e for _, _, e in decoded], self._recall, self._orphans)
             for rec, fields, event in decoded:
                 staged.apply(rec, fields, event)
             staged.flush()
@@ -159,12 +176,39 @@ class Projector:
             ]
             upsert_many(conn, t.projection_offsets, moved)
         self._positions = positions
+        self._orphans = (self._orphans - staged.created) | set(staged.waiting)
         self.projected += len(batch)
         return len(batch)
+
+    def _ends(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """The end of every partition, the command topics' last: ends only grow, so an event inside
+        the cut had its command appended before the command topics' ends were noted."""
+        ends = self.log.end_offsets([tp for tp in partitions if tp.topic not in CAUSES])
+        ends.update(self.log.end_offsets([tp for tp in partitions if tp.topic in CAUSES]))
+        return ends
+
+    def _load_orphans(self) -> set[str]:
+        e, o = t.order_events.c, t.orders.c
+        unmatched = ~select(o.order_id).where(o.order_id == e.order_id).exists()
+        with self.db.connect() as conn:
+            return set(conn.scalars(select(e.order_id).where(unmatched).distinct()))
+
+    def _recall(self, places: Sequence[tuple[str, int, int]]) -> list[Any]:
+        """The events at these log positions (order events kept until their order existed)."""
+        found = []
+        for topic, partition, offset in places:
+            for rec in self.log.read(topic, partition, offset, 1):
+                if rec.offset == offset:
+                    try:
+                        found.append(from_record(*self.codec.decode_record(rec)))
+                    except (MelticaError, KeyError, TypeError, ValueError):
+                        self.skipped += 1
+        return found
 
     def reset(self) -> None:
         """Forget the positions held in memory; the next poll reads them from the database."""
         self._positions = None
+        self._orphans = None
         self._nothing_below.clear()
 
     def catch_up(self) -> int:
@@ -211,7 +255,13 @@ def _order_ids(event: Any) -> list[str]:
 class Staged:
     """One batch of row changes, kept in memory and written with one statement per table."""
 
-    def __init__(self, conn: Connection, events: list[Any]) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        events: list[Any],
+        recall: Callable[[Sequence[tuple[str, int, int]]], list[Any]] = lambda places: [],
+        orphans: set[str] | None = None,
+    ) -> None:
         self.conn = conn
         wanted = sorted({oid for e in events for oid in _order_ids(e)})
         self.orders: dict[str, dict[str, Any]] = {}
@@ -219,6 +269,19 @@ class Staged:
             chunk = wanted[i : i + 500]
             for row in conn.execute(select(t.orders).where(t.orders.c.order_id.in_(chunk))):
                 self.orders[row.order_id] = dict(row._mapping)
+        # events of earlier batches that came before their order (kept in order_events), by order
+        self.recall = recall
+        self.parked: dict[str, list[tuple[str, int, int]]] = {}
+        missing = [oid for oid in wanted if oid not in self.orders and (orphans is None or oid in orphans)]
+        e = t.order_events.c
+        for i in range(0, len(missing), 500):
+            stmt = select(e.order_id, e.topic, e.partition, e.offset).where(
+                e.order_id.in_(missing[i : i + 500])
+            )
+            for r in conn.execute(stmt.order_by(e.offset)):
+                self.parked.setdefault(r.order_id, []).append((r.topic, r.partition, r.offset))
+        self.waiting: dict[str, list[Any]] = {}  # this batch's events that came before their order
+        self.created: set[str] = set()
         self.dirty: set[str] = set()
         self.rows: dict[Table, dict[tuple[Any, ...], dict[str, Any]]] = {}
         self.marks: dict[tuple[str, str], dict[str, Any]] = {}
@@ -367,14 +430,18 @@ class Staged:
             "version": 0,
         }
         self.dirty.add(spec.order_id)
+        self.created.add(spec.order_id)
+        for event in [*self.recall(self.parked.pop(spec.order_id, [])), *self.waiting.pop(spec.order_id, [])]:
+            self._order_event(event)
 
     def _order_event(self, e: Any) -> None:
         if isinstance(e, oe.OrderAccepted):
             self._new_order(e.order, e.ts)
         [order_id] = _order_ids(e)
         row = self.orders.get(order_id)
-        if row is None:
-            return  # an order this projection never saw submitted (a report for an unknown id)
+        if row is None:  # its order is not projected yet (or never will be: a report for an unknown id)
+            self.waiting.setdefault(order_id, []).append(e)
+            return
         self.dirty.add(order_id)
         row["ts_updated"], row["version"] = e.ts, row["version"] + 1
         kind = type(e)
@@ -382,8 +449,8 @@ class Staged:
             row["status"] = STATUS[kind]
         elif kind in PENDING:
             row["status"], row["previous_status"] = PENDING[kind], row["status"]
-        elif kind in (oe.OrderCancelRejected, oe.OrderAmendRejected):
-            if row["status"] in PENDING.values() and row["previous_status"]:
+        elif kind in ENDS_PENDING:  # a rejection ends a request of its own kind only
+            if row["status"] == ENDS_PENDING[kind] and row["previous_status"]:
                 row["status"], row["previous_status"] = row["previous_status"], None
         elif kind is oe.OrderAcknowledged:
             row["venue_order_id"] = e.venue_order_id

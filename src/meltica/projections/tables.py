@@ -7,7 +7,7 @@ Timestamps are integer nanoseconds, as in the events.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import (
@@ -49,10 +49,14 @@ class ExactDecimal(TypeDecorator[Decimal]):
 
 
 def canonical(value: Decimal) -> Decimal:
-    """Without trailing zeros or exponent noise: 100.020 -> 100.02, 0E-7 -> 0, 1.0 -> 1."""
-    if value == value.to_integral_value():
-        return value.quantize(Decimal(1))
-    return value.normalize()
+    """Without trailing zeros or exponent noise: 100.020 -> 100.02, 0E-7 -> 0, 1.0 -> 1. A value
+    beyond the decimal context (an old row) comes back as stored rather than failing the read."""
+    try:
+        if value == value.to_integral_value():
+            return value.quantize(Decimal(1))
+        return value.normalize()
+    except InvalidOperation:
+        return value
 
 
 metadata = MetaData()
@@ -204,6 +208,14 @@ api_keys = Table(
     Column("scopes", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked", Integer, nullable=False, default=0),
+    Column("accounts", Text, nullable=True),  # comma-separated; NULL: every account
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("rate", String(32), nullable=True),  # overrides the per-scope rate, e.g. 50/s
+    Column("previous_secret_hash", String(128), nullable=True),  # valid until previous_valid_until
+    Column("previous_valid_until", DateTime(timezone=True), nullable=True),
+    Index("ix_api_keys_name", "name"),
 )
 
 backtests = Table(

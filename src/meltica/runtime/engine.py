@@ -25,7 +25,7 @@ from opentelemetry.trace import Tracer
 
 from meltica import telemetry
 from meltica.clock import Clock, LiveClock
-from meltica.errors import DecodeError, MelticaError
+from meltica.errors import DecodeError, EncodeError, MelticaError
 from meltica.events.codec import Codec
 from meltica.events.consumer import dead_letter
 from meltica.events.mapping import avro_name, from_record
@@ -247,7 +247,12 @@ class Engine:
             return result
         if live:
             for out, meta, hdrs in produced:
-                value = self.codec.encode_object(avro_name(out.event), out.event, meta)
+                try:  # an output the codec refuses (a value beyond its range) must not stop the engine
+                    value = self.codec.encode_object(avro_name(out.event), out.event, meta)
+                except EncodeError as err:
+                    result.messages.clear()
+                    result.dead_letters.append(dead_letter(rec, f"output not encodable: {err}"))
+                    return result
                 result.messages.append(
                     Message(out.topic, value, out.key.encode(), (*hdrs, (ENGINE_HEADER, b"1")))
                 )

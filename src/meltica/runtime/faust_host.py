@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -50,7 +50,7 @@ class BroadcastReader:
         self._stop = threading.Event()
         self._consumer = Consumer(
             {
-                "bootstrap.servers": log.bootstrap,
+                **log.connection,
                 "group.id": log.wire(f"faust-broadcast-{id(self)}"),  # never commits
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
@@ -104,11 +104,15 @@ def build_app(
     bootstrap: str,
     codec: Codec,
     namespace: str = "",
+    security: Mapping[str, str] | None = None,
+    credentials: Any = None,
 ) -> faust.App:
-    """A faust app with one exactly-once agent per processor in `makers`."""
+    """A faust app with one exactly-once agent per processor in `makers`; `security` (librdkafka)
+    and `credentials` (faust's, the same settings) are `kafka_security`'s for the settings."""
     app = faust.App(
         app_id,
         broker=f"kafka://{bootstrap}",
+        broker_credentials=credentials,
         processing_guarantee="exactly_once",
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=10,
@@ -117,7 +121,7 @@ def build_app(
         web_enabled=False,
         topic_allow_declare=False,
     )
-    reader = KafkaLog(bootstrap, client_id=f"{app_id}-reader", namespace=namespace)
+    reader = KafkaLog(bootstrap, client_id=f"{app_id}-reader", namespace=namespace, security=security)
     outputs: dict[str, Any] = {}
 
     def out_topic(name: str) -> Any:

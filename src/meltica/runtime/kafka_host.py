@@ -12,7 +12,14 @@ to their end before any keyed input (global-table semantics).
 A transactional call that outlives its timeout by far means the client is wedged (librdkafka can
 wait for ever on a group coordinator that went away with a broker restart, its issues #5456 and
 #5511): a watchdog then ends the process, as a crash would, so that a fresh instance fences the
-open transaction and takes over. Exactly-once holds across it as across any crash.
+open transaction and takes over. Exactly-once holds across it as across any crash. The watchdog
+also ends a catch-up of the broadcast topics that makes no progress; before that, the catch-up
+recovers in place (a new broadcast consumer, the ends noted again). A static member fenced by
+its own successor (a broker restart can leave the group with two members of one instance id)
+leaves and joins the group again with a new consumer.
+
+A processor with no keyed input (the bar builder reads only market data) joins the group on its
+own journal topic, so that its instances still split the partitions between them.
 """
 
 from __future__ import annotations
@@ -22,14 +29,15 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from meltica.clock import Clock, LiveClock
+from meltica.errors import LogError
 from meltica.events.codec import Codec
 from meltica.log.base import Message, Record, TopicPartition
 from meltica.log.kafka import KafkaLog, record_of
@@ -40,6 +48,8 @@ from meltica.topics import SNAPSHOT_MAX_BYTES
 PRODUCER_HEADER = "meltica.producer"
 _TIMEOUT_S = 30.0
 _WEDGED_S = _TIMEOUT_S + 30.0  # a transactional call still blocked after this will not return
+_RESEEK_S = 10.0  # a catch-up with no progress for this long starts over on a new broadcast consumer
+_STALLED_S = 90.0  # ... and one with no progress for this long ends the process (the watchdog)
 EXIT_WEDGED = 75  # EX_TEMPFAIL: the process ends so that its supervisor starts it again
 _log = logging.getLogger("meltica.service")
 _Delivered = Callable[[KafkaError | None, Any], None]
@@ -76,6 +86,7 @@ class KafkaProcessorHost:
         max_batch: int = 500,
         snapshot_every: int = 10_000,
         on_wedged: Callable[[], None] | None = None,
+        security: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.on_wedged = on_wedged or (lambda: os._exit(EXIT_WEDGED))
@@ -87,46 +98,27 @@ class KafkaProcessorHost:
         self.instance_id = instance_id or f"{name}-{uuid.uuid4().hex[:12]}"
         # A named instance is a static group member: restarted under the same name it takes its
         # partitions back at once instead of waiting for the session of its dead self to time out.
-        static = {"group.instance.id": f"meltica-{instance_id}"} if instance_id else {}
+        self._static = {"group.instance.id": f"meltica-{instance_id}"} if instance_id else {}
         self.stats = HostStats()
         self.states: dict[int, PartitionState] = {}
         self.ready = threading.Event()
-        self._reader = KafkaLog(bootstrap, client_id=f"meltica-{name}-reader", namespace=namespace)
+        self._reader = KafkaLog(
+            bootstrap, client_id=f"meltica-{name}-reader", namespace=namespace, security=security
+        )
         wire = self._reader.wire
+        self.wire_group = wire(self.group)  # the group's name on the cluster (namespaced)
         self._logical = {wire(t): t for t in inputs}
         self.core = PartitionedProcessor(
             name, make, inputs, codec=codec, reader=self._reader, clock=clock or LiveClock()
         )
         self.keyed, self.broadcast = self.core.keyed, self.core.broadcast
-        common = {"bootstrap.servers": bootstrap, "client.id": f"meltica-{name}"}
-        self._consumer = Consumer(
-            {
-                **common,
-                "group.id": wire(self.group),
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "isolation.level": "read_committed",
-                "auto.offset.reset": "earliest",
-                "partition.assignment.strategy": "range",
-                "fetch.wait.max.ms": 5,
-                "session.timeout.ms": 10_000,
-                "heartbeat.interval.ms": 1_000,
-                **static,
-            }
-        )
-        self._broadcast = Consumer(
-            {
-                **common,
-                "group.id": wire(f"{self.group}-broadcast-{uuid.uuid4().hex[:8]}"),  # never commits
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "auto.offset.reset": "earliest",
-                "fetch.wait.max.ms": 5,
-                "enable.partition.eof": True,  # how the catch-up knows it has read to the end
-            }
-        )
+        # With no keyed input the group is joined on the journal topic, only to share partitions.
+        self._membership = [wire(t) for t in self.keyed] or [wire(self.core.journal)]
+        self._common = {**self._reader.connection, "client.id": f"meltica-{name}"}  # with SASL/TLS
+        self._consumer = self._new_consumer()
+        self._broadcast = self._new_broadcast()
         self._producer_config = {
-            **common,
+            **self._common,
             "transactional.id": wire(self.instance_id),
             "enable.idempotence": True,
             "acks": "all",
@@ -138,8 +130,44 @@ class KafkaProcessorHost:
         self._renew_producer = False
         self._rewind_needed = False
         self._fenced = False
-        self._catchup: dict[TopicPartition, int] | None = None
+        self._catchup: dict[TopicPartition, int] | None = None  # None: not catching up
         self._at_end: set[TopicPartition] = set()  # broadcast partitions read to their catch-up end
+        self._progress_at = time.monotonic()  # the catch-up's last progress
+        self._seen: dict[TopicPartition, int] = {}  # the broadcast consumer's positions then
+        self.recoveries = 0  # catch-ups started over, consumers replaced
+        self._rejoins: list[float] = []  # when the group member was last replaced
+
+    def _new_consumer(self) -> Consumer:
+        """The group member reading the keyed inputs."""
+        return Consumer(
+            {
+                **self._common,
+                "group.id": self.wire_group,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "range",
+                "fetch.wait.max.ms": 5,
+                "session.timeout.ms": 10_000,
+                "heartbeat.interval.ms": 1_000,
+                **self._static,
+            }
+        )
+
+    def _new_broadcast(self) -> Consumer:
+        """The reader of the broadcast topics, outside the group (it never commits)."""
+        return Consumer(
+            {
+                **self._common,
+                "group.id": f"{self.wire_group}-broadcast-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 5,
+                "enable.partition.eof": True,  # how the catch-up knows it has read to the end
+            }
+        )
 
     # -- assignment -------------------------------------------------------------------------
     # Eager rebalancing: revoke takes every partition, assign hands out the new set. Both run
@@ -148,23 +176,45 @@ class KafkaProcessorHost:
     def _on_assign(self, consumer: Consumer, assigned: list[KafkaTopicPartition]) -> None:
         self.stats.rebalances += 1
         owned = sorted({tp.partition for tp in assigned})
-        _log.info("%s: assigned partitions %s", self.instance_id, owned)
+        _log.info("%s: assigned partitions %s of group %s", self.instance_id, owned, self.wire_group)
         self.states = {p: self.core.restore(p) for p in owned}
         self._assign_broadcast()
         # Like a global table: the broadcast topics are read up to their current end before any
         # keyed input, so a (re)started service knows every instrument, limit and price first.
+        for tp in assigned:
+            if tp.topic not in self._logical:  # the journal joined only for membership: skip its past
+                tp.offset = OFFSET_END
         consumer.assign(assigned)
         consumer.pause(assigned)
-        self._catchup = {tp: self._reader.end_offset(*tp) for tp in self.core.initial_broadcast_pos()}
-        self._at_end = set()
+        self._start_catch_up()
+
+    def _start_catch_up(self) -> None:
+        """Note the broadcast topics' ends (they are noted again if the broker does not answer)."""
+        self._catchup, self._at_end, self._seen = {}, set(), {}
+        self._progress_at = time.monotonic()
+        self._note_ends()
+
+    def _note_ends(self) -> bool:
+        try:
+            self._catchup = {tp: self._reader.end_offset(*tp) for tp in self.core.initial_broadcast_pos()}
+            return True
+        except (KafkaException, LogError) as err:  # the broker is away: the catch-up asks again
+            _log.warning("%s: broadcast ends unknown (%s); asking again", self.instance_id, err)
+            self._catchup = {}
+            return False
 
     def _catch_up(self) -> None:
         """Apply broadcast records until they are read to the ends noted at assignment.
 
         A partition is caught up when every state has applied up to its end, or when the consumer
-        reports reaching an end at or past it: the offsets before an end may hold no record to
-        apply (transaction markers, and the records of an aborted transaction, such as one a
-        broker restart left open)."""
+        reports reaching an end at or past it, or its position is there: the offsets before an end
+        may hold no record to apply (transaction markers, and the records of an aborted
+        transaction, such as one a broker restart left open). A catch-up with no progress for
+        `_RESEEK_S` starts over on a new broadcast consumer; the watchdog ends one stalled for
+        `_STALLED_S`."""
+        if not self._catchup and not self._note_ends():
+            self._stalled()
+            return
         batch = self._broadcast.consume(self.max_batch, timeout=0.1)
         targets = self._catchup or {}
         for m in batch:
@@ -175,8 +225,10 @@ class KafkaProcessorHost:
                     self._at_end.add(tp)
         records = self._records(batch)
         if records:
+            self._progress_at = time.monotonic()
             self._process(records)
             return
+        self._check_positions(targets)
         behind = [
             tp
             for tp, end in targets.items()
@@ -186,6 +238,43 @@ class KafkaProcessorHost:
             self._catchup = None
             self._consumer.resume(self._consumer.assignment())
             self.ready.set()
+            return
+        self._stalled()
+
+    def _check_positions(self, targets: dict[TopicPartition, int]) -> None:
+        """Mark the partitions whose consumer position reached its end; note any progress."""
+        wanted = [KafkaTopicPartition(self._reader.wire(tp.topic), tp.partition) for tp in targets]
+        try:
+            positions = self._broadcast.position(wanted) if wanted else []
+        except KafkaException:
+            return
+        for kp in positions:
+            tp = TopicPartition(self._logical[kp.topic], kp.partition)
+            if kp.offset < 0:
+                continue
+            if kp.offset > self._seen.get(tp, -1):
+                self._seen[tp] = kp.offset
+                self._progress_at = time.monotonic()
+            if kp.offset >= targets[tp]:
+                self._at_end.add(tp)
+
+    def _stalled(self) -> None:
+        """A catch-up without progress for `_RESEEK_S`: a new broadcast consumer, the ends noted
+        again (a consumer can stay stuck on a broker that went away and came back)."""
+        if time.monotonic() - self._progress_at < _RESEEK_S:
+            return
+        _log.warning(
+            "%s: catch-up of the broadcast topics made no progress for %.0f s; starting it over",
+            self.instance_id,
+            time.monotonic() - self._progress_at,
+        )
+        self.recoveries += 1
+        old, self._broadcast = self._broadcast, self._new_broadcast()
+        old.close()
+        self._assign_broadcast()
+        since = self._progress_at
+        self._start_catch_up()
+        self._progress_at = since  # the watchdog still counts from the last real progress
 
     def _on_lost(self, consumer: Consumer, lost: list[KafkaTopicPartition]) -> None:
         """The group went on without us (the broker or the network was away past the session): the
@@ -210,6 +299,8 @@ class KafkaProcessorHost:
         assignment = self._consumer.assignment()
         self.states = {p: self.core.restore(p) for p in sorted({tp.partition for tp in assignment})}
         for tp in assignment:
+            if tp.topic not in self._logical:
+                continue  # the journal joined only for membership
             committed = self._reader.committed(
                 self.group, TopicPartition(self._logical[tp.topic], tp.partition)
             )
@@ -238,26 +329,64 @@ class KafkaProcessorHost:
             done.set()
 
     def _watch(self, done: threading.Event, every_s: float = 1.0) -> None:
-        """End the process (`on_wedged`) when a transactional call has blocked past any timeout."""
+        """End the process (`on_wedged`) when a transactional call has blocked past any timeout,
+        or when a catch-up has made no progress for `_STALLED_S`."""
         while not done.wait(every_s):
+            now = time.monotonic()
             since = self._blocked_since
-            if since is not None and time.monotonic() - since > _WEDGED_S:
-                _log.critical(
-                    "%s: a transactional call has not returned for %.0f s; exiting so that a new "
-                    "instance fences the open transaction and takes over",
-                    self.instance_id,
-                    time.monotonic() - since,
-                )
-                self.on_wedged()
-                return
+            if since is not None and now - since > _WEDGED_S:
+                what = "a transactional call has not returned"
+            elif self._catchup is not None and self.states and now - self._progress_at > _STALLED_S:
+                since, what = self._progress_at, "the catch-up of the broadcast topics made no progress"
+            else:
+                continue
+            _log.critical(
+                "%s: %s for %.0f s; exiting (status %d) so that a new instance takes over",
+                self.instance_id,
+                what,
+                now - since,
+                EXIT_WEDGED,
+            )
+            self.on_wedged()
+            return
+
+    def _subscribe(self) -> None:
+        self._consumer.subscribe(
+            self._membership, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+
+    def _rejoin(self, err: KafkaError) -> None:
+        """The group member failed for good (a static member fenced by another with its instance
+        id, which a broker restart can leave behind): drop the partitions and join again on a new
+        consumer; the next transaction starts on a new producer, fencing the old one."""
+        _log.warning(
+            "%s: group member failed (%s); joining group %s again", self.instance_id, err, self.wire_group
+        )
+        self.recoveries += 1
+        now = time.monotonic()
+        self._rejoins = [t for t in self._rejoins if now - t < 60.0] + [now]
+        if len(self._rejoins) > 3:  # fenced again and again: another live process has this instance id
+            _log.critical(
+                "%s: fenced 4 times within 60 s; is the instance id in use twice?", self.instance_id
+            )
+            self.on_wedged()
+            return
+        self.ready.clear()
+        self.states, self._catchup = {}, None
+        self._broadcast.unassign()
+        self._renew_producer = True
+        old, self._consumer = self._consumer, self._new_consumer()
+        self._blocked_since = time.monotonic()  # watched: closing a failed member must not hang
+        try:
+            old.close()
+        except KafkaException as close_err:
+            _log.info("%s: closing the failed member: %s", self.instance_id, close_err)
+        finally:
+            self._blocked_since = None
+        self._subscribe()
 
     def _run(self, stop: threading.Event) -> None:
-        self._consumer.subscribe(
-            [wire for wire, t in self._logical.items() if t in self.keyed],
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
-        )
+        self._subscribe()
         try:
             self._loop(stop)
             if self.snapshot_every and self._catchup is None:  # leaving cleanly: the next owner starts here
@@ -269,6 +398,10 @@ class KafkaProcessorHost:
         while not stop.is_set() and not self._fenced:
             self.stats.last_loop = time.monotonic()
             keyed = self._consumer.consume(self.max_batch, timeout=0.005)
+            failed = next((e for m in keyed if (e := m.error()) is not None and _member_failed(e)), None)
+            if failed is not None:
+                self._rejoin(failed)
+                continue
             if self._rewind_needed:
                 self._rewind_needed = False
                 self._rewind()
@@ -288,7 +421,9 @@ class KafkaProcessorHost:
         """The consumed messages as records of their logical topics (error events dropped)."""
         logical = self._logical
         return [
-            record_of(logical[str(m.topic())], int(m.partition() or 0), m) for m in batch if not m.error()
+            record_of(logical[str(m.topic())], int(m.partition() or 0), m)
+            for m in batch
+            if not m.error() and m.topic() in logical  # the membership journal's records are not inputs
         ]
 
     def _process(self, records: list[Record]) -> None:
@@ -417,3 +552,9 @@ class KafkaProcessorHost:
         finally:
             self._broadcast.close()
             self._reader.close()
+
+
+def _member_failed(err: KafkaError) -> bool:
+    """A consumer error after which the group member cannot go on."""
+    fatal = (KafkaError._FATAL, KafkaError.FENCED_INSTANCE_ID)  # a fatal error comes as _FATAL
+    return bool(err.fatal()) or err.code() in fatal

@@ -14,14 +14,15 @@ command (a kill switch, a limit) but only the owner of the key writes the event.
 
 Now and then a host saves a partition's whole state as a `ProcessorSnapshot` naming the journal
 offset it covers; rebuilding starts from the newest snapshot and replays only the journal after
-it. Snapshots are pickles, read only from the system's own snapshot topics.
+it. Snapshots are pickles: each carries an HMAC-SHA256 (under the snapshot key, see
+`snapshot_keys`) over its state and what it covers, and one without a valid MAC is never unpickled.
 """
 
 from __future__ import annotations
 
 import gzip
 import logging
-import pickle
+import pickle  # nosec B403 # only MAC-checked snapshots are unpickled
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -32,17 +33,18 @@ from opentelemetry import trace
 
 from meltica import telemetry
 from meltica.clock import Clock
-from meltica.errors import DecodeError, MelticaError
+from meltica.errors import DecodeError, EncodeError, MelticaError
 from meltica.events.codec import Codec
 from meltica.events.consumer import dead_letter
 from meltica.events.mapping import avro_name, from_record
 from meltica.log.base import EventLog, Headers, Message, Record, TopicPartition
 from meltica.log.partitioner import partition_for
 from meltica.runtime.processor import Output, Processor, output_meta
+from meltica.runtime.snapshot_keys import MAC_BYTES, default_key, mac, verify
 from meltica.topics import TOPIC_BY_NAME, journal_topic, snapshot_topic
 
 PRODUCER_HEADER = "meltica.producer"
-SNAPSHOT_FORMAT = "gzip-pickle/1"
+SNAPSHOT_FORMAT = "gzip-pickle+hmac-sha256/1"  # state: the MAC, then the gzipped pickle
 _log = logging.getLogger("meltica.service")
 
 
@@ -85,8 +87,10 @@ class PartitionedProcessor:
         codec: Codec,
         reader: EventLog,
         clock: Clock,
+        snapshot_key: bytes | None = None,
     ) -> None:
         self.name = name
+        self.snapshot_key = snapshot_key or default_key()
         self.make = make
         self.codec = codec
         self.reader = reader
@@ -143,7 +147,10 @@ class PartitionedProcessor:
                     snap = self.codec.decode_record(rec).record
                     if snap["processor"] != self.name or snap["format"] != SNAPSHOT_FORMAT:
                         continue
-                    processor, broadcast_pos = pickle.loads(gzip.decompress(snap["state"]))
+                    tag, blob = snap["state"][:MAC_BYTES], snap["state"][MAC_BYTES:]
+                    if not verify(self.snapshot_key, tag, *self._covers(snap), blob):
+                        raise ValueError("MAC does not match the snapshot key: refused unread")
+                    processor, broadcast_pos = pickle.loads(gzip.decompress(blob))  # nosec B301 # MAC checked
                 except Exception as err:  # an unreadable snapshot: an older one, or the journal, will do
                     _log.warning(
                         "%s: snapshot %d of partition %d unusable: %s", self.name, rec.offset, partition, err
@@ -158,17 +165,22 @@ class PartitionedProcessor:
     def snapshot_message(self, state: PartitionState) -> Message:
         """`state` as a snapshot record covering its journal up to `state.journal_end`."""
         blob = gzip.compress(pickle.dumps((state.processor, state.broadcast_pos), pickle.HIGHEST_PROTOCOL), 3)
-        snap = {
+        snap: dict[str, Any] = {
             "processor": self.name,
             "partition": state.partition,
             "journal_offset": state.journal_end,
             "created_ns": time.time_ns(),
             "format": SNAPSHOT_FORMAT,
-            "state": blob,
         }
+        snap["state"] = mac(self.snapshot_key, *self._covers(snap), blob) + blob
         value = self.codec.encode("ProcessorSnapshot", snap)
         state.since_snapshot = 0
         return Message(snapshot_topic(self.name), value, str(state.partition).encode(), (), state.partition)
+
+    @staticmethod
+    def _covers(snap: dict[str, Any]) -> tuple[bytes, ...]:
+        """What a snapshot's MAC binds its state to: processor, partition and journal offset."""
+        return tuple(str(snap[k]).encode() for k in ("processor", "partition", "journal_offset"))
 
     def journal_message(self, state: PartitionState) -> Message | None:
         """The journal entry of what `state` applied since the last one (and forget it)."""
@@ -206,7 +218,10 @@ class PartitionedProcessor:
             return [dead_letter(rec, reason)] if live and owner else []
         if not live or not outputs:
             return []
-        return self._messages(state, rec, fields["meta"], outputs)
+        try:
+            return self._messages(state, rec, fields["meta"], outputs)
+        except EncodeError as err:  # an output beyond the codec's range: the input is dead-lettered
+            return [dead_letter(rec, f"output not encodable: {err}")] if owner else []
 
     def _messages(
         self, state: PartitionState, rec: Record, cause: dict[str, Any], outputs: list[Output]

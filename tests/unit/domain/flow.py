@@ -9,7 +9,7 @@ from typing import Any
 from meltica.domain.instruments import Instrument
 from meltica.domain.marketdata import ClockTick, QuoteTick, TradeTick
 from meltica.domain.orders import decider as orders
-from meltica.domain.orders.commands import SubmitOrder, SubmitOrderList
+from meltica.domain.orders.commands import AmendOrder, SubmitOrder, SubmitOrderList
 from meltica.domain.orders.events import ExecutionReport, VenueAmendOrder, VenueCancelOrder, VenueSubmitOrder
 from meltica.domain.portfolio import decider as portfolio
 from meltica.domain.portfolio.events import AdjustBalance
@@ -57,7 +57,8 @@ class Flow:
         for out in [*pevents, *follow]:
             self._publish(out)
 
-    def submit(self, cmd: SubmitOrder | SubmitOrderList) -> list[Any]:
+    def submit(self, cmd: SubmitOrder | SubmitOrderList | AmendOrder) -> list[Any]:
+        """An order command: risk decides it, and its decision reaches every decider."""
         out = risk.decide(self.risk, cmd)
         for e in out:
             self._publish(e)
@@ -71,8 +72,14 @@ class Flow:
             self._publish(e)
         return out
 
+    def amend(self, cmd: AmendOrder) -> list[Any]:
+        return self.submit(cmd)
+
     def order_input(self, inp: Any) -> list[Any]:
-        """A venue report, client cancel/amend, or a clock tick reaching the order decider."""
+        """A venue report, client cancel, or a clock tick reaching the order decider (an amend goes
+        to risk first, as in the processors)."""
+        if isinstance(inp, AmendOrder):
+            return self.amend(inp)
         out = orders.decide(self.book, inp)
         for e in out:
             self._publish(e)

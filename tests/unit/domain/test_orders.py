@@ -12,6 +12,7 @@ from meltica.domain.orders.commands import AmendOrder, CancelAllOrders, CancelOr
 from meltica.domain.orders.events import (
     OrderAccepted,
     OrderAcknowledged,
+    OrderAmendAccepted,
     OrderAmendRejected,
     OrderCancelRejected,
     OrderExpired,
@@ -54,6 +55,13 @@ def run(book: od.OrderBook, inp: object) -> list[object]:
     for e in out:
         od.evolve(book, e)
     return out
+
+
+def approved(spec: OrderSpec, ts: int, **terms: Decimal) -> OrderAmendAccepted:
+    """An amend as risk lets it through (the order decider acts on nothing else)."""
+    return OrderAmendAccepted(
+        spec.order_id, spec.client_order_id, spec.account_id, spec.instrument_id, ts, **terms
+    )
 
 
 def types(events: list[object]) -> list[str]:
@@ -221,12 +229,10 @@ def test_amend_at_venue_and_below_filled_quantity() -> None:
     book = live(spec)
     run(book, ack(spec))
     run(book, fill(spec, "1", "100"))
-    [low] = run(book, AmendOrder(spec.order_id, "ACC-1", spec.instrument_id, T0, quantity=D("1")))
+    [low] = run(book, approved(spec, T0, quantity=D("1")))
     assert isinstance(low, OrderAmendRejected)
     assert "filled" in low.reason
-    out = run(
-        book, AmendOrder(spec.order_id, "ACC-1", spec.instrument_id, T0, quantity=D("2"), price=D("101"))
-    )
+    out = run(book, approved(spec, T0, quantity=D("2"), price=D("101")))
     assert isinstance(out[0], OrderPendingReplace)
     assert isinstance(out[1], VenueAmendOrder)
     assert status(book, spec) is S.PENDING_REPLACE
@@ -237,11 +243,37 @@ def test_amend_at_venue_and_below_filled_quantity() -> None:
     assert status(book, spec) is S.FILLED
 
 
+def test_the_book_acts_on_no_amend_risk_has_not_let_through() -> None:
+    spec = order(qty="1", price="100")
+    book = live(spec)
+    run(book, ack(spec))
+    raw = AmendOrder(spec.order_id, "ACC-1", spec.instrument_id, T0, quantity=D("500"), price=D("1"))
+    assert od.decide(book, raw) == []
+    assert (status(book, spec), book.orders[spec.order_id].quantity) == (S.NEW, D("1"))
+
+
+def test_an_amend_refused_while_another_request_is_pending_does_not_end_it() -> None:
+    spec = order(qty="3")
+    book = live(spec)
+    run(book, ack(spec))
+    run(book, approved(spec, T0, price=D("99")))
+    [second] = run(book, approved(spec, T0, price=D("98")))
+    assert isinstance(second, OrderTransitionRejected)
+    assert status(book, spec) is S.PENDING_REPLACE, "still waiting for the venue's answer"
+    run(book, report(spec, ExecType.REPLACED, quantity=D("3"), price=D("99")))
+    assert (status(book, spec), book.orders[spec.order_id].price) == (S.REPLACED, D("99"))
+    run(book, CancelOrder(spec.order_id, spec.account_id, spec.instrument_id, T0))
+    [third] = run(book, approved(spec, T0, price=D("97")))
+    assert isinstance(third, OrderTransitionRejected)
+    run(book, report(spec, ExecType.REPLACE_REJECTED, reason="stray"))
+    assert status(book, spec) is S.PENDING_CANCEL, "an amend's rejection leaves a pending cancel alone"
+
+
 def test_amend_rejected_by_venue_restores_status() -> None:
     spec = order(qty="3")
     book = live(spec)
     run(book, ack(spec))
-    run(book, AmendOrder(spec.order_id, "ACC-1", spec.instrument_id, T0, price=D("99")))
+    run(book, approved(spec, T0, price=D("99")))
     run(book, report(spec, ExecType.REPLACE_REJECTED, reason="no"))
     assert status(book, spec) is S.NEW
     assert book.orders[spec.order_id].price == D("100")
@@ -250,9 +282,9 @@ def test_amend_rejected_by_venue_restores_status() -> None:
 def test_amend_needs_something_meaningful() -> None:
     market = order(OrderType.MARKET, price=None)
     book = live(market)
-    [r] = od.decide(book, AmendOrder(market.order_id, "ACC-1", market.instrument_id, T0, price=D("1")))
+    [r] = od.decide(book, approved(market, T0, price=D("1")))
     assert isinstance(r, OrderAmendRejected)
-    [r] = od.decide(book, AmendOrder(market.order_id, "ACC-1", market.instrument_id, T0))
+    [r] = od.decide(book, approved(market, T0))
     assert r.reason == "nothing to amend"
 
 
@@ -351,7 +383,7 @@ def test_canceling_a_held_stop_needs_no_venue() -> None:
     book = live(spec)
     out = run(book, CancelOrder(spec.order_id, "ACC-1", spec.instrument_id, T0))
     assert types(out) == ["OrderCanceled"]
-    [out] = run(book, AmendOrder(spec.order_id, "ACC-1", spec.instrument_id, T0, trigger_price=D("106")))
+    [out] = run(book, approved(spec, T0, trigger_price=D("106")))
     assert isinstance(out, OrderAmendRejected)
     assert "CANCELED" in out.reason
 
@@ -359,7 +391,7 @@ def test_canceling_a_held_stop_needs_no_venue() -> None:
 def test_amend_of_held_stop_changes_trigger_locally() -> None:
     spec = order(OrderType.STOP_MARKET, price=None, trigger_price=D("105"))
     book = live(spec)
-    [r] = run(book, AmendOrder(spec.order_id, "ACC-1", spec.instrument_id, T0, trigger_price=D("106")))
+    [r] = run(book, approved(spec, T0, trigger_price=D("106")))
     assert isinstance(r, OrderReplaced)
     assert status(book, spec) is S.ACCEPTED
     assert run(book, trade("105.5")) == []

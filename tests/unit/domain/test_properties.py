@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
 from meltica.domain.orders import decider as od
-from meltica.domain.orders.commands import AmendOrder, CancelOrder, SubmitOrder
-from meltica.domain.orders.events import OrderAccepted, OrderFilled
+from meltica.domain.orders.commands import CancelOrder, SubmitOrder
+from meltica.domain.orders.events import OrderAccepted, OrderAmendAccepted, OrderFilled
 from meltica.domain.orders.model import OrderStatus
 from meltica.domain.portfolio import decider as pd
 from meltica.domain.portfolio.events import AdjustBalance
@@ -94,8 +94,9 @@ class OrderMachine(RuleBasedStateMachine):
 
     @rule(oid=orders, qty=QTY)
     def request_amend(self, oid: str, qty: Decimal) -> None:
+        """An amend risk let through (the book acts on nothing else)."""
         s = self.book.orders[oid].spec
-        self.feed(AmendOrder(oid, s.account_id, s.instrument_id, self.ts, quantity=qty))
+        self.feed(OrderAmendAccepted(oid, s.client_order_id, s.account_id, s.instrument_id, self.ts, qty))
 
     @rule(oid=orders)
     def venue_replaces(self, oid: str) -> None:

@@ -1,9 +1,10 @@
 """The order-book decider: every order of an account, from acceptance to a terminal state.
 
-Inputs: `OrderAccepted`/`OrderDenied` (from risk), `ExecutionReport` (from venues), cancel /
-amend / cancel-all commands, market data (stop and trailing triggers), `ClockTick` (expiry)
-and `KillSwitchTripped`. Outputs: order events and venue requests. `decide` never mutates;
-`evolve` applies one event to the book in place and returns it.
+Inputs: `OrderAccepted`/`OrderDenied`/`OrderAmendAccepted` (from risk), `ExecutionReport` (from
+venues), cancel and cancel-all commands, market data (stop and trailing triggers), `ClockTick`
+(expiry) and `KillSwitchTripped`. An `AmendOrder` is risk's to decide: the book acts only on
+the `OrderAmendAccepted` risk answers it with. Outputs: order events and venue requests.
+`decide` never mutates; `evolve` applies one event to the book in place and returns it.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from decimal import Decimal
 from typing import Any
 
 from meltica.domain.marketdata import ClockTick, MarketData, QuoteTick, TradeTick
-from meltica.domain.orders.commands import AmendOrder, CancelAllOrders, CancelOrder
+from meltica.domain.orders.commands import CancelAllOrders, CancelOrder
 from meltica.domain.orders.events import (
     ExecutionReport,
     Fill,
     OrderAccepted,
     OrderAcknowledged,
+    OrderAmendAccepted,
     OrderAmendRejected,
     OrderCanceled,
     OrderCancelRejected,
@@ -40,7 +42,7 @@ from meltica.domain.orders.events import (
     VenueCancelOrder,
     VenueSubmitOrder,
 )
-from meltica.domain.orders.model import Order, OrderSpec, OrderStatus
+from meltica.domain.orders.model import Order, OrderSpec, OrderStatus, amend_problem
 from meltica.domain.orders.transitions import can_transition
 from meltica.domain.orders.triggers import (
     is_triggered,
@@ -109,7 +111,7 @@ def decide(book: OrderBook, inp: Any) -> list[Event]:
         return _on_report(book, inp)
     if isinstance(inp, CancelOrder):
         return _on_cancel(book, inp)
-    if isinstance(inp, AmendOrder):
+    if isinstance(inp, OrderAmendAccepted):
         return _on_amend(book, inp)
     if isinstance(inp, CancelAllOrders):
         return [
@@ -338,7 +340,7 @@ def _amend(
     ]
 
 
-def _unknown(cmd: CancelOrder | AmendOrder) -> dict[str, Any]:
+def _unknown(cmd: CancelOrder | OrderAmendAccepted) -> dict[str, Any]:
     return {
         "order_id": cmd.order_id,
         "client_order_id": "",
@@ -361,22 +363,22 @@ def _on_cancel(book: OrderBook, cmd: CancelOrder) -> list[Event]:
     return _cancel(order, cmd.ts, "canceled by client")
 
 
-def _on_amend(book: OrderBook, cmd: AmendOrder) -> list[Event]:
+def _on_amend(book: OrderBook, cmd: OrderAmendAccepted) -> list[Event]:
+    """An amend risk let through; the order's status may still refuse it."""
     order = book.orders.get(cmd.order_id)
     if order is None or order.spec.account_id != cmd.account_id:
         return [OrderAmendRejected(**_unknown(cmd), reason="unknown order")]
-    reject = None
+    if order.status in (S.PENDING_CANCEL, S.PENDING_REPLACE):
+        # not an OrderAmendRejected: that one ends a pending replace, and this one is not it
+        return [_rejected(order, type(cmd).__name__, f"order is {order.status}", cmd.ts)]
     qty = cmd.quantity if cmd.quantity is not None else order.quantity
-    if order.is_terminal or order.status in (S.PENDING_CANCEL, S.PENDING_REPLACE):
-        reject = f"order is {order.status}"
-    elif qty <= order.filled_qty:
-        reject = f"quantity {qty} is not above the filled quantity {order.filled_qty}"
-    elif cmd.price is not None and not order.spec.order_type.has_limit_price:
-        reject = f"{order.spec.order_type} order has no price to amend"
-    elif cmd.trigger_price is not None and not order.spec.order_type.has_trigger:
-        reject = f"{order.spec.order_type} order has no trigger to amend"
-    elif cmd.quantity is None and cmd.price is None and cmd.trigger_price is None:
-        reject = "nothing to amend"
+    reject = (
+        f"order is {order.status}"
+        if order.is_terminal
+        else amend_problem(
+            order.spec.order_type, order.filled_qty, qty, cmd.quantity, cmd.price, cmd.trigger_price
+        )
+    )
     if reject is not None:
         return [OrderAmendRejected(**_ids(order), ts=cmd.ts, reason=reject)]
     price = cmd.price if cmd.price is not None else order.price
@@ -487,9 +489,14 @@ def _pending(status: OrderStatus) -> Any:
     return apply
 
 
-def _revert(o: Order, e: Any) -> None:
-    if o.status in (S.PENDING_CANCEL, S.PENDING_REPLACE) and o.previous_status is not None:
-        o.status, o.previous_status = o.previous_status, None
+def _revert(pending: OrderStatus) -> Any:
+    """A rejection ends the request of its own kind only (an amend's, not a pending cancel)."""
+
+    def apply(o: Order, e: Any) -> None:
+        if o.status is pending and o.previous_status is not None:
+            o.status, o.previous_status = o.previous_status, None
+
+    return apply
 
 
 def _replaced(o: Order, e: OrderReplaced) -> None:
@@ -524,10 +531,10 @@ _APPLY: dict[type, Any] = {
     OrderFilled: _filled,
     OrderPendingCancel: _pending(S.PENDING_CANCEL),
     OrderCanceled: _status(S.CANCELED),
-    OrderCancelRejected: _revert,
+    OrderCancelRejected: _revert(S.PENDING_CANCEL),
     OrderPendingReplace: _pending(S.PENDING_REPLACE),
     OrderReplaced: _replaced,
-    OrderAmendRejected: _revert,
+    OrderAmendRejected: _revert(S.PENDING_REPLACE),
     OrderTriggered: _triggered,
     OrderTriggerUpdated: _trigger_moved,
     OrderExpired: _status(S.EXPIRED),

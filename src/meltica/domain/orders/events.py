@@ -114,6 +114,15 @@ class OrderReplaced(_OrderEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class OrderAmendAccepted(_OrderEvent):
+    """Pre-trade risk judged the order as amended and let the amend through (None: unchanged)."""
+
+    quantity: Decimal | None = None
+    price: Decimal | None = None
+    trigger_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OrderAmendRejected(_OrderEvent):
     reason: str
 
@@ -211,6 +220,7 @@ OrderEvent = (
     | OrderCancelRejected
     | OrderPendingReplace
     | OrderReplaced
+    | OrderAmendAccepted
     | OrderAmendRejected
     | OrderTriggered
     | OrderTriggerUpdated
@@ -232,6 +242,7 @@ ORDER_EVENT_TYPES: tuple[type, ...] = (
     OrderCancelRejected,
     OrderPendingReplace,
     OrderReplaced,
+    OrderAmendAccepted,
     OrderAmendRejected,
     OrderTriggered,
     OrderTriggerUpdated,

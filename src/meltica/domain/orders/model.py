@@ -102,6 +102,26 @@ class OrderSpec:
         return None
 
 
+def amend_problem(
+    order_type: OrderType,
+    filled: Decimal,
+    new_quantity: Decimal,
+    quantity: Decimal | None,
+    price: Decimal | None,
+    trigger_price: Decimal | None,
+) -> str | None:
+    """What makes an amend (None: that term unchanged) of an order meaningless, if anything."""
+    if new_quantity <= filled:
+        return f"quantity {new_quantity} is not above the filled quantity {filled}"
+    if price is not None and not order_type.has_limit_price:
+        return f"{order_type} order has no price to amend"
+    if trigger_price is not None and not order_type.has_trigger:
+        return f"{order_type} order has no trigger to amend"
+    if quantity is None and price is None and trigger_price is None:
+        return "nothing to amend"
+    return None
+
+
 @dataclass(slots=True)
 class Order:
     """An order's current state, built by evolving its events."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from meltica.domain.amounts import amount_problem
 from meltica.domain.instruments import Instrument
 from meltica.domain.marketdata import Bar, QuoteTick, TradeTick
 from meltica.domain.orders.events import (
@@ -21,12 +22,13 @@ from meltica.domain.orders.events import (
     OrderFilled,
     OrderPartiallyFilled,
     OrderRejected,
+    OrderReplaced,
 )
 from meltica.domain.portfolio.analytics import ExecutionAnalytics
 from meltica.domain.portfolio.events import AdjustBalance, BalanceChanged, PnLMarked, PositionChanged
 from meltica.domain.portfolio.positions import Position, after_fill
 from meltica.domain.reservations import reservation
-from meltica.domain.values import ZERO
+from meltica.domain.values import ZERO, OrderSide
 
 Event = Any
 
@@ -119,7 +121,11 @@ def _balance_event(
 def decide(state: PortfolioState, inp: Any) -> list[Event]:
     """Portfolio events that follow from `inp`. Pure."""
     if isinstance(inp, AdjustBalance):
-        return [_balance_event(state, inp.account_id, inp.asset, inp.delta, ZERO, inp.reason, inp.ts)]
+        event = _balance_event(state, inp.account_id, inp.asset, inp.delta, ZERO, inp.reason, inp.ts)
+        problem = amount_problem(inp.delta) or amount_problem(event.total)
+        if problem:  # the runtime dead-letters the command; the balance stays as it was
+            raise ValueError(f"balance adjustment of {inp.account_id} {inp.asset} refused: {problem}")
+        return [event]
     if isinstance(inp, OrderAccepted):
         lock = _lock_for(state, inp)
         if lock is None:
@@ -127,6 +133,14 @@ def decide(state: PortfolioState, inp: Any) -> list[Event]:
         return [_balance_event(state, lock.account_id, lock.asset, ZERO, lock.amount, "reserve", inp.ts)]
     if isinstance(inp, OrderFilled | OrderPartiallyFilled):
         return _on_fill(state, inp)
+    if isinstance(inp, OrderReplaced):
+        lock = state.locks.get(inp.order_id)
+        moved = None if lock is None else _replaced_lock(state, lock, inp)
+        if lock is None or moved is None or moved.held == lock.held:
+            return []
+        delta = moved.held - lock.held
+        why = "reserve" if delta > ZERO else "release"
+        return [_balance_event(state, lock.account_id, lock.asset, ZERO, delta, why, inp.ts)]
     if isinstance(inp, OrderCanceled | OrderExpired | OrderRejected):
         lock = state.locks.get(inp.order_id)
         if lock is None or lock.held == ZERO:
@@ -147,6 +161,21 @@ def _lock_for(state: PortfolioState, e: OrderAccepted) -> Lock | None:
         return None
     asset, amount = reservation(spec.side, spec.quantity, price, inst)
     return Lock(spec.account_id, asset, amount, spec.quantity, spec.quantity)
+
+
+def _replaced_lock(state: PortfolioState, lock: Lock, e: OrderReplaced) -> Lock | None:
+    """The lock of an order amended to `e`'s terms (a price-less amend keeps the unit price)."""
+    filled = lock.quantity - lock.leaves
+    if e.quantity <= filled:
+        return None
+    price = e.price if e.price is not None else e.trigger_price
+    inst = state.instruments.get(e.instrument_id)
+    if price is None or inst is None:
+        amount = lock.amount * e.quantity / lock.quantity
+    else:
+        side = OrderSide.SELL if inst.base_currency == lock.asset else OrderSide.BUY
+        amount = reservation(side, e.quantity, price, inst)[1]
+    return Lock(lock.account_id, lock.asset, amount, e.quantity, e.quantity - filled)
 
 
 def _on_fill(state: PortfolioState, e: OrderFilled | OrderPartiallyFilled) -> list[Event]:
@@ -312,6 +341,13 @@ def _filled(state: PortfolioState, e: OrderFilled | OrderPartiallyFilled) -> Non
             a.ts_filled = e.ts
 
 
+def _replaced(state: PortfolioState, e: OrderReplaced) -> None:
+    lock = state.locks.get(e.order_id)
+    moved = None if lock is None else _replaced_lock(state, lock, e)
+    if moved is not None:
+        state.locks[e.order_id] = moved
+
+
 def _ended(state: PortfolioState, e: OrderCanceled | OrderExpired | OrderRejected) -> None:
     state.locks.pop(e.order_id, None)
 
@@ -336,6 +372,7 @@ _EVOLVE: dict[type, Any] = {
     OrderAcknowledged: _acknowledged,
     OrderFilled: _filled,
     OrderPartiallyFilled: _filled,
+    OrderReplaced: _replaced,
     OrderCanceled: _ended,
     OrderExpired: _ended,
     OrderRejected: _ended,

@@ -1,5 +1,10 @@
 """Pre-trade checks: each returns the reason to deny an order, or None. Order matters:
-the first reason wins. Adding a check is one function and one line in `CHECKS`."""
+the first reason wins. Adding a check is one function and one line in `CHECKS`.
+
+An amend is judged as the order it would make: order-level checks (precision, size, notional,
+price band) on the amended quantity, account-level ones (position, exposure, balance) on what
+it leaves to trade, with the order's own hold released (`Proposal.filled`, `Proposal.account`).
+Open orders with a pending amend count on whichever of their terms weighs more."""
 
 from __future__ import annotations
 
@@ -50,11 +55,18 @@ class DenyReason(StrEnum):
     MAX_OPEN_ORDERS = "max_open_orders"
     INSUFFICIENT_BALANCE = "insufficient_balance"
     LIST_DENIED = "list_denied"
+    DUPLICATE_ORDER_ID = "duplicate_order_id"
 
 
 # Denials that count towards the circuit breaker: not those the halt itself causes.
 NOT_BREACHES = frozenset(
-    {DenyReason.KILL_SWITCH, DenyReason.TRADING_HALTED, DenyReason.REDUCING_ONLY, DenyReason.LIST_DENIED}
+    {
+        DenyReason.KILL_SWITCH,
+        DenyReason.TRADING_HALTED,
+        DenyReason.REDUCING_ONLY,
+        DenyReason.LIST_DENIED,
+        DenyReason.DUPLICATE_ORDER_ID,
+    }
 )
 
 
@@ -68,6 +80,12 @@ class Proposal:
     instrument: Instrument | None
     limits: RiskLimits
     ts: int
+    filled: Decimal = ZERO  # an amend: what the order already traded
+
+    @property
+    def live_qty(self) -> Decimal:
+        """What the order leaves to trade (its quantity, for a new order)."""
+        return self.order.quantity - self.filled
 
     @property
     def last(self) -> Decimal | None:
@@ -83,17 +101,18 @@ class Proposal:
 
     @property
     def signed_qty(self) -> Decimal:
-        return self.order.quantity * self.order.side.sign
+        return self.live_qty * self.order.side.sign
 
     @property
     def position(self) -> Decimal:
         return self.account.positions.get(self.order.instrument_id, ZERO)
 
-    def notional(self) -> Decimal:
+    def notional(self, quantity: Decimal | None = None) -> Decimal:
+        """The notional of the order's quantity (or of `quantity`) at the reference price."""
         price = self.ref_price
-        assert self.instrument is not None
-        assert price is not None
-        return self.instrument.notional(self.order.quantity, price)
+        assert self.instrument is not None  # nosec B101 # typing; unknown_instrument denies first
+        assert price is not None  # nosec B101 # typing; reference_price denies first
+        return self.instrument.notional(self.order.quantity if quantity is None else quantity, price)
 
 
 Check = Callable[[Proposal], DenyReason | None]
@@ -117,13 +136,13 @@ def reduces(p: Proposal) -> bool:
         return False
     pending = sum(
         (
-            o.leaves
+            o.worst_leaves
             for o in p.account.open_orders.values()
             if o.instrument_id == p.order.instrument_id and o.side is p.order.side
         ),
         ZERO,
     )
-    return p.order.quantity + pending <= abs(pos)
+    return p.live_qty + pending <= abs(pos)
 
 
 def invalid_order(p: Proposal) -> DenyReason | None:
@@ -172,7 +191,7 @@ def order_type_allowed(p: Proposal) -> DenyReason | None:
 
 def precision(p: Proposal) -> DenyReason | None:
     inst, o = p.instrument, p.order
-    assert inst is not None
+    assert inst is not None  # nosec B101 # typing; unknown_instrument denies first
     prices = [x for x in (o.price, o.trigger_price) if x is not None]
     if (
         o.order_type.is_trailing
@@ -190,7 +209,7 @@ def precision(p: Proposal) -> DenyReason | None:
 
 def quantity_bounds(p: Proposal) -> DenyReason | None:
     inst, qty = p.instrument, p.order.quantity
-    assert inst is not None
+    assert inst is not None  # nosec B101 # typing; unknown_instrument denies first
     lows = [x for x in (inst.min_quantity, p.limits.min_quantity) if x is not None]
     highs = [x for x in (inst.max_quantity, p.limits.max_quantity) if x is not None]
     if any(qty < low for low in lows):
@@ -206,7 +225,7 @@ def reference_price(p: Proposal) -> DenyReason | None:
 
 def min_notional(p: Proposal) -> DenyReason | None:
     inst = p.instrument
-    assert inst is not None
+    assert inst is not None  # nosec B101 # typing; unknown_instrument denies first
     return (
         DenyReason.NOTIONAL_BELOW_MIN
         if inst.min_notional is not None and p.notional() < inst.min_notional
@@ -239,13 +258,13 @@ def max_position(p: Proposal) -> DenyReason | None:
         return None
     same_side = sum(
         (
-            o.leaves
+            o.worst_leaves
             for o in p.account.open_orders.values()
             if o.instrument_id == p.order.instrument_id and o.side is p.order.side
         ),
         ZERO,
     )
-    projected = p.position + (same_side + p.order.quantity) * p.order.side.sign
+    projected = p.position + (same_side + p.live_qty) * p.order.side.sign
     return DenyReason.MAX_POSITION if abs(projected) > cap else None
 
 
@@ -264,9 +283,9 @@ def _exposures(p: Proposal, accounts: list[AccountRisk]) -> tuple[Decimal, Decim
             inst = p.state.instruments.get(o.instrument_id)
             if inst is None:
                 continue
-            value = inst.notional(o.leaves, o.price) * o.side.sign
+            value = o.value(inst) * o.side.sign
             gross, net = gross + abs(value), net + value
-    value = p.notional() * p.order.side.sign
+    value = p.notional(p.live_qty) * p.order.side.sign
     return gross + abs(value), abs(net + value)
 
 
@@ -307,10 +326,10 @@ def balance(p: Proposal) -> DenyReason | None:
     if not p.state.require_balance:
         return None
     inst, price = p.instrument, p.ref_price
-    assert inst is not None
-    assert price is not None
-    band = p.limits.price_band if p.order.order_type is OrderType.MARKET else None
-    asset, amount = reservation(p.order.side, p.order.quantity, price, inst, band)
+    assert inst is not None  # nosec B101 # typing; unknown_instrument denies first
+    assert price is not None  # nosec B101 # typing; reference_price denies first
+    band = p.limits.price_band if p.order.order_type.when_triggered is OrderType.MARKET else None
+    asset, amount = reservation(p.order.side, p.live_qty, price, inst, band)
     return DenyReason.INSUFFICIENT_BALANCE if p.account.available(asset) < amount else None
 
 

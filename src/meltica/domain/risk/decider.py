@@ -1,6 +1,10 @@
-"""The pre-trade risk decider: submissions become `OrderAccepted` or `OrderDenied`.
+"""The pre-trade risk decider: submissions become `OrderAccepted` or `OrderDenied`, amends
+`OrderAmendAccepted` or `OrderAmendRejected` (with the deny reason).
 
-`decide` is pure; `evolve` applies accepted/denied orders, fills and terminal order
+Every way to a live order passes here: a submit, each order of a list, and an amend, which is
+judged as the order it would make (its own hold released, the new one reserved). A list that
+names one order (or client order) id twice is denied whole, so no id is ever accepted twice.
+`decide` is pure; `evolve` applies accepted/denied orders and amends, fills and terminal order
 events (reservations, positions), balances, limits, trading states, kill switches,
 instruments and market prices to the state in place.
 """
@@ -8,23 +12,31 @@ instruments and market prices to the state in place.
 from __future__ import annotations
 
 import copy
+import dataclasses
+from collections import Counter
 from decimal import Decimal
 from typing import Any
 
 from meltica.domain.instruments import Instrument
 from meltica.domain.marketdata import Bar, QuoteTick, TradeTick
-from meltica.domain.orders.commands import SubmitOrder, SubmitOrderList
+from meltica.domain.orders.commands import AmendOrder, SubmitOrder, SubmitOrderList
 from meltica.domain.orders.events import (
     OrderAccepted,
+    OrderAmendAccepted,
+    OrderAmendRejected,
     OrderCanceled,
     OrderDenied,
     OrderExpired,
     OrderFilled,
     OrderPartiallyFilled,
+    OrderPendingReplace,
     OrderRejected,
     OrderReplaced,
+    OrderTransitionRejected,
+    OrderTriggered,
+    OrderTriggerUpdated,
 )
-from meltica.domain.orders.model import OrderSpec
+from meltica.domain.orders.model import OrderSpec, OrderStatus, amend_problem
 from meltica.domain.portfolio.events import BalanceChanged
 from meltica.domain.reservations import reservation
 from meltica.domain.risk.checks import NOT_BREACHES, DenyReason, Proposal, first_denial, tokens_at
@@ -38,7 +50,7 @@ from meltica.domain.risk.events import (
     TradingStateChanged,
     TripKillSwitch,
 )
-from meltica.domain.risk.state import AccountRisk, OpenOrder, RiskState
+from meltica.domain.risk.state import AccountRisk, OpenOrder, PendingAmend, RiskState
 from meltica.domain.values import ZERO, ContingencyType, OrderType, RiskScope
 
 Event = Any
@@ -59,8 +71,17 @@ def _is_duplicate(state: RiskState, spec: OrderSpec) -> bool:
     )
 
 
-def _judge(state: RiskState, spec: OrderSpec, ts: int) -> DenyReason | None:
+def _judge(
+    state: RiskState, spec: OrderSpec, ts: int, amending: OpenOrder | None = None
+) -> DenyReason | None:
+    """The first reason to deny `spec`; with `amending`, as the amended form of that open order
+    (whose own hold and quantity are released from the account first)."""
     account = state.account(spec.account_id)
+    filled = ZERO
+    if amending is not None:
+        others = {k: v for k, v in account.open_orders.items() if k != spec.order_id}
+        account = dataclasses.replace(account, open_orders=others)
+        filled = amending.filled
     proposal = Proposal(
         state=state,
         account=account,
@@ -68,6 +89,7 @@ def _judge(state: RiskState, spec: OrderSpec, ts: int) -> DenyReason | None:
         instrument=state.instruments.get(spec.instrument_id),
         limits=state.effective_limits(spec.account_id, spec.instrument_id),
         ts=ts,
+        filled=filled,
     )
     return first_denial(proposal)
 
@@ -76,12 +98,28 @@ def _message(spec: OrderSpec, reason: DenyReason) -> str:
     return (spec.problems() or "") if reason is DenyReason.INVALID_ORDER else ""
 
 
+def _breach(e: Event) -> bool:
+    """A denial that counts towards the circuit breaker (an order's, or risk's of an amend)."""
+    if isinstance(e, OrderDenied | OrderAmendRejected):
+        reason = _deny_reason(e.reason)
+        return reason is not None and reason not in NOT_BREACHES
+    return False
+
+
+def _deny_reason(text: str) -> DenyReason | None:
+    """The deny reason an `OrderDenied`/`OrderAmendRejected` reason starts with, if any."""
+    try:
+        return DenyReason(text.partition(":")[0])
+    except ValueError:
+        return None
+
+
 def _breaker(state: RiskState, events: list[Event], ts: int) -> list[Event]:
     """Trip the account's kill switch when its breaches in the window reach the limit."""
     out: list[Event] = []
     counted: dict[str, int] = {}
     for e in events:
-        if isinstance(e, OrderDenied) and DenyReason(e.reason) not in NOT_BREACHES:
+        if _breach(e):
             counted[e.account_id] = counted.get(e.account_id, 0) + 1
     for account_id, new in counted.items():
         key = (RiskScope.ACCOUNT, account_id)
@@ -113,6 +151,8 @@ def decide(state: RiskState, inp: Any) -> list[Event]:
         return out + _breaker(state, out, inp.ts)
     if isinstance(inp, SubmitOrderList):
         return _decide_list(state, inp)
+    if isinstance(inp, AmendOrder):
+        return _decide_amend(state, inp)
     if isinstance(inp, SetRiskLimits):
         return [RiskLimitsChanged(inp.scope, inp.scope_id, inp.limits, inp.operator, inp.ts, inp.accounts)]
     if isinstance(inp, SetTradingState):
@@ -131,10 +171,15 @@ def decide(state: RiskState, inp: Any) -> list[Event]:
 
 
 def _decide_list(state: RiskState, cmd: SubmitOrderList) -> list[Event]:
-    """Each order is judged after the ones before it; a contingent list is all or nothing."""
+    """Each order is judged after the ones before it; a contingent list is all or nothing; a list
+    naming an id twice is denied whole (one of its orders accepted would be two)."""
     fresh = [spec for spec in cmd.orders if not _is_duplicate(state, spec)]
     if not fresh:
-        return []
+        return []  # a redelivery: decided already
+    repeated = _repeated(fresh)
+    contingent = any(s.contingency_type is not ContingencyType.NONE or s.parent_order_id for s in fresh)
+    if repeated or (contingent and len(fresh) < len(cmd.orders)):
+        return _deny_duplicates(cmd, fresh, repeated)
     scratch = copy.deepcopy(state)
     decisions: list[Event] = []
     for spec in fresh:
@@ -146,7 +191,6 @@ def _decide_list(state: RiskState, cmd: SubmitOrderList) -> list[Event]:
         )
         decisions.append(event)
         evolve(scratch, event)
-    contingent = any(s.contingency_type is not ContingencyType.NONE or s.parent_order_id for s in fresh)
     first = next((d for d in decisions if isinstance(d, OrderDenied)), None)
     if contingent and first is not None:
         decisions = [
@@ -158,6 +202,97 @@ def _decide_list(state: RiskState, cmd: SubmitOrderList) -> list[Event]:
     return decisions + _breaker(state, decisions, cmd.ts)
 
 
+def _repeated(specs: list[OrderSpec]) -> set[str]:
+    """Order ids and client order ids that occur more than once in `specs`."""
+    ids = Counter(s.order_id for s in specs)
+    client_ids = Counter(s.client_order_id for s in specs)
+    return {i for i, n in ids.items() if n > 1} | {c for c, n in client_ids.items() if n > 1}
+
+
+def _deny_duplicates(cmd: SubmitOrderList, fresh: list[OrderSpec], repeated: set[str]) -> list[Event]:
+    """Deny every new order of a list that repeats an id (or of a contingent list that reuses a
+    decided one), once per order id."""
+    reused = [s.order_id for s in cmd.orders if s not in fresh] or sorted(repeated)
+    message = f"order list {cmd.order_list_id} repeats or reuses order id {reused[0]}"
+    out: list[Event] = []
+    seen: set[str] = set()
+    for spec in fresh:
+        if spec.order_id in seen:
+            continue
+        seen.add(spec.order_id)
+        dup = spec.order_id in repeated or spec.client_order_id in repeated
+        reason = DenyReason.DUPLICATE_ORDER_ID if dup else DenyReason.LIST_DENIED
+        out.append(_denied(spec, reason, message, cmd.ts))
+    return out
+
+
+def _amend_rejected(cmd: AmendOrder, client_order_id: str, reason: str) -> OrderAmendRejected:
+    return OrderAmendRejected(
+        cmd.order_id, client_order_id, cmd.account_id, cmd.instrument_id, cmd.ts, reason
+    )
+
+
+def amended_spec(
+    o: OpenOrder, quantity: Decimal | None, price: Decimal | None, trigger: Decimal | None
+) -> OrderSpec:
+    """The order `o` would become with these terms (None: unchanged)."""
+    assert o.spec is not None  # nosec B101 # typing; open orders carry their spec
+    return dataclasses.replace(
+        o.spec,
+        quantity=quantity if quantity is not None else o.spec.quantity,
+        price=price if price is not None else o.spec.price,
+        trigger_price=trigger if trigger is not None else o.spec.trigger_price,
+    )
+
+
+def _decide_amend(state: RiskState, cmd: AmendOrder) -> list[Event]:
+    """An amend is judged as the order it would make; one pending amend per order at a time."""
+    account = state.accounts.get(cmd.account_id)
+    o = None if account is None else account.open_orders.get(cmd.order_id)
+    if o is None or o.spec is None:
+        known = cmd.order_id in state.known_orders and account is not None
+        return [_amend_rejected(cmd, "", "order is not open" if known else "unknown order")]
+    spec = o.spec
+    if o.pending is not None:  # not an OrderAmendRejected: that one would end the pending amend
+        return [
+            OrderTransitionRejected(
+                spec.order_id,
+                spec.client_order_id,
+                spec.account_id,
+                spec.instrument_id,
+                cmd.ts,
+                OrderStatus.PENDING_REPLACE,
+                "AmendOrder",
+                "an amend is pending",
+            )
+        ]
+    amended = amended_spec(o, cmd.quantity, cmd.price, cmd.trigger_price)
+    problem = amend_problem(
+        spec.order_type, o.filled, amended.quantity, cmd.quantity, cmd.price, cmd.trigger_price
+    )
+    if problem is not None:
+        return [_amend_rejected(cmd, spec.client_order_id, problem)]
+    reason = _judge(state, amended, cmd.ts, amending=o)
+    if reason is None:
+        return [
+            OrderAmendAccepted(
+                spec.order_id,
+                spec.client_order_id,
+                spec.account_id,
+                spec.instrument_id,
+                cmd.ts,
+                cmd.quantity,
+                cmd.price,
+                cmd.trigger_price,
+            )
+        ]
+    message = _message(amended, reason)
+    out: list[Event] = [
+        _amend_rejected(cmd, spec.client_order_id, f"{reason}: {message}" if message else reason.value)
+    ]
+    return out + _breaker(state, out, cmd.ts)
+
+
 # -- evolve -----------------------------------------------------------------------------------
 def _account(state: RiskState, account_id: str) -> AccountRisk:
     account = state.accounts.get(account_id)
@@ -167,6 +302,7 @@ def _account(state: RiskState, account_id: str) -> AccountRisk:
 
 
 def _reserve(state: RiskState, spec: OrderSpec, quantity: Decimal, price: Decimal | None) -> OpenOrder | None:
+    """What `spec` holds back for `quantity` at `price` (else its trigger, else the last price)."""
     inst = state.instruments.get(spec.instrument_id)
     ref = (
         price
@@ -178,9 +314,9 @@ def _reserve(state: RiskState, spec: OrderSpec, quantity: Decimal, price: Decima
     if inst is None or ref is None:
         return None
     limits = state.effective_limits(spec.account_id, spec.instrument_id)
-    band = limits.price_band if spec.order_type is OrderType.MARKET else None
+    band = limits.price_band if spec.order_type.when_triggered is OrderType.MARKET else None
     asset, amount = reservation(spec.side, quantity, ref, inst, band)
-    return OpenOrder(spec.instrument_id, spec.side, quantity, quantity, ref, asset, amount)
+    return OpenOrder(spec.instrument_id, spec.side, quantity, quantity, ref, asset, amount, spec)
 
 
 def evolve(state: RiskState, event: Any) -> RiskState:
@@ -196,21 +332,58 @@ def _accepted(state: RiskState, e: OrderAccepted) -> None:
     state.known_orders.add(spec.order_id)
     account = _account(state, spec.account_id)
     account.client_order_ids.add(spec.client_order_id)
-    limits = state.effective_limits(spec.account_id, spec.instrument_id)
-    if limits.throttle_rate is not None and limits.throttle_burst is not None:
-        account.tokens, account.tokens_ts = tokens_at(account, limits, e.ts) - 1, e.ts
+    _take_token(state, account, spec.instrument_id, e.ts)
     open_order = _reserve(state, spec, spec.quantity, spec.price)
     if open_order is not None:
         account.open_orders[spec.order_id] = open_order
+
+
+def _take_token(state: RiskState, account: AccountRisk, instrument_id: str, ts: int) -> None:
+    """An accepted order or amend spends one throttle token."""
+    limits = state.effective_limits(account.account_id, instrument_id)
+    if limits.throttle_rate is not None and limits.throttle_burst is not None:
+        account.tokens, account.tokens_ts = tokens_at(account, limits, ts) - 1, ts
+
+
+def _note_breach(state: RiskState, e: OrderDenied | OrderAmendRejected) -> None:
+    if _breach(e):
+        account = _account(state, e.account_id)
+        window = state.effective_limits(e.account_id, "").circuit_breaker_window_ns or 0
+        account.breaches = (*(t for t in account.breaches if t > e.ts - window), e.ts)
 
 
 def _denied_event(state: RiskState, e: OrderDenied) -> None:
     state.known_orders.add(e.order_id)
     account = _account(state, e.account_id)
     account.client_order_ids.add(e.client_order_id)
-    if DenyReason(e.reason) not in NOT_BREACHES:
-        window = state.effective_limits(e.account_id, "").circuit_breaker_window_ns or 0
-        account.breaches = (*(t for t in account.breaches if t > e.ts - window), e.ts)
+    _note_breach(state, e)
+
+
+def _amend_accepted(state: RiskState, e: OrderAmendAccepted | OrderPendingReplace) -> None:
+    """Hold the amended terms next to the current ones until the venue answers (an amend the
+    order book makes itself, an OCO reduction, is pending from its `OrderPendingReplace`)."""
+    account = _account(state, e.account_id)
+    o = account.open_orders.get(e.order_id)
+    if isinstance(e, OrderAmendAccepted):
+        _take_token(state, account, e.instrument_id, e.ts)
+    if o is None or o.spec is None or o.pending is not None:
+        return
+    spec = amended_spec(o, e.quantity, e.price, e.trigger_price)
+    held = _reserve(state, spec, spec.quantity, spec.price)
+    if held is not None:
+        o.pending = PendingAmend(spec.quantity, held.price, held.reserved)
+
+
+def _amend_ended(state: RiskState, e: OrderAmendRejected | OrderTransitionRejected) -> None:
+    """An amend the venue or the order's status refused: the current terms hold alone."""
+    if isinstance(e, OrderAmendRejected):
+        _note_breach(state, e)
+    elif e.attempted != OrderAmendAccepted.__name__:
+        return
+    account = state.accounts.get(e.account_id)
+    o = None if account is None else account.open_orders.get(e.order_id)
+    if o is not None:
+        o.pending = None
 
 
 def _fill(state: RiskState, e: OrderFilled | OrderPartiallyFilled) -> None:
@@ -235,12 +408,26 @@ def _replaced(state: RiskState, e: OrderReplaced) -> None:
     o = None if account is None else account.open_orders.get(e.order_id)
     if account is None or o is None:
         return
-    filled = o.quantity - o.leaves
+    filled = o.filled
     inst = state.instruments.get(e.instrument_id)
     price = e.price if e.price is not None else e.trigger_price if e.trigger_price is not None else o.price
     if inst is not None:
-        o.asset, o.reserved = reservation(o.side, e.quantity, price, inst)
-    o.quantity, o.leaves, o.price = e.quantity, e.quantity - filled, price
+        at_market = o.spec is not None and o.spec.order_type.when_triggered is OrderType.MARKET
+        band = state.effective_limits(e.account_id, e.instrument_id).price_band if at_market else None
+        o.asset, o.reserved = reservation(o.side, e.quantity, price, inst, band)
+    o.quantity, o.leaves, o.price, o.pending = e.quantity, e.quantity - filled, price, None
+    if o.spec is not None:
+        o.spec = dataclasses.replace(
+            o.spec, quantity=e.quantity, price=e.price, trigger_price=e.trigger_price
+        )
+
+
+def _trigger_moved(state: RiskState, e: OrderTriggerUpdated | OrderTriggered) -> None:
+    """A stop's trigger, as an amend of it will be judged against."""
+    account = state.accounts.get(e.account_id)
+    o = None if account is None else account.open_orders.get(e.order_id)
+    if o is not None and o.spec is not None and e.trigger_price is not None:
+        o.spec = dataclasses.replace(o.spec, trigger_price=e.trigger_price)
 
 
 def _balance(state: RiskState, e: BalanceChanged) -> None:
@@ -297,6 +484,12 @@ _EVOLVE: dict[type, Any] = {
     OrderExpired: _ended,
     OrderRejected: _ended,
     OrderReplaced: _replaced,
+    OrderAmendAccepted: _amend_accepted,
+    OrderPendingReplace: _amend_accepted,
+    OrderAmendRejected: _amend_ended,
+    OrderTransitionRejected: _amend_ended,
+    OrderTriggerUpdated: _trigger_moved,
+    OrderTriggered: _trigger_moved,
     BalanceChanged: _balance,
     RiskLimitsChanged: _limits,
     TradingStateChanged: _trading,

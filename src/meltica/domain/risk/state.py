@@ -4,15 +4,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from meltica.domain.instruments import Instrument
+from meltica.domain.orders.model import OrderSpec
 from meltica.domain.risk.limits import DEFAULT_LIMITS, RiskLimits
 from meltica.domain.values import ZERO, OrderSide, RiskScope, TradingState
 
 
+@dataclass(frozen=True, slots=True)
+class PendingAmend:
+    """Terms risk let an amend through with, held until the venue replaces the order or refuses."""
+
+    quantity: Decimal
+    price: Decimal
+    reserved: Decimal
+
+
 @dataclass(slots=True)
 class OpenOrder:
-    """A live order as risk tracks it: remaining quantity and what it holds back."""
+    """A live order as risk tracks it: remaining quantity and what it holds back. While an amend
+    is pending the order may still fill on its old terms or already on its new ones, so it holds
+    the larger of the two."""
 
     instrument_id: str
     side: OrderSide
@@ -21,11 +34,47 @@ class OpenOrder:
     price: Decimal
     asset: str
     reserved: Decimal
+    spec: OrderSpec | None = None  # as accepted, with its current quantity, price and trigger
+    pending: PendingAmend | None = None
+
+    def __setstate__(self, saved: Any) -> None:
+        """Unpickle (a snapshot), giving fields added since it was taken their defaults."""
+        values = saved[1] if isinstance(saved, tuple) else saved
+        for name in OpenOrder.__slots__:
+            setattr(self, name, values[name] if name in values else _OPEN_DEFAULTS[name])
+
+    @property
+    def filled(self) -> Decimal:
+        return self.quantity - self.leaves
+
+    @property
+    def pending_leaves(self) -> Decimal:
+        """What is left to trade on the pending amend's terms."""
+        return ZERO if self.pending is None else max(ZERO, self.pending.quantity - self.filled)
 
     @property
     def held(self) -> Decimal:
         """The part of the reservation still held (proportional to what is left)."""
-        return self.reserved * self.leaves / self.quantity if self.quantity else ZERO
+        own = self.reserved * self.leaves / self.quantity if self.quantity else ZERO
+        p = self.pending
+        if p is None or not p.quantity:
+            return own
+        return max(own, p.reserved * self.pending_leaves / p.quantity)
+
+    @property
+    def worst_leaves(self) -> Decimal:
+        """The most it may still trade: on its terms or on those of a pending amend."""
+        return max(self.leaves, self.pending_leaves)
+
+    def value(self, instrument: Instrument) -> Decimal:
+        """The larger notional of what is left, on either terms (unsigned)."""
+        own = instrument.notional(self.leaves, self.price)
+        if self.pending is None:
+            return own
+        return max(own, instrument.notional(self.pending_leaves, self.pending.price))
+
+
+_OPEN_DEFAULTS: dict[str, Any] = {"spec": None, "pending": None}
 
 
 @dataclass(slots=True)

@@ -361,7 +361,7 @@ class SimVenue:
                     break
                 qty = min(size, r.leaves)
                 book.take(opposite, price, qty)
-                assert r.spec.price is not None
+                assert r.spec.price is not None  # nosec B101 # typing; resting orders are limits
                 out.append(
                     self._fill(
                         r,
@@ -379,7 +379,7 @@ class SimVenue:
         out: list[ExecutionReport] = []
         for r in self._on_instrument(instrument_id):
             limit = r.spec.price
-            assert limit is not None
+            assert limit is not None  # nosec B101 # typing; resting orders are limits
             if not _marketable(r.spec.side.opposite, price, limit):  # print not at or through our price
                 continue
             available = size

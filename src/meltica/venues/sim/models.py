@@ -93,5 +93,5 @@ class RandomLatency:
     seed: int = 0
 
     def delay_ns(self, order_id: str, what: str) -> int:
-        rng = random.Random(zlib.crc32(f"{self.seed}/{order_id}/{what}".encode()))
+        rng = random.Random(zlib.crc32(f"{self.seed}/{order_id}/{what}".encode()))  # nosec B311 # simulated latency
         return rng.randint(self.min_ns, self.max_ns)
