@@ -7,6 +7,8 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 COPY schemas ./schemas
 COPY alembic ./alembic
+# pyproject.toml force-includes scripts/ into the wheel (`meltica dev kafka|postgres` run them)
+COPY scripts ./scripts
 RUN pip install ".[kafka,postgres,otlp]" && useradd --create-home meltica
 USER meltica
 ENV MELTICA_DATA_DIR=/home/meltica/.meltica

@@ -53,6 +53,37 @@ case "${MELTICA_KAFKA_BOOTSTRAP:-}" in
 esac
 say "Kafka: ${MELTICA_KAFKA_BOOTSTRAP:-none}; PostgreSQL: ${MELTICA_DATABASE_URL:-none}"
 
+# Debian's chromium for the browser tests of the web UI (tests/e2e/test_ui.py); never `playwright install`.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+  elif sudo -n true 2>/dev/null; then
+    sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null
+  elif in_ci; then
+    say "CI needs chromium for the UI tests, but cannot install it (not root, no sudo)"; exit 1
+  else
+    say "cannot install chromium here (not root, no sudo): the UI tests will skip"
+  fi
+fi
+
+# Alert rules and their unit tests: promtool comes with Debian's `prometheus` package.
+if ! command -v promtool >/dev/null && command -v apt-get >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get install -y -q prometheus >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q prometheus >/dev/null; } || true
+  elif sudo -n true 2>/dev/null; then
+    sudo -n apt-get install -y -q prometheus >/dev/null 2>&1 || true
+  fi
+fi
+if command -v promtool >/dev/null; then
+  promtool check rules deploy/prometheus/alerts.yml
+  promtool check config deploy/prometheus/prometheus.yml
+  promtool test rules deploy/prometheus/alerts.test.yml
+elif in_ci; then
+  say "CI needs promtool (apt-get install prometheus) to check the alert rules"; exit 1
+else
+  say "no promtool: the alert rules are not checked"
+fi
+
 ruff check .
 ruff format --check .
 mypy

@@ -118,6 +118,10 @@ class Settings(BaseSettings):
         le=1.0,
         description="Fraction of traces recorded; all events carry trace context.",
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Process logs on stderr: text, or JSON lines with service, level, trace and span ids.",
+    )
     client_id: str = Field(default="meltica", description="Kafka client id and transactional id prefix.")
     snapshot_every: int = Field(
         default=10_000,

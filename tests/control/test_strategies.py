@@ -204,7 +204,7 @@ def test_a_strategy_that_raises_fails_alone() -> None:
     assert (out.event.strategy_id, out.event.state, out.event.reason) == (
         "broken",
         StrategyState.FAILED,
-        "on_quote raised ZeroDivisionError: division by zero",
+        "on_quote raised ZeroDivisionError: division by zero, on QuoteTick X.SIM at ts 5",
     )
     assert host.handle("marketdata.quotes", q, clock) == []  # failed: no more callbacks, no orders
     assert counting.seen == 2

@@ -113,7 +113,7 @@ def test_the_cli_refuses_an_absurd_deposit_and_writes_nothing(
 
 
 def test_an_absurd_deposit_in_an_old_log_breaks_no_balance_read(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     log, codec = MemoryLog(), Codec()
     for spec in topic_specs(2):
@@ -133,6 +133,8 @@ def test_an_absurd_deposit_in_an_old_log_breaks_no_balance_read(
     db = create_engine(url)
     projector = Projector(log, codec, db)
     projector.catch_up()
+    assert projector.skipped == 1  # the absurd event, noted in the log as not projected
+    assert "not projected: portfolio.events" in caplog.text
     client = TestClient(create_app(Services(log, publisher, db)))
     auth = {"X-API-Key": create_key(db, "viewer", ["read"])}
     answer = client.get("/v1/balances", headers=auth)

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, Table, or_, select, text
 from starlette.concurrency import run_in_threadpool
 
 from meltica import __version__, telemetry
-from meltica.api import admin_keys, auth, control, problems
+from meltica.api import admin_keys, auth, control, problems, web
 from meltica.api.audit import AuditTrail
 from meltica.api.auth import AdminKey, ReadKey, TradeKey
 from meltica.api.control import Reload
@@ -41,6 +41,7 @@ from meltica.api.schemas import (
 )
 from meltica.api.stream import KINDS
 from meltica.api.stream import events as sse_events
+from meltica.api.stream_slots import StreamSlots
 from meltica.api.waiting import OrderWaiter
 from meltica.backtest.store import as_document as backtest_document
 from meltica.clock import LiveClock
@@ -149,6 +150,8 @@ def create_app(services: Services) -> FastAPI:
         version=__version__,
         description="Event-sourced order management and trading.",
         lifespan=lifespan,
+        docs_url=None,  # `web` serves /docs and /redoc from vendored assets
+        redoc_url=None,
     )
     app.state.services = services
     app.state.audit = trail
@@ -156,6 +159,7 @@ def create_app(services: Services) -> FastAPI:
     auth.install(app, services.db)
     clock = LiveClock()
     waiter = OrderWaiter(services.db)
+    stream_slots = StreamSlots()
     idempotency_keys = Keys(services.db)
 
     requests = telemetry.meter().create_counter(
@@ -513,6 +517,7 @@ def create_app(services: Services) -> FastAPI:
         allowed = None if key.all_accounts else key.accounts
         alive = partial(auth.guard_of(request).keys.live, key.key_id)  # a revoked key's stream ends
         body = sse_events(services.log, services.publisher.codec, wanted, account_id, limit, allowed, alive)
+        stream_slots.admit(key.key_id, body)  # 429 past the key's open streams
         return StreamingResponse(body, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     # -- backtests --------------------------------------------------------------------------------
@@ -570,4 +575,5 @@ def create_app(services: Services) -> FastAPI:
 
     app.include_router(control.router(services.publisher, services.db, services.reload))
     app.include_router(admin_keys.router())
+    web.install(app)  # /ui, /docs, /redoc, /v1/me
     return app

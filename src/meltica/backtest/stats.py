@@ -92,32 +92,13 @@ def compute(
         equity.append((ts_mark, cash + position * mark))
         in_market += position != ZERO
     last_close = marks[-1][1] if marks else ZERO
-    final = equity[-1][1] if equity else starting_equity
+    curve = _curve(equity, starting_equity)
     values = [float(e) for _, e in equity]
-    returns = [b / a - 1 for a, b in itertools.pairwise(values) if a]
-    years = (marks[-1][0] - marks[0][0]) / NS_PER_YEAR if len(marks) > 1 else 0
-    per_year = len(returns) / years if years else 0
-    mean = statistics.fmean(returns) if returns else 0.0
-    sd = statistics.pstdev(returns) if len(returns) > 1 else 0.0
-    downside = math.sqrt(statistics.fmean([min(r, 0.0) ** 2 for r in returns])) if returns else 0.0
-    peak, max_dd, dd_start, max_dd_ns = values[0] if values else 0.0, 0.0, 0, 0
-    for (ts, _), v in zip(equity, values, strict=True):
-        if v >= peak:
-            peak, dd_start = v, ts
-        elif peak:
-            max_dd = max(max_dd, 1 - v / peak)
-            max_dd_ns = max(max_dd_ns, ts - dd_start)
-    total = float(final / starting_equity - 1) if starting_equity else 0.0
     mean_equity = statistics.fmean(values) if values else 1.0
     return Stats(
         starting_equity=starting_equity,
-        final_equity=final,
-        total_return=total,
-        cagr=(1 + total) ** (1 / years) - 1 if years and total > -1 else 0.0,
-        sharpe=mean / sd * math.sqrt(per_year) if sd else 0.0,
-        sortino=mean / downside * math.sqrt(per_year) if downside else 0.0,
-        max_drawdown=max_dd,
-        max_drawdown_duration_ns=max_dd_ns,
+        final_equity=curve.pop("final_equity"),
+        **curve,
         trades=trades,
         win_rate=winners / trades if trades else 0.0,
         profit_factor=float(wins / losses) if losses else math.inf if wins else 0.0,
@@ -130,3 +111,58 @@ def compute(
         average_slippage_bps=statistics.fmean(slippages) if slippages else 0.0,
         equity=equity,
     )
+
+
+def _curve(equity: list[tuple[int, Decimal]], starting_equity: Decimal) -> dict[str, Any]:
+    """Return, risk and drawdown statistics of an equity curve."""
+    final = equity[-1][1] if equity else starting_equity
+    values = [float(e) for _, e in equity]
+    returns = [b / a - 1 for a, b in itertools.pairwise(values) if a]
+    years = (equity[-1][0] - equity[0][0]) / NS_PER_YEAR if len(equity) > 1 else 0
+    per_year = len(returns) / years if years else 0
+    mean = statistics.fmean(returns) if returns else 0.0
+    sd = statistics.pstdev(returns) if len(returns) > 1 else 0.0
+    downside = math.sqrt(statistics.fmean([min(r, 0.0) ** 2 for r in returns])) if returns else 0.0
+    peak, max_dd, dd_start, max_dd_ns = values[0] if values else 0.0, 0.0, 0, 0
+    for (ts, _), v in zip(equity, values, strict=True):
+        if v >= peak:
+            peak, dd_start = v, ts
+        elif peak:
+            max_dd = max(max_dd, 1 - v / peak)
+            max_dd_ns = max(max_dd_ns, ts - dd_start)
+    total = float(final / starting_equity - 1) if starting_equity else 0.0
+    return {
+        "final_equity": final,
+        "total_return": total,
+        "cagr": (1 + total) ** (1 / years) - 1 if years and total > -1 else 0.0,
+        "sharpe": mean / sd * math.sqrt(per_year) if sd else 0.0,
+        "sortino": mean / downside * math.sqrt(per_year) if downside else 0.0,
+        "max_drawdown": max_dd,
+        "max_drawdown_duration_ns": max_dd_ns,
+    }
+
+
+def portfolio(by_instrument: dict[str, Stats], starting_equity: Decimal) -> dict[str, Any]:
+    """Total statistics of one account trading several instruments quoted in one currency: its
+    equity is the starting equity plus each instrument's gain at its latest mark."""
+    gains = dict.fromkeys(by_instrument, ZERO)
+    points = sorted((ts, i, iid, e) for i, (iid, s) in enumerate(by_instrument.items()) for ts, e in s.equity)
+    equity: list[tuple[int, Decimal]] = []
+    for ts, _, iid, e in points:
+        gains[iid] = e - by_instrument[iid].starting_equity
+        value = starting_equity + sum(gains.values(), ZERO)
+        if equity and equity[-1][0] == ts:
+            equity[-1] = (ts, value)
+        else:
+            equity.append((ts, value))
+    every = by_instrument.values()
+    curve = _curve(equity, starting_equity)
+    return {
+        "starting_equity": str(starting_equity),
+        "final_equity": str(curve.pop("final_equity")),
+        **curve,
+        "trades": sum(s.trades for s in every),
+        "fees": str(sum((s.fees for s in every), ZERO)),
+        "realized_pnl": str(sum((s.realized_pnl for s in every), ZERO)),
+        "unrealized_pnl": str(sum((s.unrealized_pnl for s in every), ZERO)),
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess  # nosec B404 # runs the bundled dev scripts only
 import time
@@ -10,10 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from meltica import __version__
+from meltica import __version__, structured_logs
 from meltica.bootstrap import build, build_log
 from meltica.cli.backtest import backtest_app
 from meltica.cli.cluster import cluster_app
@@ -64,7 +66,7 @@ config_app.command("reload")(reload_config)
 
 
 @app.callback()
-def main(config: ConfigOption = None) -> None:
+def main(ctx: typer.Context, config: ConfigOption = None) -> None:
     """Meltica: an event-sourced order management and trading system."""
     use_config(config)
     if os.environ.get(CONFIG_PATH_ENV):
@@ -73,6 +75,18 @@ def main(config: ConfigOption = None) -> None:
         except ConfigFileError as error:
             err.print(str(error), highlight=False, markup=False)
             raise typer.Exit(2) from None
+    _configure_logs(ctx.invoked_subcommand)
+
+
+def _configure_logs(command: str | None) -> None:
+    """Every entry point's logs, in MELTICA_LOG_FORMAT; services log INFO, one-shot commands WARNING."""
+    try:
+        log_format = load_settings().log_format
+    except (ValidationError, ConfigFileError):  # the command itself reports bad settings
+        log_format = "json" if os.environ.get("MELTICA_LOG_FORMAT") == "json" else "text"
+    service = os.environ.get("OTEL_SERVICE_NAME") or command or "meltica"
+    level = logging.INFO if command in ("run", "up") else logging.WARNING
+    structured_logs.configure(log_format, service, level)
 
 
 app.command()(up)

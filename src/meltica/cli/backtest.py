@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,7 +14,10 @@ from rich.table import Table
 
 from meltica.backtest.engine import run_backtest
 from meltica.backtest.report import render, render_png
-from meltica.domain.instruments import spot
+from meltica.backtest.sources import Selection, Source, instant_ns, open_source
+from meltica.backtest.stats import portfolio
+from meltica.domain.instruments import Instrument, spot
+from meltica.domain.marketdata import OrderBookDelta, OrderBookSnapshot
 from meltica.errors import MelticaError
 from meltica.marketdata.formats import DataFormat, read
 from meltica.marketdata.instruments import DEFAULT_INSTRUMENTS
@@ -28,12 +31,65 @@ out = Console()
 err = Console(stderr=True)
 
 
+def _instrument(instrument_id: str) -> Instrument:
+    """A built-in instrument, or a spot one with fine increments named SYMBOL.VENUE."""
+    known = {i.instrument_id: i for i in DEFAULT_INSTRUMENTS}
+    symbol, _, venue = instrument_id.rpartition(".")
+    return known.get(instrument_id) or spot(
+        symbol,
+        venue or "SIM",
+        symbol[:3],
+        symbol[3:] or "USD",
+        price_increment="0.00000001",
+        size_increment="0.00000001",
+    )
+
+
+def _source(spec: str, file_format: DataFormat | None, instruments: list[str]) -> Source:
+    kafka: dict[str, Any] = {}
+    if spec.startswith("kafka:"):
+        from meltica.config import Settings
+        from meltica.log.kafka_security import client_security
+
+        settings = Settings()
+        kafka = {
+            "kafka_bootstrap": settings.kafka_bootstrap,
+            "namespace": settings.namespace,
+            "kafka_security": client_security(settings),
+        }
+    file_instrument = instruments[0] if len(instruments) == 1 else None
+    return open_source(spec, file_format=file_format, instrument_id=file_instrument, **kafka)
+
+
 @backtest_app.command("run")
 def run(
-    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
-    file_format: Annotated[DataFormat, typer.Option("--format", help="What the file holds.")],
-    instrument: Annotated[str, typer.Option(help="Instrument id, SYMBOL.VENUE.")] = "USDJPY.SIM",
-    strategy: Annotated[str, typer.Option(help=f"One of: {', '.join(STRATEGIES)}.")] = "sma-cross",
+    path: Annotated[
+        Path | None, typer.Argument(exists=True, dir_okay=False, readable=True, help="A recorded file.")
+    ] = None,
+    source_spec: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="log:DIR (a data directory's embedded log), kafka: or kafka:HOST:PORT?namespace=NS, "
+            "archive:DIR (the Parquet archive) or a file path.",
+        ),
+    ] = None,
+    file_format: Annotated[DataFormat | None, typer.Option("--format", help="What the file holds.")] = None,
+    instrument: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Instrument id, SYMBOL.VENUE (repeatable; default: a file's USDJPY.SIM, "
+            "or every instrument recorded)."
+        ),
+    ] = None,
+    venue: Annotated[
+        list[str] | None, typer.Option(help="Only instruments of this venue (repeatable).")
+    ] = None,
+    start: Annotated[str | None, typer.Option("--from", help="ISO-8601 start (event time).")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="ISO-8601 end, exclusive.")] = None,
+    strategy: Annotated[
+        str, typer.Option(help=f"One of: {', '.join(STRATEGIES)}; or module:Class (a Strategy subclass).")
+    ] = "sma-cross",
     param: Annotated[list[str] | None, typer.Option("--param", help="name=value (repeatable).")] = None,
     commission: Annotated[str, typer.Option(help="Fee as a fraction of notional, e.g. 0.001.")] = "0",
     mark_interval: Annotated[
@@ -44,50 +100,66 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Statistics as JSON.")] = False,
     save: Annotated[bool, typer.Option(help="Store the result in the read models (/v1/backtests).")] = False,
 ) -> None:
-    """Backtest a shipped strategy on a recorded file."""
+    """Backtest a strategy on recorded market data: a file, a data directory's log, Kafka or the archive."""
+    if (path is None) == (source_spec is None):
+        err.print("[red]error:[/red] give a file or --source (log:DIR, kafka:, archive:DIR or a path)")
+        raise typer.Exit(1)
+    spec = str(path) if path is not None else str(source_spec)
+    recorded = source_spec is not None and source_spec.partition(":")[0] in ("log", "kafka", "archive")
+    wanted = list(instrument or ([] if recorded else ["USDJPY.SIM"]))
     try:
         fee = Decimal(commission)
         params = dict(p.split("=", 1) for p in param or [] if "=" in p)
         if len(params) != len(param or []):
             raise ValueError("--param takes name=value")
-        chosen = build(strategy, instrument, params)
         marks_ns = 0 if mark_interval.strip() == "0" else parse_width(mark_interval)[1]
-        data = read(path, file_format, instrument)
-    except (ValueError, InvalidOperation) as e:
+        selection = Selection(instant_ns(start), instant_ns(end), tuple(wanted), tuple(venue or ()))
+        data = _source(spec, file_format, wanted).events(selection)
+        ids = wanted or list(dict.fromkeys(e.instrument_id for e in data))
+        chosen = [build(strategy, iid, params, modules=True) for iid in ids]
+        if len(chosen) > 1:  # one instance per instrument, on one account: ids tell them apart
+            chosen = [
+                build(strategy, iid, params, strategy_id=f"{s.strategy_id}.{iid}", modules=True)
+                for s, iid in zip(chosen, ids, strict=True)
+            ]
+    except (ValueError, InvalidOperation, MelticaError) as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(1) from e
     if not data:
-        err.print(f"[red]error:[/red] {path.name} holds no market data")
+        err.print(f"[red]error:[/red] {spec} holds no market data for this selection")
         raise typer.Exit(1)
-    known = {i.instrument_id: i for i in DEFAULT_INSTRUMENTS}
-    symbol, _, venue = instrument.rpartition(".")
-    inst = known.get(instrument) or spot(
-        symbol,
-        venue or "SIM",
-        symbol[:3],
-        symbol[3:] or "USD",
-        price_increment="0.00000001",
-        size_increment="0.00000001",
-    )
+    insts = [_instrument(iid) for iid in ids]
+    title = f"{strategy} on {', '.join(ids)}"
     with Progress(console=err, transient=True) as progress:
-        task = progress.add_task(f"backtesting {path.name}", total=len(data))
+        task = progress.add_task(f"backtesting {Path(spec).name}", total=len(data))
         result = run_backtest(
             data,
-            inst,
+            insts,
             chosen,
             commission=fee,
             mark_interval_ns=marks_ns,
             progress=lambda n: progress.advance(task, n),
         )
+    charted = [
+        e for e in data if e.instrument_id == ids[0] and not isinstance(e, OrderBookDelta | OrderBookSnapshot)
+    ]
     if report is not None:
-        report.write_text(render(result, data, f"{strategy} on {instrument}"))
+        report.write_text(render(result, charted, title))
     if png is not None:
         try:
-            png.write_bytes(render_png(result, data, f"{strategy} on {instrument}"))
+            png.write_bytes(render_png(result, charted, title))
         except MelticaError as e:
             err.print(f"[red]error:[/red] {e}")
             raise typer.Exit(1) from e
-    summary = {**result.stats.summary(), "fills": len(result.fills)}
+    summary: dict[str, Any] = {**result.stats.summary(), "fills": len(result.fills)}
+    if result.by_instrument:
+        summary = {
+            "fills": len(result.fills),
+            "realized_pnl": str(result.realized_pnl),
+            "instruments": {iid: stats.summary() for iid, stats in result.by_instrument.items()},
+        }
+        if len({i.quote_currency for i in insts}) == 1:  # one currency: the account's total
+            summary["total"] = portfolio(result.by_instrument, result.stats.starting_equity)
     if save:
         from sqlalchemy import create_engine
 
@@ -103,20 +175,28 @@ def run(
             result,
             strategy=strategy,
             params=params,
-            instrument_id=instrument,
-            source=str(path),
+            instrument_id=",".join(ids),
+            source=spec,
             commission=fee,
         )
+    for failure in result.failures:
+        err.print(f"[red]error:[/red] {failure}")
     if as_json:
-        print(json.dumps(summary))
+        print(json.dumps(summary | ({"failures": result.failures} if result.failures else {})))
     else:
         table = Table("statistic", "value")
-        for k, v in summary.items():
+        rows = {k: v for k, v in summary.items() if k not in ("instruments", "total")}
+        for iid, stats in summary.get("instruments", {}).items():
+            rows |= {f"{iid} {name}": value for name, value in stats.items()}
+        rows |= {f"total {name}": value for name, value in summary.get("total", {}).items()}
+        for k, v in rows.items():
             table.add_row(k, f"{v:.6g}" if isinstance(v, float) else str(v))
         out.print(table)
         for written in (report, png):
             if written is not None:
                 out.print(f"report: {written}")
+    if result.failures:
+        raise typer.Exit(1)
 
 
 @backtest_app.command("strategies")

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from meltica.config import Settings, load_settings
 from meltica.log.partitioner import partition_for
 from meltica.runtime.processor import Processor
 from meltica.strategies.base import Strategy
+
+if TYPE_CHECKING:
+    from meltica.bootstrap import App
 
 out = Console(stderr=True)
 
@@ -153,6 +156,23 @@ def faust_app(processors: list[str]) -> Any:
     )
 
 
+def _app(settings: Settings) -> App:
+    """The wired service: the topics created only where missing (one metadata request instead
+    of one creation per topic: a restarted service takes its partitions back seconds sooner)."""
+    from meltica.bootstrap import build, build_log
+    from meltica.topics import topic_specs
+
+    log = build_log(settings)
+    try:
+        have = log.topics()
+        for spec in topic_specs(settings.partitions):
+            if spec.name not in have:
+                log.create_topic(spec)
+    finally:
+        log.close()
+    return build(settings, create_topics=False)
+
+
 def _fail(message: str) -> typer.Exit:
     out.print(f"[red]error:[/red] {message}")
     return typer.Exit(2)
@@ -166,11 +186,10 @@ def _run_processor(
     strategies: list[Strategy],
     stop: threading.Event,
 ) -> None:
-    from meltica.bootstrap import build
     from meltica.runtime.health import HealthServer
     from meltica.topics import inputs_of
 
-    app = build(settings)
+    app = _app(settings)
     make = processor_factory(service, strategies, settings.partitions, settings.bar_widths)
     from meltica.log.kafka_security import client_security
     from meltica.runtime.kafka_host import KafkaProcessorHost
@@ -214,14 +233,13 @@ def _run_processor(
 def _run_projector(settings: Settings, stop: threading.Event, health_port: int) -> None:
     from sqlalchemy import create_engine
 
-    from meltica.bootstrap import build
     from meltica.projections import migrations
     from meltica.projections.projector import Projector
     from meltica.runtime.health import HealthServer
 
     if not settings.database_url:
         raise _fail("meltica run projector needs MELTICA_DATABASE_URL")
-    app = build(settings)
+    app = _app(settings)
     migrations.upgrade(settings.database_url)
     projector = Projector(app.log, app.codec, create_engine(settings.database_url, pool_pre_ping=True))
     beat = [time.monotonic()]
@@ -252,13 +270,12 @@ def _run_projector(settings: Settings, stop: threading.Event, health_port: int) 
 
 
 def _run_venues(settings: Settings, stop: threading.Event, health_port: int) -> None:
-    from meltica.bootstrap import build
     from meltica.clock import LiveClock
     from meltica.control.venues import VenueManager
     from meltica.runtime.health import HealthServer
     from meltica.runtime.publisher import Publisher
 
-    app = build(settings)
+    app = _app(settings)
     manager = VenueManager(app.log, app.codec, Publisher(app.log, app.codec, LiveClock()))
     manager.export_metrics()
     health = None
@@ -284,7 +301,6 @@ def _run_api(settings: Settings) -> None:
     from sqlalchemy import create_engine
 
     from meltica.api.app import Services, create_app
-    from meltica.bootstrap import build
     from meltica.clock import LiveClock
     from meltica.config_file import config_path
     from meltica.control.reload import Reloader
@@ -292,7 +308,7 @@ def _run_api(settings: Settings) -> None:
 
     if not settings.database_url:
         raise _fail("meltica run api needs MELTICA_DATABASE_URL")
-    app = build(settings)
+    app = _app(settings)
     publisher = Publisher(app.log, app.codec, LiveClock())
     path = config_path()
     reloader = Reloader(path, settings, app.log, app.codec, publisher) if path else None
@@ -313,6 +329,7 @@ def _run_api(settings: Settings) -> None:
             log_level="warning",
             ssl_certfile=settings.api_tls_cert,
             ssl_keyfile=settings.api_tls_key,
+            proxy_headers=False,  # X-Forwarded-For is the client's to write: never its address
         )
     finally:
         app.close()

@@ -204,6 +204,7 @@ def _run(settings: Settings, sock: socket.socket, tick_ms: int, demo: bool, seed
             lifespan="off",
             ssl_certfile=settings.api_tls_cert,
             ssl_keyfile=settings.api_tls_key,
+            proxy_headers=False,  # X-Forwarded-For is the client's to write: never its address
         )
     )
     gauge = telemetry.meter().create_observable_gauge

@@ -51,6 +51,10 @@ def write(log: EventLog, codec: Codec, root: Path) -> dict[str, int]:
             folder = root / f"instrument={instrument_id}" / f"date={day}"
             folder.mkdir(parents=True, exist_ok=True)
             rows.sort(key=lambda r: r["ts_event"])
-            pq.write_table(pa.Table.from_pylist(rows), folder / f"{topic}.parquet")
+            # every column of every event type in the file (snapshots and deltas share the book's):
+            # from_pylist would take the first row's columns only and drop the others' fields
+            columns = dict.fromkeys(k for r in rows for k in r)
+            table = pa.Table.from_pylist([{k: r.get(k) for k in columns} for r in rows])
+            pq.write_table(table, folder / f"{topic}.parquet")
         written[topic] = len(groups)
     return written

@@ -35,6 +35,15 @@ class Instance:
     state: StrategyState = StrategyState.RUNNING
 
 
+def _described(event: Any) -> str:
+    """The event a callback failed on, as a person finds it in the log: type, instrument, order, time."""
+    parts = [type(event).__name__, getattr(event, "instrument_id", "")]
+    order_id = getattr(event, "order_id", None) or getattr(getattr(event, "order", None), "order_id", None)
+    if order_id:
+        parts.append(f"order {order_id}")
+    return " ".join(p for p in parts if p) + f" at ts {getattr(event, 'ts', 0)}"
+
+
 class StrategyHost:
     name = "strategies"
     inputs = inputs_of("strategies")
@@ -82,7 +91,7 @@ class StrategyHost:
             ctx.commands.clear()  # nothing it asked for in the failed callback goes out
             inst = self.instances[strategy.strategy_id]
             inst.state = StrategyState.FAILED
-            reason = f"{callback} raised {type(err).__name__}: {err}"
+            reason = f"{callback} raised {type(err).__name__}: {err}, on {_described(event)}"
             cmd = ControlStrategy(
                 StrategyAction.STOP, strategy.strategy_id, strategy.account_id, "strategies", ts
             )

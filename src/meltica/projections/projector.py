@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -48,6 +49,7 @@ from meltica.topics import (
     order_id_of,
 )
 
+_log = logging.getLogger("meltica.projector")
 TOPICS = (
     INSTRUMENTS,
     ORDER_COMMANDS,
@@ -155,8 +157,9 @@ class Projector:
             try:
                 name, fields = self.codec.decode_record(rec)
                 decoded.append((rec, fields, from_record(name, fields)))
-            except (MelticaError, KeyError, TypeError, ValueError):
+            except (MelticaError, KeyError, TypeError, ValueError) as err:
                 self.skipped += 1  # the runtime dead-letters what does not decode
+                _log.warning("not projected: %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, err)
         with self.db.begin() as conn:
             staged = Staged(conn, [e for _, _, e in decoded], self._recall, self._orphans)
             for rec, fields, event in decoded:

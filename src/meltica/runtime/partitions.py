@@ -99,6 +99,8 @@ class PartitionedProcessor:
         self.keyed, self.broadcast = keyed_and_broadcast(inputs)
         self.tracer = trace.get_tracer("meltica.service")
         self.replayed = 0
+        # Called with each live input's event and its outputs (never on replay): service metrics.
+        self.observers: list[Callable[[Any, list[Output]], None]] = []
 
     def initial_broadcast_pos(self) -> dict[TopicPartition, int]:
         return {TopicPartition(t, p): 0 for t in self.broadcast for p in range(self.reader.partitions(t))}
@@ -218,6 +220,8 @@ class PartitionedProcessor:
             return [dead_letter(rec, reason)] if live and owner else []
         if not live or not outputs:
             return []
+        for observe in self.observers:
+            observe(event, outputs)
         try:
             return self._messages(state, rec, fields["meta"], outputs)
         except EncodeError as err:  # an output beyond the codec's range: the input is dead-lettered

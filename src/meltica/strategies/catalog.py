@@ -1,7 +1,10 @@
-"""The shipped strategies by name, with their parameters parsed from `name=value` strings."""
+"""The shipped strategies by name, and user strategies by `module:Class` (subclasses of the same
+`Strategy` API, constructed the same way: `Class(instrument_id, **keyword parameters)`), with their
+parameters parsed from `name=value` strings."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Mapping
 
@@ -25,9 +28,28 @@ STRATEGIES: dict[str, type[Strategy]] = {
 IDENTITY = ("instrument_id", "strategy_id", "account_id")  # given by the instance, not parameters
 
 
-def parameters(name: str) -> dict[str, str]:
+def resolve(name: str, *, modules: bool = False) -> type[Strategy]:
+    """The strategy class a name gives: a shipped one or, with `modules` (the CLI, never a remote
+    caller: importing runs the module), `module:Class` importable from the path; anything else is
+    a ValueError saying why."""
+    if name in STRATEGIES:
+        return STRATEGIES[name]
+    module_name, sep, class_name = name.partition(":")
+    if not modules or not sep or not module_name or not class_name:
+        raise ValueError(f"unknown strategy {name!r}; one of {', '.join(STRATEGIES)}, or module:Class")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"strategy {name}: cannot import {module_name}: {err}") from None
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        raise ValueError(f"strategy {name}: {module_name} has no Strategy subclass {class_name}")
+    return cls
+
+
+def parameters(name: str, *, modules: bool = False) -> dict[str, str]:
     """The parameters a strategy takes, with their defaults as text."""
-    signature = inspect.signature(STRATEGIES[name].__init__)
+    signature = inspect.signature(resolve(name, modules=modules).__init__)
     return {
         p.name: "" if p.default is inspect.Parameter.empty else str(p.default)
         for p in signature.parameters.values()
@@ -42,15 +64,17 @@ def build(
     *,
     strategy_id: str | None = None,
     account_id: str | None = None,
+    modules: bool = False,
 ) -> Strategy:
     """A strategy from its name and `name=value` parameters; unknown or malformed ones are a ValueError."""
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; one of {', '.join(STRATEGIES)}")
-    known = inspect.signature(STRATEGIES[name].__init__).parameters
+    cls = resolve(name, modules=modules)
+    known = inspect.signature(cls.__init__).parameters
     kwargs: dict[str, object] = {}
     for key, raw in params.items():
         if key not in known or key == "instrument_id":
-            raise ValueError(f"{name} has no parameter {key!r}; it takes {', '.join(parameters(name))}")
+            raise ValueError(
+                f"{name} has no parameter {key!r}; it takes {', '.join(parameters(name, modules=modules))}"
+            )
         default = known[key].default
         try:
             kwargs[key] = int(raw) if isinstance(default, int) and not isinstance(default, bool) else raw
@@ -70,6 +94,6 @@ def build(
     if missing:
         raise ValueError(f"{name} needs {', '.join(missing)}")
     try:
-        return STRATEGIES[name](instrument_id, **kwargs)  # type: ignore[call-arg]
+        return cls(instrument_id, **kwargs)  # type: ignore[call-arg]
     except ArithmeticError:  # decimal.InvalidOperation: a number parameter that is not one
         raise ValueError(f"{name}: a number parameter is not a decimal number") from None

@@ -1,0 +1,63 @@
+// The API as the UI uses it: the key from sessionStorage, problem+json errors, pages, SSE over fetch.
+const SLOT = "meltica.key";
+
+export const key = {
+  get: () => sessionStorage.getItem(SLOT) || "",
+  set: (k) => sessionStorage.setItem(SLOT, k),
+  clear: () => sessionStorage.removeItem(SLOT),
+};
+
+export class Problem extends Error {
+  constructor(status, body) {
+    super(body.detail || body.title || `HTTP ${status}`);
+    this.status = status;
+    this.type = body.type || "";
+    this.body = body;
+  }
+}
+
+export async function api(path, { method = "GET", body } = {}) {
+  const headers = { "X-API-Key": key.get() };
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await r.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!r.ok) throw new Problem(r.status, data || {});
+  return data;
+}
+
+/** Every item of a paged list, following next_cursor. */
+export async function all(path) {
+  const items = [];
+  let cursor = null;
+  do {
+    const sep = path.includes("?") ? "&" : "?";
+    const page = await api(cursor ? `${path}${sep}cursor=${encodeURIComponent(cursor)}` : path);
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return items;
+}
+
+/** Server-Sent Events of `path` (EventSource cannot send the key header); calls onEvent(type, data). */
+export async function stream(path, onEvent, signal, onOpen) {
+  const r = await fetch(path, { headers: { "X-API-Key": key.get() }, signal });
+  if (!r.ok) throw new Problem(r.status, await r.json());
+  onOpen();
+  const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += value;
+    let end;
+    while ((end = buf.indexOf("\n\n")) >= 0) {
+      const block = buf.slice(0, end);
+      buf = buf.slice(end + 2);
+      const fields = Object.fromEntries(
+        block.split("\n").filter((l) => l && !l.startsWith(":")).map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1).trim()]),
+      );
+      if (fields.data) onEvent(fields.event, JSON.parse(fields.data));
+    }
+  }
+}
