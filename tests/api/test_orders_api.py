@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from decimal import Decimal
 
 import pytest
 from fastapi.testclient import TestClient
 
+from meltica.domain.portfolio.events import AdjustBalance
 from meltica.log.base import Record
 from meltica.projections import tables as t
+from meltica.topics import PORTFOLIO_COMMANDS
 from tests.api.conftest import Api
 
 PROBLEM = "application/problem+json"
@@ -316,3 +319,16 @@ def test_backtests_are_served_from_the_read_models(api: Api) -> None:
     assert Decimal(one["realized_pnl"]) == result.realized_pnl
     assert len(one["equity"]) > 100
     assert api.client.get("/v1/backtests/nope", headers=api.auth()).status_code == 404
+
+
+def test_decimals_are_answered_in_the_syntax_they_are_taken_in(api: Api) -> None:
+    """A balance of 10^-18 reads back as fixed-point text, never as `1E-18`."""
+    now = time.time_ns()
+    api.publisher.publish(
+        PORTFOLIO_COMMANDS, AdjustBalance("TINY", "USDT", Decimal("0.000000000000000001"), "test", now)
+    )
+    api.until(
+        lambda: api.client.get("/v1/balances?account_id=TINY", headers=api.auth()).json()["items"] != []
+    )
+    [balance] = api.client.get("/v1/balances?account_id=TINY", headers=api.auth()).json()["items"]
+    assert balance["total"] == "0.000000000000000001"

@@ -43,7 +43,9 @@ def _open(client: httpx.Client, stack: ExitStack, url: str, key: str) -> httpx.R
     """A stream opened and held (until `stack` closes); its answer, once the headers are in."""
     answer = stack.enter_context(client.stream("GET", f"{url}/v1/stream", headers={"X-API-Key": key}))
     if answer.status_code == 200:
-        assert next(answer.iter_lines()) == ": connected"
+        lines = answer.iter_lines()  # held by `stack`: a dropped line iterator closes the response
+        stack.callback(lines.close)
+        assert next(lines) == ": connected"
     return answer
 
 

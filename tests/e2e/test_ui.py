@@ -242,6 +242,52 @@ def test_a_trader_trades_amends_cancels_and_sees_the_position(watched: Watched, 
     w.shot("blotter-phone")
 
 
+def test_an_oco_list_goes_in_as_two_linked_orders(watched: Watched, server: Server) -> None:
+    w, expect = watched, sync_api.expect
+    enter(w, server, server.trader)
+    filled = server.get("/v1/orders?status=FILLED")["items"]
+    mark = Decimal(filled[-1]["avg_px"]) if filled else Decimal(43000)
+    w.page.goto(f"{BASE}/ui/#ticket")
+    w.page.select_option("#ticket-form [name=contingency]", "OCO")
+    legs = w.page.locator("#ticket-form fieldset.leg")
+    expect(legs).to_have_count(2)
+    for leg, side, factor in ((legs.nth(0), "BUY", "0.995"), (legs.nth(1), "SELL", "1.005")):
+        leg.locator("[name=side]").select_option(side)
+        leg.locator("[name=type]").select_option("LIMIT")
+        leg.locator("[name=quantity]").fill("0.01")
+        leg.locator("[name=price]").fill(str((mark * Decimal(factor)).quantize(Decimal("0.01"))))
+    w.page.click("#submit")
+    answer = w.page.locator("#ticket-result")
+    expect(answer).to_have_text(re.compile(r"^list "))
+    ids = re.findall(r"[0-9a-f-]{36}", str(answer.text_content()))[1:]
+    assert len(ids) == 2
+    w.page.goto(f"{BASE}/ui/#blotter")
+    for oid in ids:
+        expect(row(w, oid)).to_have_attribute("data-status", "NEW")
+    w.page.locator(f'#orders tr[data-order="{ids[0]}"] a').click()
+    expect(w.page.locator("#trail li").first).to_contain_text("OrderAccepted")
+    for oid in ids:  # (a fill of one cancels the other; a cancel does not)
+        row(w, oid).get_by_role("button", name="Cancel").click()
+        expect(row(w, oid)).to_have_attribute("data-status", "CANCELED")
+
+
+def test_a_gtd_order_carries_its_expiry(watched: Watched, server: Server) -> None:
+    w, expect = watched, sync_api.expect
+    enter(w, server, server.trader)
+    filled = server.get("/v1/orders?status=FILLED")["items"]
+    mark = Decimal(filled[-1]["avg_px"]) if filled else Decimal(43000)
+    w.page.goto(f"{BASE}/ui/#ticket")
+    w.page.fill("#ticket-form [name=expire]", "2099-01-01T12:00")
+    w.page.select_option("#ticket-form [name=time_in_force]", "GTD")
+    price = str((mark * Decimal("0.995")).quantize(Decimal("0.01")))
+    oid = order_id(order(w, type="LIMIT", side="BUY", quantity="0.01", price=price))
+    w.page.goto(f"{BASE}/ui/#blotter")
+    expect(row(w, oid)).to_have_attribute("data-status", "NEW")
+    expect(row(w, oid).locator("td").nth(6)).to_have_text("GTD")
+    row(w, oid).get_by_role("button", name="Cancel").click()
+    expect(row(w, oid)).to_have_attribute("data-status", "CANCELED")
+
+
 def test_the_kill_switch_denies_new_orders_until_reset(watched: Watched, server: Server) -> None:
     w, expect = watched, sync_api.expect
     enter(w, server, server.trader)
@@ -249,13 +295,30 @@ def test_the_kill_switch_denies_new_orders_until_reset(watched: Watched, server:
     w.page.fill("#kill-reason", "ui test")
     w.page.click("#trip")  # the confirmation is accepted by the fixture's dialog handler
     expect(w.page.locator("#risk-events tbody tr").first).to_contain_text("KillSwitchTripped")
-    w.shot("risk")
+    expect(w.page.locator("#trading-state")).to_have_text("Kill switch tripped: GLOBAL")
     w.expected.add(422)
     assert "Denied by pre-trade risk: kill_switch" in order(w, type="MARKET", side="BUY", quantity="0.01")
     w.page.goto(f"{BASE}/ui/#risk")
+    expect(w.page.locator("#denials tbody tr", has_text="kill_switch")).to_contain_text("1")
+    w.shot("risk")
     w.page.click("#reset")
     expect(w.page.locator("#risk-events tbody tr").first).to_contain_text("KillSwitchReset")
+    expect(w.page.locator("#trading-state")).to_have_text("Trading: no kill switch tripped")
     order_id(order(w, type="MARKET", side="SELL", quantity="0.01"))  # accepted again
+
+
+def test_an_admin_edits_risk_limits(watched: Watched, server: Server) -> None:
+    w, expect = watched, sync_api.expect
+    enter(w, server, server.trader)
+    w.page.goto(f"{BASE}/ui/#risk")
+    demo = w.page.locator('#limits tr[data-scope="ACCOUNT DEMO"]')
+    demo.get_by_role("button", name="Edit").click()
+    expect(w.page.locator("#limits-form [name=limits]")).to_have_value("throttle_rate=50 throttle_burst=20")
+    w.page.fill("#limits-form [name=limits]", "throttle_rate=50 throttle_burst=20 max_open_orders=40")
+    w.page.click("#limits-form button")
+    expect(demo).to_contain_text("throttle_rate=50 throttle_burst=20 max_open_orders=40")
+    limits = {(x["scope"], x["scope_id"]): x["limits"] for x in server.get("/v1/risk/limits")}
+    assert limits[("ACCOUNT", "DEMO")]["max_open_orders"] == 40
 
 
 def test_a_venue_stops_and_starts(watched: Watched, server: Server) -> None:
@@ -280,8 +343,10 @@ def test_a_stored_backtest_shows_its_equity_chart(watched: Watched, server: Serv
     w.page.goto(f"{BASE}/ui/#backtests")
     w.page.locator("#backtest-list a", has_text=server.backtest_id[:12]).click()
     expect(w.page.locator("#backtest-view h3")).to_contain_text("market-making")
-    points = w.page.locator("#equity polyline").get_attribute("points") or ""
-    assert len(points.split()) == len(server.get(f"/v1/backtests/{server.backtest_id}")["equity"])
+    equity = server.get(f"/v1/backtests/{server.backtest_id}")["equity"]
+    for chart in ("#equity", "#drawdown"):
+        points = w.page.locator(f"{chart} polyline").get_attribute("points") or ""
+        assert len(points.split()) == len(equity)
     w.shot("backtests")
 
 
@@ -295,6 +360,9 @@ def test_a_read_only_key_sees_no_trading_controls(watched: Watched, server: Serv
     expect(w.page.get_by_role("button", name="Cancel")).to_have_count(0)
     w.page.goto(f"{BASE}/ui/#risk")
     expect(w.page.locator("#trip")).to_be_hidden()
+    expect(w.page.locator("#limits-form")).to_be_hidden()
+    expect(w.page.locator("#limits")).to_contain_text("DEFAULT")
+    expect(w.page.get_by_role("button", name="Edit")).to_have_count(0)
     w.page.goto(f"{BASE}/ui/#venues")
     expect(w.page.locator("#venue-list tr[data-venue=sim]")).to_be_visible()
     expect(w.page.get_by_role("button", name="Stop")).to_have_count(0)

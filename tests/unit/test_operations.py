@@ -204,5 +204,35 @@ def test_the_prometheus_exporter_names_the_service_metrics_as_the_rules_expect()
     }
     exprs = [r["expr"] for r in RULES] + dashboard_exprs()
     used = set().union(*(metric_names(e) for e in exprs))
-    elsewhere = {"up", "meltica_venue_state", "meltica_api_requests_total"}
+    elsewhere = {"up", "meltica_venue_state", "meltica_venue_marketdata", "meltica_api_requests_total"}
     assert used - elsewhere - scraped == set()
+
+
+def test_compose_gives_prometheus_its_rules_and_grafana_its_dashboards() -> None:
+    from tests.unit.test_compose import SERVICES
+
+    mounts = {v.split(":")[0]: v.split(":")[1] for v in SERVICES["prometheus"]["volumes"]}
+    assert mounts["./deploy/prometheus/alerts.yml"] == "/etc/prometheus/alerts.yml"
+    assert mounts["./deploy/prometheus/prometheus.yml"] == "/etc/prometheus/prometheus.yml"
+    grafana = {v.split(":")[0]: v.split(":")[1] for v in SERVICES["grafana"]["volumes"]}
+    assert grafana["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    provider = yaml.safe_load((DASHBOARDS.parent / "meltica.yml").read_text())["providers"][0]
+    assert provider["options"]["path"] == "/etc/grafana/provisioning/dashboards/json"
+    assert sorted(p.name for p in DASHBOARDS.glob("*.json")) == [
+        "overview.json",
+        "pipeline.json",
+        "risk.json",
+        "venues.json",
+    ]
+
+
+def test_the_panels_runbooks_point_to_are_on_the_dashboard() -> None:
+    titles = {
+        p["title"] for path in DASHBOARDS.glob("*.json") for p in json.loads(path.read_text())["panels"]
+    }
+    named = set()
+    for page in RUNBOOKS.glob("*.md"):
+        for line in re.findall(r"\*\*Panels?:\*\*([^\n]*(?:\n[^\n*#][^\n]*)?)", page.read_text()):
+            named |= set(re.findall(r"(?<!\*)\*([^*]+)\*(?!\*)", line))
+    assert len(named) >= 8
+    assert named <= titles, f"runbooks name missing panels: {sorted(named - titles)}"

@@ -77,15 +77,17 @@ class Keys:
         self._seen: OrderedDict[str, Terms] = OrderedDict()
 
     def differences(self, order_id: str, now: Terms) -> list[str]:
-        """The fields in which `now` differs from the order already under this id (none if new)."""
+        """The fields in which `now` differs from the order already under this id (none if new).
+        A new id is claimed for `now` at once: a concurrent request under the same key with
+        another body, checked before either order is in the log, is told the difference too."""
         with self._lock:
             before = self._seen.get(order_id)
         if before is None:
             before = recorded(self.db, order_id)
-            if before is None:
-                return []
-            self.remember(order_id, before)
-        return [name for name, value in now.items() if name in before and before[name] != value]
+        self.remember(order_id, now if before is None else before)
+        with self._lock:
+            first = self._seen.get(order_id, now)
+        return [name for name, value in now.items() if name in first and first[name] != value]
 
     def remember(self, order_id: str, submitted: Terms) -> None:
         """Note what the order under `order_id` was submitted with (the first time wins)."""

@@ -11,6 +11,7 @@ gives the same backtest from each of them. A file keeps its own order.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sqlite3
 import time
@@ -252,21 +253,23 @@ class ArchiveSource:
         return _canonical(keyed)
 
 
-@typing.no_type_check
-def _hints(name: str) -> dict[str, Any]:
-    cls = DOMAIN_TYPES[name]
-    return {f.name: typing.get_type_hints(cls)[f.name] for f in dataclasses.fields(cls)}
+@functools.cache
+def _nested(name: str) -> dict[str, bool]:
+    """The fields of event type `name`, and whether the archive holds each as JSON (tuples, maps)."""
+    cls: Any = DOMAIN_TYPES[name]
+    hints = typing.get_type_hints(cls)
+    return {f.name: typing.get_origin(hints[f.name]) in (tuple, dict) for f in dataclasses.fields(cls)}
 
 
 def _from_row(row: dict[str, Any]) -> MarketEvent:
     """An archived row as its event: nested values were stored as JSON text, decimals as their text."""
     name = row["type"]
     fields: dict[str, Any] = {"meta": {"ts_event": row["ts_event"], "ts_init": row["ts_init"]}}
-    for key, hint in _hints(name).items():
+    for key, nested in _nested(name).items():
         value = row.get(key)
         if value is None or key == "ts":
             continue
-        if isinstance(value, str) and (value == "null" or typing.get_origin(hint) in (tuple, dict)):
+        if isinstance(value, str) and (nested or value == "null"):
             value = json.loads(value)
         fields[key] = value
     event: MarketEvent = from_record(name, fields)

@@ -48,15 +48,26 @@ class ExactDecimal(TypeDecorator[Decimal]):
         return canonical(Decimal(value))
 
 
+class PlainDecimal(Decimal):
+    """A Decimal whose text is always fixed-point (`0.000000000000000001`, never `1E-18`): the one
+    decimal syntax the API takes is the one it answers with."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return format(self, "f")
+
+
 def canonical(value: Decimal) -> Decimal:
-    """Without trailing zeros or exponent noise: 100.020 -> 100.02, 0E-7 -> 0, 1.0 -> 1. A value
-    beyond the decimal context (an old row) comes back as stored rather than failing the read."""
+    """Without trailing zeros or exponent noise: 100.020 -> 100.02, 0E-7 -> 0, 1.0 -> 1, as a
+    PlainDecimal. A value beyond the decimal context (an old row) comes back as stored rather than
+    failing the read."""
     try:
         if value == value.to_integral_value():
-            return value.quantize(Decimal(1))
-        return value.normalize()
+            return PlainDecimal(value.quantize(Decimal(1)))
+        return PlainDecimal(value.normalize())
     except InvalidOperation:
-        return value
+        return PlainDecimal(value)
 
 
 metadata = MetaData()

@@ -136,7 +136,9 @@ function legs() {
 function order(leg, form) {
   const o = { account_id: form.account_id.value, instrument_id: form.instrument_id.value };
   for (const f of leg.querySelectorAll("input, select")) {
-    if (f.type === "checkbox") { if (f.checked) o[f.name] = true; } else if (f.value) o[f.name] = f.value;
+    if (f.type === "checkbox") { if (f.checked) o[f.name] = true; }
+    else if (f.name === "expire") { if (f.value) o.expire_time_ns = Date.parse(f.value) * 1e6; } // local time, ms → ns
+    else if (f.value) o[f.name] = f.value;
   }
   return o;
 }
@@ -178,9 +180,20 @@ async function portfolio() {
 }
 
 async function risk() {
-  const [limits, events] = await Promise.all([api("/v1/risk/limits"), all("/v1/risk/events?limit=500")]);
-  fill($("#limits"), [["Scope", (l) => l.scope], ["Id", (l) => l.scope_id],
-    ["Limits", (l) => el("td", { class: "hint" }, Object.entries(l.limits).filter(([, v]) => v != null).map(([k, v]) => `${k}=${v}`).join(" "))]], limits);
+  const [limits, events, denied] = await Promise.all([api("/v1/risk/limits"), all("/v1/risk/events?limit=500"), all("/v1/orders?status=DENIED&limit=500")]);
+  const tripped = new Map();
+  for (const e of events.filter((e) => e.type.startsWith("KillSwitch"))) tripped.set(`${e.scope} ${e.scope_id}`.trim(), e.type === "KillSwitchTripped");
+  const on = [...tripped].filter(([, t]) => t).map(([scope]) => scope);
+  $("#trading-state").textContent = on.length ? `Kill switch tripped: ${on.join(", ")}` : "Trading: no kill switch tripped";
+  $("#trading-state").className = on.length ? "error" : "ok";
+  const reasons = new Map();
+  for (const o of denied) reasons.set(o.reason || "?", (reasons.get(o.reason || "?") || 0) + 1);
+  fill($("#denials"), [["Reason", ([r]) => r], ["Orders", ([, n]) => num(n)]], [...reasons].sort((a, b) => b[1] - a[1]));
+  const text = (l) => Object.entries(l.limits).filter(([, v]) => v != null && !(Array.isArray(v) && !v.length)).map(([k, v]) => `${k}=${v}`).join(" ");
+  const edit = (l) => { const f = $("#limits-form"); f.scope.value = l.scope; f.scope_id.value = l.scope_id; f.limits.value = text(l); f.limits.focus(); };
+  fill($("#limits"), [["Scope", (l) => l.scope], ["Id", (l) => l.scope_id], ["Limits", (l) => el("td", { class: "hint" }, text(l))],
+    ["", (l) => el("td", {}, can("admin") && l.scope !== "DEFAULT" ? el("button", { onclick: () => edit(l) }, "Edit") : null)]],
+    limits, (l) => ({ "data-scope": `${l.scope} ${l.scope_id}`.trim() }));
   fill($("#risk-events"), [["Time", (e) => when(e.ts_event)], ["Event", (e) => e.type], ["Scope", (e) => e.scope], ["Id", (e) => e.scope_id],
     ["Reason", (e) => JSON.parse(e.payload).reason ?? ""]], events.slice(-50).reverse());
 }
@@ -191,6 +204,21 @@ async function killSwitch(action) {
   const body = { action, ...(account && { account_id: account }), ...(action === "trip" && { reason: $("#kill-reason").value || "manual" }) };
   await attempt(async () => { await api("/v1/risk/kill-switch", { method: "POST", body }); toast(`kill switch ${action} requested`); });
   refresh();
+}
+
+const WHOLE = new Set(["throttle_burst", "max_open_orders", "circuit_breaker_breaches", "circuit_breaker_window_ns"]);
+const LISTS = new Set(["accounts", "allowed_instruments", "allowed_order_types"]);
+
+async function setLimits(ev) {
+  ev.preventDefault();
+  const f = ev.target;
+  const body = { scope: f.scope.value, scope_id: f.scope.value === "GLOBAL" ? "" : f.scope_id.value };
+  for (const pair of f.limits.value.split(/\s+/).filter(Boolean)) {
+    const [name, value] = pair.split("=");
+    body[name] = WHOLE.has(name) ? Number.parseInt(value, 10) : LISTS.has(name) ? value.split(",").filter(Boolean) : value;
+  }
+  await attempt(async () => { await api("/v1/risk/limits", { method: "PUT", body }); toast("limits change requested"); });
+  soon();
 }
 
 const control = (path, what) => el("button", { onclick: () => attempt(async () => { await api(path, { method: "POST" }); toast(`${what} requested`); refresh(); }) }, what);
@@ -218,14 +246,22 @@ async function backtests() {
     (await all("/v1/backtests")).reverse());
 }
 
+/** Draw `ys` across the 600×200 `svg` as one polyline (numbers only: no markup from data). */
+function line(svg, ys, colour) {
+  const lo = Math.min(...ys), hi = Math.max(...ys), n = Math.max(ys.length - 1, 1);
+  const points = ys.map((y, i) => `${(i / n) * 600},${190 - ((y - lo) / (hi - lo || 1)) * 180}`).join(" ");
+  svg.innerHTML = `<polyline fill="none" stroke="${colour}" stroke-width="1.5" vector-effect="non-scaling-stroke" points="${points}"/>`;
+}
+
 async function showBacktest(id) {
   const b = await api(`/v1/backtests/${id}`);
   const view = $("#backtest-view");
   $("h3", view).textContent = `${b.strategy} on ${b.instrument_id}`;
   const ys = b.equity.map(([, v]) => Number(v)); // for drawing only; the figures below stay exact strings
-  const lo = Math.min(...ys), hi = Math.max(...ys), n = Math.max(ys.length - 1, 1);
-  const points = ys.map((y, i) => `${(i / n) * 600},${190 - ((y - lo) / (hi - lo || 1)) * 180}`).join(" ");
-  $("#equity").innerHTML = `<polyline fill="none" stroke="#1f6feb" stroke-width="1.5" vector-effect="non-scaling-stroke" points="${points}"/>`;
+  let peak = -Infinity;
+  const dd = ys.map((y) => ((peak = Math.max(peak, y)), peak ? y / peak - 1 : 0));
+  line($("#equity"), ys, "#1f6feb");
+  line($("#drawdown"), dd, "#cf222e");
   fill($("#stats"), [["Statistic", ([k]) => k], ["Value", ([, v]) => num(v)]], Object.entries(b.stats).filter(([, v]) => typeof v !== "object"));
   view.hidden = false;
 }
@@ -296,6 +332,7 @@ function start() {
   form.addEventListener("submit", submit);
   $("#filters").addEventListener("input", refresh);
   $("#filters").addEventListener("submit", (e) => e.preventDefault());
+  $("#limits-form").addEventListener("submit", setLimits);
   $("#trip").addEventListener("click", () => killSwitch("trip"));
   $("#reset").addEventListener("click", () => killSwitch("reset"));
   $("#login-form").addEventListener("submit", (e) => { e.preventDefault(); login($("#key").value.trim()); });
