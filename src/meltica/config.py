@@ -132,6 +132,12 @@ class Settings(BaseSettings):
         default=None,
         description="HMAC key signing snapshots (default: <data_dir>/snapshot.key, made 0600 at first use).",
     )
+    replay_dirs: list[Path] = Field(
+        default_factory=list,
+        description="Folders a replay venue added or changed over the API may read, e.g. "
+        "MELTICA_REPLAY_DIRS='[\"/srv/ticks\"]' (resolved, links followed; empty: <data_dir>/replay "
+        "and the directory the server started in). The configuration file's venues may name any file.",
+    )
     bar_widths: list[str] = Field(
         default_factory=list,
         description="Time bars built from trades and quotes, e.g. ['1m', '5m'] (empty: no bar builder).",
@@ -212,6 +218,11 @@ class Settings(BaseSettings):
     @classmethod
     def _home(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser()
+
+    def replay_roots(self) -> tuple[Path, ...]:
+        """The folders replay files named over the API must be in, resolved (links followed)."""
+        dirs = self.replay_dirs or [self.data_dir / "replay", Path.cwd()]
+        return tuple(d.expanduser().resolve() for d in dirs)
 
     @property
     def log_path(self) -> Path:

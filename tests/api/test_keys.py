@@ -1,4 +1,5 @@
-"""API keys a desk can run with: keys bound to accounts (403 acting elsewhere, reads filtered),
+"""API keys a desk can run with: keys bound to accounts (403 naming another account, 404 for its
+orders and strategies, reads filtered),
 revocation, expiry, rotation with an overlap, the admin keys API, rate limits per key and on failed
 authentications per address, and verification that costs no database write per request."""
 
@@ -47,6 +48,14 @@ def forbidden(r: Any) -> None:
     assert r.json()["type"] == "urn:meltica:problem:forbidden"
 
 
+def hidden(r: Any, unknown: Any) -> None:
+    """404 `not-found`, answered exactly as for an id that does not exist (`unknown`)."""
+    assert r.status_code == 404, r.text
+    assert r.headers["content-type"] == PROBLEM
+    assert r.json()["type"] == "urn:meltica:problem:not-found"
+    assert (r.status_code, r.json()["title"]) == (unknown.status_code, unknown.json()["title"])
+
+
 def unauthorized(r: Any) -> None:
     assert r.status_code == 401, r.text
     assert r.json()["type"] == "urn:meltica:problem:unauthorized"
@@ -68,8 +77,15 @@ def test_a_key_bound_to_an_account_may_not_act_on_another(api: Api) -> None:
         )
     )
     forbidden(api.client.post("/v1/orders/cancel-all", json={"account_id": "ACC-1"}, headers=desk2))
-    forbidden(api.client.delete(f"/v1/orders/{resting}", headers=desk2))
-    forbidden(api.client.patch(f"/v1/orders/{resting}", json={"quantity": "2"}, headers=desk2))
+    ghost = "O-does-not-exist"
+    hidden(
+        api.client.delete(f"/v1/orders/{resting}", headers=desk2),
+        api.client.delete(f"/v1/orders/{ghost}", headers=desk2),
+    )
+    hidden(
+        api.client.patch(f"/v1/orders/{resting}", json={"quantity": "2"}, headers=desk2),
+        api.client.patch(f"/v1/orders/{ghost}", json={"quantity": "2"}, headers=desk2),
+    )
     assert commands(api, ORDER_COMMANDS) == before, "a forbidden call wrote a command"
 
     own = api.client.post("/v1/orders", json=api.order(account_id="ACC-2"), headers=desk2)
@@ -150,10 +166,16 @@ def test_strategies_of_another_account_are_hidden_and_out_of_reach(api: Api) -> 
     before = commands(api, STRATEGY_COMMANDS)
 
     forbidden(api.client.post("/v1/strategies", json={**spec, "strategy_id": "watch2"}, headers=desk2))
-    forbidden(api.client.post("/v1/strategies/watch1/start", headers=desk2))
-    forbidden(api.client.post("/v1/strategies/watch1/stop", headers=desk2))
-    forbidden(api.client.patch("/v1/strategies/watch1", json={"params": {"every": 5}}, headers=desk2))
-    forbidden(api.client.delete("/v1/strategies/watch1", headers=desk2))
+    for method, tail, kw in (
+        ("POST", "/start", {}),
+        ("POST", "/stop", {}),
+        ("PATCH", "", {"json": {"params": {"every": 5}}}),
+        ("DELETE", "", {}),
+    ):
+        hidden(
+            api.client.request(method, f"/v1/strategies/watch1{tail}", headers=desk2, **kw),
+            api.client.request(method, f"/v1/strategies/ghost{tail}", headers=desk2, **kw),
+        )
     assert commands(api, STRATEGY_COMMANDS) == before
     assert api.client.get("/v1/strategies", headers=desk2).json()["items"] == []
     assert api.client.get("/v1/strategies/watch1", headers=desk2).status_code == 404

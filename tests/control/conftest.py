@@ -18,11 +18,13 @@ from meltica.control.venues import VenueManager
 from meltica.projections import migrations
 from tests.api.conftest import Api
 
+DATA = Path(__file__).parents[1] / "data"
+
 
 class ControlStack(Api):
     """The API stack plus the venue manager and, with `config`, a reloadable configuration file."""
 
-    def __init__(self, url: str, config: Path | None = None) -> None:
+    def __init__(self, url: str, config: Path | None = None, replay_dirs: tuple[Path, ...] = ()) -> None:
         super().__init__(url)
         self.venues = VenueManager(self.log, self.codec, self.publisher, report_every=0.05)
         self.threads.append(threading.Thread(target=self.venues.run, args=(self.stop, 0.01), daemon=True))
@@ -31,7 +33,8 @@ class ControlStack(Api):
         if config is not None:
             self.reloader = Reloader(config, load_settings(config), self.log, self.codec, self.publisher)
         reload = None if self.reloader is None else self.reloader.apply
-        self.client = TestClient(create_app(Services(self.log, self.publisher, self.db, reload)))
+        services = Services(self.log, self.publisher, self.db, reload, replay_dirs=replay_dirs)
+        self.client = TestClient(create_app(services))
 
     def get(self, path: str, who: str = "ops") -> Any:
         response = self.client.get(path, headers=self.auth(who))
@@ -60,7 +63,7 @@ def make_stack(tmp_path: Path) -> Iterator[Any]:
         else:
             migrations.downgrade(url, "base")
         migrations.upgrade(url)
-        stack = ControlStack(url, config)
+        stack = ControlStack(url, config, (DATA, tmp_path))  # replay files the tests may name
         stack.start()
         stacks.append(stack)
         return stack

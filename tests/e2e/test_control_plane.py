@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_up import cli, environment, stop
+from tests.e2e.test_up import cli, environment
 
 DATA = Path(__file__).parents[1] / "data"
 CONFIG = """
@@ -64,8 +65,25 @@ def up(data_dir: Path, config: Path) -> tuple[subprocess.Popen[str], list[str]]:
     for line in proc.stdout:
         lines.append(line)
         if "Meltica is up" in line:
+            # Keep reading: a full pipe would block the process's logging (the `logging` strategy
+            # logs every tick) and with it the engine and the reload.
+            reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
+            reader.start()
+            READERS[proc.pid] = (reader, lines)
             return proc, lines
     raise AssertionError(f"meltica up did not start: {proc.wait()} {''.join(lines)}")
+
+
+READERS: dict[int, tuple[threading.Thread, list[str]]] = {}
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    """SIGINT, a clean exit, and everything the process printed."""
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+    reader, lines = READERS.pop(proc.pid)
+    reader.join(timeout=10)
+    return "".join(lines)
 
 
 def until(check: Any, timeout: float = 20) -> Any:

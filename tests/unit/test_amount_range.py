@@ -78,6 +78,21 @@ def test_the_portfolio_refuses_an_out_of_range_adjustment() -> None:
         portfolio.decide(state, AdjustBalance("DEP1", "USDT", big, "deposit", 2))
 
 
+def test_the_portfolio_refuses_an_adjustment_it_would_have_to_round() -> None:
+    state = portfolio.PortfolioState()
+    (event,) = portfolio.decide(
+        state, AdjustBalance("DEP3", "USDT", Decimal("99999999999999999999"), "deposit", 1)
+    )
+    portfolio.evolve(state, event)
+    tiny = AdjustBalance("DEP3", "USDT", Decimal("0.000000000000000001"), "deposit", 2)
+    with pytest.raises(ValueError, match=r"cannot be held exactly: .* more than 28 significant digits"):
+        portfolio.decide(state, tiny)
+    assert state.balance("DEP3", "USDT").total == Decimal("99999999999999999999")
+    (fine,) = portfolio.decide(state, AdjustBalance("DEP3", "USDT", Decimal("-0.5"), "withdrawal", 3))
+    assert isinstance(fine, BalanceChanged)
+    assert fine.total == Decimal("99999999999999999998.5")
+
+
 def test_the_codec_refuses_a_decimal_beyond_its_range_on_write_and_read(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -110,6 +125,17 @@ def test_the_cli_refuses_an_absurd_deposit_and_writes_nothing(
             assert all(
                 log.end_offset(PORTFOLIO_COMMANDS, p) == 0 for p in range(log.partitions(PORTFOLIO_COMMANDS))
             )
+
+
+def test_the_cli_says_a_deposit_is_submitted_not_applied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MELTICA_DATA_DIR", str(tmp_path))
+    result = CliRunner().invoke(cli, ["deposit", "DEP3", "USDT", "0.000000000000000001"])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "DEP3: +0.000000000000000001 USDT submitted" in said
+    assert "meltica balances" in said
 
 
 def test_an_absurd_deposit_in_an_old_log_breaks_no_balance_read(

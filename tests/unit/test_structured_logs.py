@@ -94,3 +94,14 @@ def test_the_cli_refuses_an_unknown_log_format(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("MELTICA_LOG_FORMAT", "xml")
     with pytest.raises(ValueError, match="log_format"):
         Settings()
+
+
+def test_meltica_run_names_its_service_in_every_log_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MELTICA_KAFKA_BOOTSTRAP", raising=False)
+    monkeypatch.delenv("MELTICA_CONFIG_PATH", raising=False)
+    monkeypatch.setenv("MELTICA_LOG_FORMAT", "json")
+    result = CliRunner().invoke(app, ["run", "risk"])
+    assert result.exit_code != 0  # no broker configured: it stops at once
+    assert "MELTICA_KAFKA_BOOTSTRAP" in result.output
+    assert structured_logs._state["service"] == "risk"
+    assert logging.getLogger().level == logging.INFO  # services log INFO

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Query, Request, Response
@@ -95,6 +96,7 @@ class Services:
     db: Engine
     reload: Reload | None = None  # the configuration file's reload, where there is one
     log_timeout: float = 3.0  # seconds a call waits for the log before answering 503 log-unavailable
+    replay_dirs: tuple[Path, ...] = ()  # folders a replay venue added over the API may read (none: no file)
 
 
 def order_id_for(account_id: str, client_order_id: str) -> str:
@@ -411,8 +413,7 @@ def create_app(services: Services) -> FastAPI:
 
     @app.delete("/v1/orders/{order_id}", status_code=202, tags=["orders"])
     def cancel_order(order_id: str, k: TradeKey) -> dict[str, str]:
-        row = order_row(order_id)
-        k.require_account(row["account_id"])
+        row = seen_order(order_id, k)
         if row["status"] in TERMINAL:
             raise Problem(409, "conflict", "Order is closed", f"order {order_id} is {row['status']}")
         services.publisher.publish(
@@ -422,8 +423,7 @@ def create_app(services: Services) -> FastAPI:
 
     @app.patch("/v1/orders/{order_id}", status_code=202, tags=["orders"])
     def amend_order(order_id: str, body: AmendRequest, k: TradeKey) -> dict[str, str]:
-        row = order_row(order_id)
-        k.require_account(row["account_id"])
+        row = seen_order(order_id, k)
         if row["status"] in TERMINAL:
             raise Problem(409, "conflict", "Order is closed", f"order {order_id} is {row['status']}")
         if body.quantity is None and body.price is None and body.trigger_price is None:
@@ -573,7 +573,7 @@ def create_app(services: Services) -> FastAPI:
         services.publisher.publish(RISK_COMMANDS, cmd)
         return {"kill_switch": body.action, "scope": scope_.value, "scope_id": scope_id}
 
-    app.include_router(control.router(services.publisher, services.db, services.reload))
+    app.include_router(control.router(services.publisher, services.db, services.reload, services.replay_dirs))
     app.include_router(admin_keys.router())
     web.install(app)  # /ui, /docs, /redoc, /v1/me
     return app

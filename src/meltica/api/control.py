@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -59,8 +60,11 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "params": json.loads(row["params"])}
 
 
-def router(publisher: Publisher, db: Engine, reload: Reload | None) -> APIRouter:
-    """The control-plane routes over `publisher` (commands) and `db` (read models)."""
+def router(
+    publisher: Publisher, db: Engine, reload: Reload | None, replay_dirs: tuple[Path, ...] = ()
+) -> APIRouter:
+    """The control-plane routes over `publisher` (commands) and `db` (read models); a venue's file
+    must be inside `replay_dirs`."""
     api = APIRouter()
     clock = LiveClock()
 
@@ -76,6 +80,14 @@ def router(publisher: Publisher, db: Engine, reload: Reload | None) -> APIRouter
 
     def invalid(detail: str) -> Problem:
         return Problem(422, "invalid-parameters", "Invalid parameters", detail)
+
+    def checked_venue(adapter: str, params: dict[str, str]) -> None:
+        try:
+            adapters.check(adapter, params, replay_dirs)
+        except adapters.PathRefusedError as err:
+            raise Problem(422, "path-not-allowed", "Path not allowed", str(err)) from None
+        except ValueError as err:
+            raise invalid(str(err)) from None
 
     # -- venues -----------------------------------------------------------------------------------
     def venue_command(action: VenueAction, name: str, k: Any, **kw: Any) -> dict[str, str]:
@@ -104,9 +116,9 @@ def router(publisher: Publisher, db: Engine, reload: Reload | None) -> APIRouter
     def add_venue(body: VenueSpec, k: AdminKey) -> dict[str, str]:
         try:
             params = checked_params(body.params)
-            adapters.check(body.adapter, params)
         except ValueError as err:
             raise invalid(str(err)) from None
+        checked_venue(body.adapter, params)
         existing = rows(t.venues, t.venues.c.venue == body.name)
         if existing and existing[0]["state"] not in ("REMOVED", "FAILED"):
             raise Problem(409, "exists", "Venue exists", f"venue {body.name} exists; PATCH it or DELETE it")
@@ -120,9 +132,9 @@ def router(publisher: Publisher, db: Engine, reload: Reload | None) -> APIRouter
         venue = one(t.venues, t.venues.c.venue, name, "venue")
         try:
             params = checked_params(body.params)
-            adapters.check(venue["adapter"], {**venue["params"], **params})
         except ValueError as err:
             raise invalid(str(err)) from None
+        checked_venue(venue["adapter"], {**venue["params"], **params})
         return venue_command(VenueAction.UPDATE, name, k, params=params)
 
     @api.post("/v1/venues/{name}/start", status_code=202, tags=["venues"])
@@ -152,6 +164,13 @@ def router(publisher: Publisher, db: Engine, reload: Reload | None) -> APIRouter
     def strategy(strategy_id: str) -> dict[str, Any]:
         return one(t.strategies, t.strategies.c.strategy_id, strategy_id, "strategy")
 
+    def seen_strategy(strategy_id: str, k: Any) -> dict[str, Any]:
+        """The strategy, if `k` may use its account; else 404, as if it did not exist."""
+        found = strategy(strategy_id)
+        if not k.may_use(found["account_id"]):
+            raise not_found(f"strategy {strategy_id}")
+        return found
+
     @api.get("/v1/strategies", tags=["strategies"], response_model=Page)
     def list_strategies(
         k: ReadKey,
@@ -174,10 +193,7 @@ def router(publisher: Publisher, db: Engine, reload: Reload | None) -> APIRouter
 
     @api.get("/v1/strategies/{strategy_id}", tags=["strategies"])
     def get_strategy(strategy_id: str, k: ReadKey) -> dict[str, Any]:
-        found = strategy(strategy_id)
-        if not k.may_use(found["account_id"]):
-            raise not_found(f"strategy {strategy_id}")
-        return found
+        return seen_strategy(strategy_id, k)
 
     @api.post("/v1/strategies", status_code=202, tags=["strategies"])
     def create_strategy(body: StrategySpec, k: TradeKey) -> dict[str, str]:
@@ -215,8 +231,7 @@ def router(publisher: Publisher, db: Engine, reload: Reload | None) -> APIRouter
 
     @api.patch("/v1/strategies/{strategy_id}", status_code=202, tags=["strategies"])
     def update_strategy(strategy_id: str, body: ParamsRequest, k: TradeKey) -> dict[str, str]:
-        s = strategy(strategy_id)
-        k.require_account(s["account_id"])
+        s = seen_strategy(strategy_id, k)
         try:
             params = checked_params(body.params)
             catalog.build(s["kind"], s["instrument_id"], {**s["params"], **params})
@@ -227,7 +242,7 @@ def router(publisher: Publisher, db: Engine, reload: Reload | None) -> APIRouter
     for action in (StrategyAction.START, StrategyAction.STOP):
 
         def change(strategy_id: str, k: TradeKey, action: StrategyAction = action) -> dict[str, str]:
-            return strategy_command(action, strategy_id, strategy(strategy_id)["account_id"], k)
+            return strategy_command(action, strategy_id, seen_strategy(strategy_id, k)["account_id"], k)
 
         api.add_api_route(
             f"/v1/strategies/{{strategy_id}}/{action.value.lower()}",
@@ -240,7 +255,8 @@ def router(publisher: Publisher, db: Engine, reload: Reload | None) -> APIRouter
 
     @api.delete("/v1/strategies/{strategy_id}", status_code=202, tags=["strategies"])
     def remove_strategy(strategy_id: str, k: TradeKey) -> dict[str, str]:
-        return strategy_command(StrategyAction.REMOVE, strategy_id, strategy(strategy_id)["account_id"], k)
+        account_id = seen_strategy(strategy_id, k)["account_id"]
+        return strategy_command(StrategyAction.REMOVE, strategy_id, account_id, k)
 
     # -- configuration ----------------------------------------------------------------------------
     @api.post("/v1/admin/reload", tags=["admin"])

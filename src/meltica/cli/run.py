@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from meltica import structured_logs
 from meltica.config import Settings, load_settings
 from meltica.log.partitioner import partition_for
 from meltica.runtime.processor import Processor
@@ -103,6 +104,7 @@ def run(
     Start several instances of a processor to split its partitions; SIGTERM stops one cleanly.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    structured_logs.set_service(service.value)  # the CLI set the format up (MELTICA_LOG_FORMAT)
     settings = load_settings()
     if not settings.kafka_bootstrap:
         raise _fail("meltica run needs MELTICA_KAFKA_BOOTSTRAP (the Kafka cluster to run on)")
@@ -193,6 +195,7 @@ def _run_processor(
     make = processor_factory(service, strategies, settings.partitions, settings.bar_widths)
     from meltica.log.kafka_security import client_security
     from meltica.runtime.kafka_host import KafkaProcessorHost
+    from meltica.runtime.service_metrics import watch_processor
 
     assert settings.kafka_bootstrap is not None  # nosec B101 # typing; checked by run()
     svc = KafkaProcessorHost(
@@ -207,6 +210,7 @@ def _run_processor(
         snapshot_every=settings.snapshot_every,
         security=client_security(settings),
     )
+    watch_processor(service.value, svc, settings)  # its /metrics: host counters, lag, outputs
     health = None
     if health_port >= 0:
         health = HealthServer(
@@ -236,12 +240,14 @@ def _run_projector(settings: Settings, stop: threading.Event, health_port: int) 
     from meltica.projections import migrations
     from meltica.projections.projector import Projector
     from meltica.runtime.health import HealthServer
+    from meltica.runtime.service_metrics import export_projector_metrics
 
     if not settings.database_url:
         raise _fail("meltica run projector needs MELTICA_DATABASE_URL")
     app = _app(settings)
     migrations.upgrade(settings.database_url)
     projector = Projector(app.log, app.codec, create_engine(settings.database_url, pool_pre_ping=True))
+    export_projector_metrics(projector)
     beat = [time.monotonic()]
 
     def loop() -> None:
@@ -320,6 +326,7 @@ def _run_api(settings: Settings) -> None:
         publisher,
         create_engine(settings.database_url, pool_pre_ping=True),
         None if reloader is None else reloader.apply,
+        replay_dirs=settings.replay_roots(),
     )
     try:
         uvicorn.run(

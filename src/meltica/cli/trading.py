@@ -215,7 +215,10 @@ def deposit(
         PORTFOLIO_COMMANDS,
         AdjustBalance(account, asset, delta, "deposit" if delta > 0 else "withdrawal", _now()),
     )
-    out.print(f"{account}: {delta:+} {asset}")
+    out.print(  # the portfolio may still refuse it (a total it cannot hold exactly): say so
+        f"{account}: {delta:+f} {asset} submitted; the portfolio applies it unless the new balance "
+        "cannot be held exactly; check with `meltica balances`"
+    )
 
 
 @risk_app.command("kill-switch")

@@ -70,12 +70,13 @@ def embedded_engine(app: App, demo: bool, clock: Clock | None = None) -> Engine:
 
 
 def bind_api(host: str, port: int) -> socket.socket:
-    """The API's listening socket, bound now: a busy port fails here, before anything starts."""
+    """The API's socket, bound and listening now: a busy port fails here, before anything starts."""
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # not a port in use: TIME_WAIT only
         sock.bind(address)
+        sock.listen(2048)  # connections queue from now on, until the server accepts them
     except OSError:
         sock.close()
         raise
@@ -197,7 +198,15 @@ def _run(settings: Settings, sock: socket.socket, tick_ms: int, demo: bool, seed
     projector = Projector(app.log, app.codec, db)
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(Services(app.log, publisher, db, None if reloader is None else reloader.apply)),
+            create_app(
+                Services(
+                    app.log,
+                    publisher,
+                    db,
+                    None if reloader is None else reloader.apply,
+                    replay_dirs=settings.replay_roots(),
+                )
+            ),
             host=settings.api_host,
             port=settings.api_port,
             log_level="warning",

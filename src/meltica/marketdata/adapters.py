@@ -7,8 +7,10 @@ text (from the log) and are validated when the adapter is made, so a bad one is 
 
 from __future__ import annotations
 
+import csv
 import time
-from collections.abc import Callable, Iterator
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,6 +19,7 @@ from meltica.marketdata.formats import READERS as FILE_READERS
 from meltica.marketdata.formats import DataFormat, opened
 from meltica.marketdata.instruments import DEFAULT_INSTRUMENTS
 from meltica.marketdata.normalize import BookUpdate, RawData
+from meltica.marketdata.replay import BadRowError
 from meltica.marketdata.synthetic import SyntheticFeed
 
 
@@ -127,8 +130,15 @@ class ReplayAdapter:
     def connect(self) -> None:
         if not self.path.is_file():
             raise FileNotFoundError(f"no such file: {self.path}")
-        with opened(self.path) as csv_path:  # validated whole: a bad row fails the connection
-            self._events = list(_book_updates(FILE_READERS[self.format](csv_path, self.symbol)))
+        try:
+            with opened(self.path) as csv_path:  # validated whole: a bad row fails the connection
+                self._events = list(_book_updates(FILE_READERS[self.format](csv_path, self.symbol)))
+        except BadRowError as err:  # the reason may quote the file: name the line, not what it holds
+            raise ValueError(f"{self.path.name}:{err.line}: not a valid {self.format.value} row") from None
+        except (ValueError, UnicodeError, OSError, csv.Error, zipfile.BadZipFile) as err:
+            raise ValueError(
+                f"{self.path.name}: not a readable {self.format.value} file ({type(err).__name__})"
+            ) from None
         self._next = 0
         self._started = None
 
@@ -189,6 +199,25 @@ def make(adapter: str, params: dict[str, str]) -> Adapter:
     return ADAPTERS[adapter](params)
 
 
-def check(adapter: str, params: dict[str, str]) -> None:
-    """Refuse an unknown adapter or bad parameters now (before a command goes into the log)."""
-    make(adapter, params)
+def check(adapter: str, params: dict[str, str], roots: Sequence[Path] | None = None) -> None:
+    """Refuse an unknown adapter or bad parameters now (before a command goes into the log); with
+    `roots`, also a file outside them (what a client over the API may name: `outside`)."""
+    made = make(adapter, params)
+    if roots is not None and isinstance(made, ReplayAdapter):
+        problem = outside(made.path, roots)
+        if problem:
+            raise PathRefusedError(problem)
+
+
+class PathRefusedError(ValueError):
+    """A file parameter outside the folders a client may name."""
+
+
+def outside(path: Path, roots: Sequence[Path]) -> str | None:
+    """Why `path` may not be read for a client (None when it may): once resolved (`..` and links
+    followed), it must be inside one of `roots`."""
+    real = path.resolve()
+    if any(real.is_relative_to(root.resolve()) for root in roots):
+        return None
+    where = ", ".join(str(r) for r in roots) or "none are configured"
+    return f"path {path} is outside the replay directories ({where}); see MELTICA_REPLAY_DIRS"

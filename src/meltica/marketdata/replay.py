@@ -38,9 +38,17 @@ def _rows(path: Path, header: bool) -> Iterator[tuple[int, list[str]]]:
                 yield line, row
 
 
-def _bad(path: Path, line: int, err: Exception) -> ValueError:
+class BadRowError(ValueError):
+    """A row of a recorded file that cannot be read; `line` is its line number."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _bad(path: Path, line: int, err: Exception) -> BadRowError:
     reason = "a value is not a decimal number" if isinstance(err, InvalidOperation) else str(err)
-    return ValueError(f"{path.name}:{line}: {reason}")
+    return BadRowError(f"{path.name}:{line}: {reason}", line)
 
 
 def binance_klines(path: Path, instrument_id: str, interval: str = "1-MINUTE") -> Iterator[Bar]:

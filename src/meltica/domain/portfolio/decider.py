@@ -8,10 +8,10 @@ the positions quoted in it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
-from meltica.domain.amounts import amount_problem
+from meltica.domain.amounts import PRECISION, amount_problem
 from meltica.domain.instruments import Instrument
 from meltica.domain.marketdata import Bar, QuoteTick, TradeTick
 from meltica.domain.orders.events import (
@@ -118,14 +118,26 @@ def _balance_event(
     return BalanceChanged(account_id, asset, total, total - locked, locked, delta, reason, ts)
 
 
+def _adjustment_problem(state: PortfolioState, inp: AdjustBalance) -> str | None:
+    """Why `inp` cannot be applied exactly (None when it can): the delta or the new total is out of
+    range, or the total would need more digits than arithmetic keeps (it would be rounded)."""
+    problem = amount_problem(inp.delta)
+    if problem:
+        return problem
+    with localcontext() as exact:  # wide enough that the sum of two amounts is never rounded
+        exact.prec = 3 * PRECISION
+        total = state.balance(inp.account_id, inp.asset).total + inp.delta
+    problem = amount_problem(total)
+    return None if problem is None else f"the new balance cannot be held exactly: {problem}"
+
+
 def decide(state: PortfolioState, inp: Any) -> list[Event]:
     """Portfolio events that follow from `inp`. Pure."""
     if isinstance(inp, AdjustBalance):
-        event = _balance_event(state, inp.account_id, inp.asset, inp.delta, ZERO, inp.reason, inp.ts)
-        problem = amount_problem(inp.delta) or amount_problem(event.total)
-        if problem:  # the runtime dead-letters the command; the balance stays as it was
+        problem = _adjustment_problem(state, inp)
+        if problem:  # the runtime dead-letters the command with this reason; the balance stays
             raise ValueError(f"balance adjustment of {inp.account_id} {inp.asset} refused: {problem}")
-        return [event]
+        return [_balance_event(state, inp.account_id, inp.asset, inp.delta, ZERO, inp.reason, inp.ts)]
     if isinstance(inp, OrderAccepted):
         lock = _lock_for(state, inp)
         if lock is None:
