@@ -3,23 +3,14 @@ a client that trusts the certificate's CA gets answers; one that does not is ref
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import ssl
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
 import pytest
 import trustme
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.e2e.up_process import free_port, meltica_up
 
 
 @pytest.fixture(scope="module")
@@ -34,36 +25,12 @@ def https_api(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Itera
     cert = ca.issue_cert("127.0.0.1", "localhost")
     cert.cert_chain_pems[0].write_to_path(str(tmp / "cert.pem"))
     cert.private_key_pem.write_to_path(str(tmp / "key.pem"))
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MELTICA_")} | {
-        "MELTICA_DATA_DIR": str(tmp / "data"),
-        "MELTICA_API_PORT": str(port),
-        "MELTICA_API_TLS_CERT": str(tmp / "cert.pem"),
-        "MELTICA_API_TLS_KEY": str(tmp / "key.pem"),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "meltica", "up", "--no-demo", "--tick-ms", "200"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    said = []
-    for line in proc.stdout:
-        said.append(line)
-        if "REST API:" in line:
-            break
-    else:
-        raise AssertionError(f"meltica up did not start ({proc.wait()}):\n{''.join(said)}")
-    url = f"https://127.0.0.1:{port}"
-    assert url in said[-1], said[-1]
-    try:
+    port = free_port()
+    settings = {"MELTICA_API_TLS_CERT": str(tmp / "cert.pem"), "MELTICA_API_TLS_KEY": str(tmp / "key.pem")}
+    with meltica_up(tmp / "data", port, **settings) as said:
+        url = f"https://127.0.0.1:{port}"
+        assert url in said[-1], said[-1]
         yield url
-    finally:
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
-        assert proc.returncode == 0, "".join(said) + out
 
 
 def _trusting(ca: trustme.CA) -> ssl.SSLContext:
