@@ -54,7 +54,7 @@ from meltica.domain.orders.commands import (
     SubmitOrder,
     SubmitOrderList,
 )
-from meltica.domain.orders.model import OrderSpec
+from meltica.domain.orders.model import TERMINAL, OrderSpec
 from meltica.domain.risk.events import ResetKillSwitch, TripKillSwitch
 from meltica.domain.risk.limits import DEFAULT_LIMITS, RiskLimits
 from meltica.domain.values import ContingencyType, RiskScope
@@ -70,7 +70,6 @@ WAIT_FOR = {
     "acknowledged": frozenset({"NEW", "PARTIALLY_FILLED", "FILLED"}),
     "filled": frozenset({"FILLED"}),
 }
-TERMINAL = {"DENIED", "REJECTED", "FILLED", "CANCELED", "EXPIRED"}
 
 
 # The lists and their unique sort keys (oldest first where rows have a time).

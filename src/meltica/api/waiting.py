@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, select
 
+from meltica.domain.orders.model import TERMINAL
 from meltica.projections import tables as t
 
 log = logging.getLogger(__name__)
 
-TERMINAL = frozenset({"DENIED", "REJECTED", "FILLED", "CANCELED", "EXPIRED"})
 BATCH = 500  # order ids per query
 
 
