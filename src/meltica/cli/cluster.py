@@ -224,51 +224,22 @@ def children(
 def seed(settings: Settings) -> list[str]:
     """On an empty log: the demo instruments, limits, funds and market of `meltica up`; what it did."""
     from meltica.bootstrap import build
-    from meltica.cli.up import DEMO_FUNDS
     from meltica.clock import LiveClock
-    from meltica.domain.control import ControlVenue, VenueAction
-    from meltica.domain.portfolio.events import AdjustBalance
-    from meltica.domain.risk.events import SetRiskLimits
     from meltica.domain.risk.limits import RiskLimits
-    from meltica.domain.values import RiskScope
-    from meltica.marketdata.instruments import DEFAULT_INSTRUMENTS
     from meltica.runtime.publisher import Publisher
-    from meltica.topics import INSTRUMENTS, PORTFOLIO_COMMANDS, RISK_COMMANDS, VENUE_COMMANDS
+    from meltica.seeding import seed_demo, seed_market
 
     app = build(settings)
-    done: list[str] = []
     try:
         clock = LiveClock()
         publisher = Publisher(app.log, app.codec, clock)
-
-        def empty(topic: str) -> bool:
-            return all(app.log.end_offset(topic, p) == 0 for p in range(app.log.partitions(topic)))
-
-        if empty(INSTRUMENTS):
-            publisher.define(DEFAULT_INSTRUMENTS)
-            now = clock.now_ns()
-            fx = RiskLimits(max_position=Decimal(1_000_000), max_order_notional=Decimal(20_000_000))
-            # as `meltica up`, and more open orders: here a cancel takes several hops to complete,
-            # so the demo's resting orders outnumber the default 6 for a moment (3 breaches trip
-            # the kill switch)
-            demo = RiskLimits(throttle_rate=Decimal(50), throttle_burst=20, max_open_orders=50)
-            publisher.publish(
-                RISK_COMMANDS, SetRiskLimits(RiskScope.INSTRUMENT, "USDJPY.SIM", fx, "seed", now)
-            )
-            publisher.publish(RISK_COMMANDS, SetRiskLimits(RiskScope.ACCOUNT, "DEMO", demo, "seed", now))
-            publisher.publish_many(
-                PORTFOLIO_COMMANDS,
-                [AdjustBalance("DEMO", a, Decimal(n), "demo funds", now) for a, n in DEMO_FUNDS.items()],
-            )
-            names = ", ".join(i.instrument_id for i in DEFAULT_INSTRUMENTS)
-            done += [f"instruments {names}", "limits of DEMO and USDJPY.SIM", "funds of DEMO"]
-        if empty(VENUE_COMMANDS) and not settings.venues:
-            now = clock.now_ns()
-            params = {"seed": "7", "tick_ms": "500"}
-            publisher.publish(
-                VENUE_COMMANDS, ControlVenue(VenueAction.ADD, "sim", "seed", now, "synthetic", params)
-            )
-            publisher.publish(VENUE_COMMANDS, ControlVenue(VenueAction.START, "sim", "seed", now))
+        # as `meltica up`, and more open orders: here a cancel takes several hops to complete, so
+        # the demo's resting orders outnumber the default 6 for a moment (3 breaches trip the kill
+        # switch)
+        demo = RiskLimits(throttle_rate=Decimal(50), throttle_burst=20, max_open_orders=50)
+        done = seed_demo(app.log, publisher, clock, "seed", demo)
+        params = {"seed": "7", "tick_ms": "500"}
+        if not settings.venues and seed_market(app.log, publisher, clock, "seed", params):
             done.append("venue sim (synthetic market)")
     finally:
         app.close()

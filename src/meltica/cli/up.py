@@ -26,11 +26,7 @@ from meltica.config_file import ConfigFileError, config_path
 from meltica.control import snapshots
 from meltica.control.reload import Reloader
 from meltica.control.venues import VenueManager
-from meltica.domain.control import ControlVenue, VenueAction
-from meltica.domain.portfolio.events import AdjustBalance
-from meltica.domain.risk.events import SetRiskLimits
 from meltica.domain.risk.limits import RiskLimits
-from meltica.domain.values import RiskScope
 from meltica.errors import MelticaError
 from meltica.log.single_writer import DataDirLockedError, WriterLock
 from meltica.marketdata.instruments import DEFAULT_INSTRUMENTS
@@ -40,13 +36,12 @@ from meltica.runtime.engine import Engine
 from meltica.runtime.publisher import Publisher
 from meltica.runtime.snapshot_keys import SnapshotKeyError, load_key
 from meltica.runtime.stack import build_engine
+from meltica.seeding import seed_demo, seed_market
 from meltica.strategies.demo import DemoStrategy
-from meltica.topics import INSTRUMENTS, PORTFOLIO_COMMANDS, RISK_COMMANDS, VENUE_COMMANDS
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
-DEMO_FUNDS = {"USDT": "1000000", "BTC": "10", "ETH": "100", "USD": "100000", "JPY": "10000000"}
 DEMO_SIZES = {"BTCUSDT.SIM": "0.01", "ETHUSDT.SIM": "0.1", "USDJPY.SIM": "100"}
 
 
@@ -127,36 +122,10 @@ def _run(settings: Settings, sock: socket.socket, tick_ms: int, demo: bool, seed
     app = build(settings)
     clock = LiveClock()
     publisher = Publisher(app.log, app.codec, clock)
-    first_start = all(app.log.end_offset(INSTRUMENTS, p) == 0 for p in range(app.log.partitions(INSTRUMENTS)))
-    if first_start:
-        publisher.define(DEFAULT_INSTRUMENTS)
-        # FX trades in units of 100k: the reference limits (position 250, notional 50,000) are for crypto
-        fx = RiskLimits(max_position=Decimal(1_000_000), max_order_notional=Decimal(20_000_000))
-        demo_limits = RiskLimits(
-            throttle_rate=Decimal(50), throttle_burst=20
-        )  # the demo trades every few ticks
-        now = clock.now_ns()
-        publisher.publish(
-            RISK_COMMANDS, SetRiskLimits(RiskScope.INSTRUMENT, "USDJPY.SIM", fx, "meltica up", now)
-        )
-        publisher.publish(
-            RISK_COMMANDS, SetRiskLimits(RiskScope.ACCOUNT, "DEMO", demo_limits, "meltica up", now)
-        )
-        for asset, amount in DEMO_FUNDS.items():
-            publisher.publish(
-                PORTFOLIO_COMMANDS,
-                AdjustBalance("DEMO", asset, Decimal(amount), "demo funds", clock.now_ns()),
-            )
-    no_venues = all(
-        app.log.end_offset(VENUE_COMMANDS, p) == 0 for p in range(app.log.partitions(VENUE_COMMANDS))
-    )
-    if no_venues and not settings.venues:  # the default market, unless the configuration declares venues
-        params = {"seed": str(seed), "tick_ms": str(tick_ms)}
-        now = clock.now_ns()
-        publisher.publish(
-            VENUE_COMMANDS, ControlVenue(VenueAction.ADD, "sim", "meltica up", now, "synthetic", params)
-        )
-        publisher.publish(VENUE_COMMANDS, ControlVenue(VenueAction.START, "sim", "meltica up", now))
+    demo_limits = RiskLimits(throttle_rate=Decimal(50), throttle_burst=20)  # the demo trades every few ticks
+    seed_demo(app.log, publisher, clock, "meltica up", demo_limits)
+    if not settings.venues:  # the default market, unless the configuration declares venues
+        seed_market(app.log, publisher, clock, "meltica up", {"seed": str(seed), "tick_ms": str(tick_ms)})
     path = config_path()
     reloader = Reloader(path, settings, app.log, app.codec, publisher) if path else None
     if reloader is not None:
