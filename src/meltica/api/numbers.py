@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
-INTEGER_DIGITS = 20
-SCALE = 18
+from meltica.domain.amounts import INTEGER_DIGITS, SCALE
+
 PATTERN = rf"^-?\d{{1,{INTEGER_DIGITS}}}(\.\d{{1,{SCALE}}})?$"
 _SYNTAX = re.compile(PATTERN, re.ASCII)
 SYNTAX_HELP = (
