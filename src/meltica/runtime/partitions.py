@@ -220,12 +220,13 @@ class PartitionedProcessor:
             return [dead_letter(rec, reason)] if live and owner else []
         if not live or not outputs:
             return []
-        for observe in self.observers:
-            observe(event, outputs)
         try:
-            return self._messages(state, rec, fields["meta"], outputs)
+            messages = self._messages(state, rec, fields["meta"], outputs)
         except EncodeError as err:  # an output beyond the codec's range: the input is dead-lettered
             return [dead_letter(rec, f"output not encodable: {err}")] if owner else []
+        for observe in self.observers:  # outputs that are written, not those dead-lettered with their input
+            observe(event, outputs)
+        return messages
 
     def _messages(
         self, state: PartitionState, rec: Record, cause: dict[str, Any], outputs: list[Output]
