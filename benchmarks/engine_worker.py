@@ -10,7 +10,7 @@ from benchmarks.pipeline import default_tracer
 from meltica.events.codec import Codec
 from meltica.events.registry import EmbeddedSchemaRegistry
 from meltica.log.sqlite import SqliteLog
-from meltica.runtime.stack import build_engine
+from meltica.topology import build_engine
 
 
 def main() -> None:
@@ -20,7 +20,8 @@ def main() -> None:
         engine = build_engine(log, Codec(registry=EmbeddedSchemaRegistry(log)), tracer=default_tracer())
         engine.recover()
         print("READY", flush=True)
-        engine.run(stop, poll_interval=0.0005, max_steps=int(sys.argv[2]) if len(sys.argv) > 2 else 64)
+        cap = {"max_steps": int(sys.argv[2])} if len(sys.argv) > 2 else {}  # default: sized by load
+        engine.run(stop, poll_interval=0.0005, **cap)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -34,8 +35,8 @@ from meltica.events.registry import EmbeddedSchemaRegistry
 from meltica.log.sqlite import SqliteLog
 from meltica.marketdata.instruments import DEFAULT_INSTRUMENTS
 from meltica.runtime.publisher import Publisher
-from meltica.runtime.stack import build_engine
 from meltica.topics import ORDER_COMMANDS, PORTFOLIO_COMMANDS, QUOTES, RISK_COMMANDS, topic_specs
+from meltica.topology import build_engine
 
 BTC = DEFAULT_INSTRUMENTS[0]
 ACCOUNTS = [f"B{i}" for i in range(20)]
@@ -168,11 +169,33 @@ def latency(rate: int = 1000, seconds: float = 6.0) -> dict[str, float]:
     return {"offered_per_s": achieved, "ack": pct("OrderAcknowledged"), "fill": pct("OrderFilled")}  # type: ignore[dict-item]
 
 
+def sqlite_commit(n: int = 1000) -> dict[str, float]:
+    """The anchor beside the embedded figures: one-row transactions on a bare SQLite connection
+    (WAL, synchronous=FULL, as the log): BEGIN IMMEDIATE, INSERT, COMMIT, no Meltica code."""
+    with tempfile.TemporaryDirectory() as tmp:
+        db = sqlite3.connect(Path(tmp) / "anchor.db", isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB NOT NULL)")
+        value = b"x" * 300  # about an order event
+        took = []
+        for _ in range(n):
+            began = time.perf_counter()
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO t (v) VALUES (?)", (value,))
+            db.execute("COMMIT")
+            took.append((time.perf_counter() - began) * 1000)
+        db.close()
+    q = statistics.quantiles(took, n=100, method="inclusive")
+    return {"p50_ms": q[49], "p99_ms": q[98]}
+
+
 def results() -> list[Any]:
     from benchmarks.run import Result
 
     t = throughput()
     lat = latency()
+    anchor = sqlite_commit()
     out = [
         Result(
             "pipeline (SQLite, FULL)",
@@ -190,4 +213,7 @@ def results() -> list[Any]:
             out.append(
                 Result("pipeline latency @1000/s", f"submit->{kind} {q}", value, target, lower_is_better=True)
             )
+    for q in ("p50_ms", "p99_ms"):
+        name = f"raw SQLite commit {q} (anchor: WAL, FULL, one row)"
+        out.append(Result("pipeline latency @1000/s", name, anchor[q], lower_is_better=True))
     return out

@@ -14,8 +14,8 @@ from benchmarks.pipeline import order, prepare
 from meltica.clock import LiveClock
 from meltica.projections import migrations
 from meltica.projections.projector import TOPICS, Projector
-from meltica.runtime.stack import build_engine
 from meltica.topics import ORDER_COMMANDS
+from meltica.topology import build_engine
 
 
 def _log_with_orders(path: Path, n: int) -> Any:

@@ -180,82 +180,20 @@ def bench_kafka() -> list[Result]:
 
 # -- domain -------------------------------------------------------------------------------------
 def bench_domain() -> list[Result]:
-    """decide + evolve of risk and orders for submit -> accept -> ack -> fill, one core."""
-    from meltica.domain.instruments import spot
-    from meltica.domain.marketdata import QuoteTick
-    from meltica.domain.orders import decider as orders
-    from meltica.domain.orders.commands import SubmitOrder
-    from meltica.domain.orders.events import ExecutionReport, Fill
-    from meltica.domain.orders.model import OrderSpec, OrderStatus
-    from meltica.domain.portfolio.events import BalanceChanged
-    from meltica.domain.risk import decider as risk
-    from meltica.domain.risk.state import RiskState
-    from meltica.domain.values import ExecType, LiquiditySide, OrderSide, OrderType
+    """decide + evolve of risk, orders (and portfolio) for submit -> accept -> ack -> fill, one core."""
+    from benchmarks.domain import GROUP, rows
 
-    inst = spot("BTCUSDT", "SIM", "BTC", "USDT", price_increment="0.01", size_increment="0.001")
-    state, book = RiskState(), orders.OrderBook()
-    t0 = 1_700_000_000_000_000_000
-    for fact in (
-        inst,
-        QuoteTick(inst.instrument_id, Decimal("99.99"), Decimal(1), Decimal("100.01"), Decimal(1), t0),
-        BalanceChanged(
-            "ACC-1", "USDT", Decimal(10**12), Decimal(10**12), Decimal(0), Decimal(10**12), "d", t0
-        ),
-        BalanceChanged("ACC-1", "BTC", Decimal(10**9), Decimal(10**9), Decimal(0), Decimal(10**9), "d", t0),
-    ):
-        risk.evolve(state, fact)
-    qty, px = Decimal("0.5"), Decimal("100.00")
-    counter = iter(range(10**9))
-
-    def lifecycles(n: int = 2000) -> int:
-        for _ in range(n):
-            i = next(counter)
-            ts = t0 + i * 250_000_000  # 4 orders/s: inside the default throttle
-            side = OrderSide.BUY if i % 2 == 0 else OrderSide.SELL  # stays flat: no position limit
-            spec = OrderSpec(f"O-{i}", f"C-{i}", "ACC-1", inst.instrument_id, side, OrderType.LIMIT, qty, px)
-            [accepted] = risk.decide(state, SubmitOrder(spec, ts))
-            risk.evolve(state, accepted)
-            routed = orders.decide(book, accepted)
-            orders.evolve(book, accepted)
-            for e in routed:
-                orders.evolve(book, e)
-            report = ExecutionReport(
-                "SIM",
-                ExecType.NEW,
-                spec.order_id,
-                "ACC-1",
-                inst.instrument_id,
-                OrderStatus.NEW,
-                ts,
-                ts + 1,
-                venue_order_id=f"V-{i}",
-            )
-            for e in orders.decide(book, report):
-                orders.evolve(book, e)
-            fill = Fill(f"T-{i}", f"V-{i}", side, qty, px, Decimal(0), "USDT", LiquiditySide.MAKER, ts + 2)
-            trade = ExecutionReport(
-                "SIM",
-                ExecType.TRADE,
-                spec.order_id,
-                "ACC-1",
-                inst.instrument_id,
-                OrderStatus.FILLED,
-                ts + 2,
-                ts + 2,
-                fill=fill,
-            )
-            for e in orders.decide(book, trade):
-                orders.evolve(book, e)
-                risk.evolve(state, e)
-        return n
-
-    return [
-        Result("domain (one core)", "order lifecycles: submit-accept-ack-fill", rate(lifecycles), 100_000)
-    ]
+    return [Result(GROUP, name, value, target) for name, value, target in rows()]
 
 
 def bench_pipeline() -> list[Result]:
     from benchmarks.pipeline import results
+
+    return results()
+
+
+def bench_venue() -> list[Result]:
+    from benchmarks.venue import results
 
     return results()
 
@@ -328,12 +266,21 @@ def bench_services() -> list[Result]:
     return results()
 
 
+def bench_services_eos() -> list[Result]:
+    """The services suite without the faust host: split, fused and the bare EOS loop."""
+    from benchmarks.services import eos_results
+
+    return eos_results()
+
+
 SUITES: dict[str, Callable[[], list[Result]]] = {
     "services": bench_services,
+    "services-eos": bench_services_eos,
     "backtest": bench_backtest,
     "rest": bench_rest,
     "projection": bench_projection,
     "pipeline": bench_pipeline,
+    "venue": bench_venue,
     "domain": bench_domain,
     "codec": bench_codec,
     "decimals": bench_decimals,

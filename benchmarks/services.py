@@ -1,6 +1,8 @@
 """The distributed shape on real Kafka: risk, orders, venue and portfolio as four `meltica run`
-processes with transactions. Sustained orders/s end to end and submit->ack latency at a fixed
-offered load. Needs MELTICA_KAFKA_BOOTSTRAP."""
+processes with transactions (split), and as the one fused `meltica run pipeline` service. Sustained
+orders/s end to end and submit->ack latency at a fixed offered load, beside the anchor of the same
+run: a bare confluent-kafka transactional hop (`benchmarks.kafka_anchor`), and Meltica's
+submit->ack as a ratio of it. Needs MELTICA_KAFKA_BOOTSTRAP."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
-from tests.distributed.cluster import PARTITIONS, Cluster
+from tests.distributed.cluster import PARTITIONS, PROCESSORS, Cluster
 
 from meltica.topics import ORDER_COMMANDS, ORDER_EVENTS
 
@@ -68,18 +70,23 @@ class AckWatcher:
         self._consumer.close()
 
 
-def _started(tmp: str, faust: tuple[str, ...]) -> Cluster:
-    cluster = Cluster(os.environ["MELTICA_KAFKA_BOOTSTRAP"], Path(tmp))
+FUSED = ("pipeline",)
+
+
+def _started(tmp: str, faust: tuple[str, ...], processors: tuple[str, ...] = PROCESSORS) -> Cluster:
+    cluster = Cluster(os.environ["MELTICA_KAFKA_BOOTSTRAP"], Path(tmp), processors=processors)
     cluster.start_all(faust=faust)
     cluster.setup_market()
     cluster.wait_ready()
     return cluster
 
 
-def throughput(n: int = 6000, faust: tuple[str, ...] = ()) -> dict[str, float]:
+def throughput(
+    n: int = 6000, faust: tuple[str, ...] = (), processors: tuple[str, ...] = PROCESSORS
+) -> dict[str, float]:
     """Orders submitted in bulk; orders/s from the first submission to the last acknowledgement."""
     with tempfile.TemporaryDirectory() as tmp:
-        cluster = _started(tmp, faust)
+        cluster = _started(tmp, faust, processors)
         try:
             watcher = AckWatcher(cluster)
             orders = cluster.submissions(1, n)
@@ -96,10 +103,15 @@ def throughput(n: int = 6000, faust: tuple[str, ...] = ()) -> dict[str, float]:
     return {"orders_per_s": done / elapsed, "acknowledged": done}
 
 
-def latency(rate: int = 500, seconds: float = 8.0, faust: tuple[str, ...] = ()) -> dict[str, float]:
+def latency(
+    rate: int = 500,
+    seconds: float = 8.0,
+    faust: tuple[str, ...] = (),
+    processors: tuple[str, ...] = PROCESSORS,
+) -> dict[str, float]:
     """Orders one by one at `rate`/s; submit->ack latency percentiles."""
     with tempfile.TemporaryDirectory() as tmp:
-        cluster = _started(tmp, faust)
+        cluster = _started(tmp, faust, processors)
         try:
             watcher = AckWatcher(cluster)
             total = int(rate * seconds)
@@ -123,24 +135,42 @@ def latency(rate: int = 500, seconds: float = 8.0, faust: tuple[str, ...] = ()) 
     return {"offered_per_s": achieved, "p50_ms": q[499], "p99_ms": q[989], "count": len(lat)}
 
 
-def results() -> list[Any]:
+def results(faust: bool = True) -> list[Any]:
+    """Split and fused shapes on the confluent-kafka host, the bare hop and the ratios to it; the
+    faust host unless `faust` is False (the `services-eos` suite)."""
+    from benchmarks.kafka_anchor import one_hop
     from benchmarks.run import Result
 
-    if not os.environ.get("MELTICA_KAFKA_BOOTSTRAP"):
+    bootstrap = os.environ.get("MELTICA_KAFKA_BOOTSTRAP")
+    if not bootstrap:
         return []
     out = []
-    hosts = {
-        "confluent-kafka host": (),
-        "faust host (risk, orders, portfolio)": ("risk", "orders", "portfolio"),
+    anchor = one_hop(bootstrap)
+    group = "bare confluent-kafka EOS loop (1 hop, 4 partitions)"
+    out += [
+        Result(group, "consume->produce->commit p50 ms @500/s", anchor["p50_ms"], lower_is_better=True),
+        Result(group, "consume->produce->commit p99 ms @500/s", anchor["p99_ms"], lower_is_better=True),
+    ]
+    hosts: dict[str, tuple[tuple[str, ...], tuple[str, ...], float]] = {
+        "confluent-kafka host, split (4 services)": (PROCESSORS, (), 2000),
+        "confluent-kafka host, fused (meltica run pipeline)": (FUSED, (), 3000),
     }
-    for host, on_faust in hosts.items():
+    if faust:
+        hosts["faust host (risk, orders, portfolio)"] = (PROCESSORS, ("risk", "orders", "portfolio"), 2000)
+    for host, (processors, on_faust, target) in hosts.items():
         group = f"services on Kafka, {host}"
-        t = throughput(faust=on_faust)
-        lat = latency(faust=on_faust)
+        t = throughput(faust=on_faust, processors=processors)
+        lat = latency(faust=on_faust, processors=processors)
         out += [
-            Result(group, "orders/s sustained, submit -> acknowledged", t["orders_per_s"], 2000),
+            Result(group, "orders/s sustained, submit -> acknowledged", t["orders_per_s"], target),
             Result(group, "offered orders/s (achieved)", lat["offered_per_s"]),
             Result(group, "submit->ack p50 ms @500/s", lat["p50_ms"], lower_is_better=True, decimals=1),
             Result(group, "submit->ack p99 ms @500/s", lat["p99_ms"], 50.0, lower_is_better=True, decimals=1),
+            Result(group, "submit->ack p50 / bare loop p50", lat["p50_ms"] / anchor["p50_ms"], 1.5, True, 2),
+            Result(group, "submit->ack p99 / bare loop p99", lat["p99_ms"] / anchor["p99_ms"], 2.0, True, 2),
         ]
     return out
+
+
+def eos_results() -> list[Any]:
+    return results(faust=False)

@@ -12,7 +12,9 @@
 # for user `meltica` (password made once, random, in .cache/kafka/sasl-password).
 # Environment: MELTICA_KAFKA_PORT (default 19092; the controller uses the next port),
 # MELTICA_KAFKA_SASL_PORT (default MELTICA_KAFKA_PORT + 2), MELTICA_KAFKA_HOME (default .cache/kafka),
-# MELTICA_KAFKA_RUN (default $MELTICA_KAFKA_HOME/run: a second broker on other ports needs its own).
+# MELTICA_KAFKA_RUN (default $MELTICA_KAFKA_HOME/run: a second broker on other ports needs its own),
+# MELTICA_KAFKA_ACLS=1 (ACLs enforced, deny by default; the PLAINTEXT listener's anonymous user and
+# `meltica` are super users: tests/distributed/test_acls_on_kafka.py).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -83,6 +85,13 @@ auto.create.topics.enable=false
 log.flush.interval.messages=9223372036854775807
 transaction.max.timeout.ms=900000
 CONF
+  if [ "${MELTICA_KAFKA_ACLS:-}" = 1 ]; then
+    cat >>"$run/server.properties" <<CONF
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:ANONYMOUS;User:$sasl_user
+allow.everyone.if.no.acl.found=false
+CONF
+  fi
 }
 
 # The SCRAM password of user `meltica`: random, made once, kept outside the storage directory.
@@ -168,6 +177,10 @@ start_once() {
       --add-scram "SCRAM-SHA-512=[name=$sasl_user,password=$pw]" >"$run/logs/format.log" 2>&1 \
       || { log "storage format failed"; cat "$run/logs/format.log" >&2; return 1; }
   fi
+  # Every partition keeps a few files open, and a test run creates thousands of partitions (each
+  # test's namespace has its own topics): raise the broker's open-file limit as far as we may.
+  ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  log "open-file limit for the broker: $(ulimit -n)"
   java_cmd kafka.Kafka "$run/server.properties" >"$run/logs/stdout.log" 2>&1 </dev/null &
   echo $! >"$run/kafka.pid"
   local i

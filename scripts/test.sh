@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: install Meltica with its dev extras, bring up
 # Kafka and PostgreSQL where this machine can (or use MELTICA_KAFKA_BOOTSTRAP /
-# MELTICA_DATABASE_URL if set), then lint, type-check and run pytest.
-# Extra arguments go to pytest, e.g. `scripts/test.sh tests/unit -x`.
+# MELTICA_DATABASE_URL if set), then lint, type-check and run pytest: as three concurrent streams,
+# tests/distributed in two halves and the rest (scripts/test-streams.sh). Extra arguments run one pytest with
+# them instead, e.g. `scripts/test.sh tests/unit -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -88,6 +89,10 @@ ruff check .
 ruff format --check .
 mypy
 bandit -q -c pyproject.toml -r src
+
+if [ "$#" = 0 ]; then
+  exec bash scripts/test-streams.sh
+fi
 
 set +e
 python3 -m pytest "$@"

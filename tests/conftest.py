@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+if TYPE_CHECKING:
+    from tests.read_models import FreshReadModels
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -64,6 +68,14 @@ def database_url() -> Iterator[str]:
             yield pg.get_connection_url()
         return
     _unavailable("PostgreSQL", "MELTICA_DATABASE_URL")
+
+
+@pytest.fixture(scope="session")
+def fresh_read_models(tmp_path_factory: pytest.TempPathFactory) -> FreshReadModels:
+    """Empty, fully migrated read-model databases without migrating from scratch for every test."""
+    from tests.read_models import FreshReadModels
+
+    return FreshReadModels(tmp_path_factory.mktemp("read-models"))
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
@@ -20,6 +21,7 @@ from meltica.config_file import (
     unknown_keys,
 )
 from meltica.control.specs import InstrumentSpec, LimitsRequest, StrategySpec, VenueSpec
+from meltica.domain.values import ROUTER_VENUE
 from meltica.processors.bars import parse_width
 
 _DOCUMENT: ContextVar[Document | None] = ContextVar("meltica_config_document", default=None)
@@ -138,10 +140,48 @@ class Settings(BaseSettings):
         "MELTICA_REPLAY_DIRS='[\"/srv/ticks\"]' (resolved, links followed; empty: <data_dir>/replay "
         "and the directory the server started in). The configuration file's venues may name any file.",
     )
+    secret_dirs: list[Path] = Field(
+        default_factory=list,
+        description="Folders the credential files of a live venue added or changed over the API must be "
+        "in, e.g. MELTICA_SECRET_DIRS='[\"/etc/meltica/secrets\"]' (empty: <data_dir>/secrets). Keep "
+        "them readable by the Meltica user only. The configuration file's venues may name any file.",
+    )
+    strategy_modules: list[str] = Field(
+        default_factory=list,
+        description="Module prefixes whose `module:Class` strategies the API may load (POST "
+        "/v1/strategies, /v1/backtests), e.g. MELTICA_STRATEGY_MODULES='[\"mydesk.strategies\"]'. "
+        "Importing runs the module's code: empty (the default) refuses every user module over the API.",
+    )
     bar_widths: list[str] = Field(
         default_factory=list,
         description="Time bars built from trades and quotes, e.g. ['1m', '5m'] (empty: no bar builder).",
     )
+
+    sim_venues: list[str] = Field(
+        default_factory=lambda: ["SIM"],
+        description="The simulated venues orders execute on, by venue code (instrument ids SYMBOL.CODE), "
+        "e.g. ['SIMA', 'SIMB'] for two books to route across (venue SOR).",
+    )
+
+    @field_validator("sim_venues")
+    @classmethod
+    def _sim_venues(cls, value: list[str]) -> list[str]:
+        for code in value:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", code):
+                raise ValueError(f"sim_venues: {code!r} is not a venue code like SIM (letters, digits, _, -)")
+            if code == ROUTER_VENUE:
+                raise ValueError(f"sim_venues: {ROUTER_VENUE} is the smart order router, not a venue")
+        if len(set(value)) != len(value):
+            raise ValueError("sim_venues: a venue is named twice")
+        return value
+
+    @field_validator("strategy_modules")
+    @classmethod
+    def _prefixes(cls, value: list[str]) -> list[str]:
+        for prefix in value:
+            if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", prefix):
+                raise ValueError(f"strategy_modules: {prefix!r} is not a module name like mydesk.strategies")
+        return value
 
     @field_validator("bar_widths")
     @classmethod
@@ -222,6 +262,11 @@ class Settings(BaseSettings):
     def replay_roots(self) -> tuple[Path, ...]:
         """The folders replay files named over the API must be in, resolved (links followed)."""
         dirs = self.replay_dirs or [self.data_dir / "replay", Path.cwd()]
+        return tuple(d.expanduser().resolve() for d in dirs)
+
+    def secret_roots(self) -> tuple[Path, ...]:
+        """The folders credential files named over the API must be in, resolved (links followed)."""
+        dirs = self.secret_dirs or [self.data_dir / "secrets"]
         return tuple(d.expanduser().resolve() for d in dirs)
 
     @property

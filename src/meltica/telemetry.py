@@ -90,6 +90,16 @@ def inject(context: Context | None = None) -> Headers:
     return tuple((k, v.encode("latin-1")) for k, v in carrier.items())
 
 
+def unsampled(headers: Headers) -> Headers | None:
+    """The trace headers of `headers` when they carry a trace that is not recorded (its
+    `traceparent` flags unsampled): a step passes them on as they came instead of making a span
+    nobody records. None when the trace is sampled, or there is none."""
+    parent = next((v for k, v in headers if k == "traceparent"), None)
+    if parent is None or len(parent) != 55 or int(parent[53:55], 16) & 1:
+        return None
+    return tuple((k, v) for k, v in headers if k in ("traceparent", "tracestate"))
+
+
 def span_headers(span: trace.Span) -> Headers:
     """`traceparent` (and `tracestate`) of `span`, formatted directly (W3C Trace Context)."""
     ctx = span.get_span_context()

@@ -1,7 +1,9 @@
-"""The topic list, as data: names, keys, retention. Drives `meltica topics create`."""
+"""The topic list, as data: names, keys, retention. Drives `meltica topics create`. Which processor
+reads and writes which topic is the topology's (`meltica.topology`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,32 +33,16 @@ VENUE_EVENTS = "venues.events"
 CONTROL_EVENTS = "control.events"
 
 # Topics written from outside the processors (clients, feeds, operators): the runtime's inputs.
-EXTERNAL = (INSTRUMENTS, RISK_COMMANDS, PORTFOLIO_COMMANDS, ORDER_COMMANDS, STRATEGY_COMMANDS, *MARKET_DATA)
-
-# Which processor reads which topics; the order of processors is the order of delivery in a step.
-TOPOLOGY: dict[str, tuple[str, ...]] = {
-    "bars": (QUOTES, TRADES),
-    "risk": (
-        INSTRUMENTS,
-        QUOTES,
-        TRADES,
-        BARS,
-        RISK_COMMANDS,
-        ORDER_COMMANDS,
-        ORDER_EVENTS,
-        PORTFOLIO_EVENTS,
-    ),
-    "orders": (QUOTES, TRADES, ORDER_COMMANDS, ORDER_EVENTS, VENUE_REPORTS, RISK_EVENTS),
-    "venue": (INSTRUMENTS, QUOTES, TRADES, BOOK, BARS, VENUE_REQUESTS),
-    "portfolio": (INSTRUMENTS, QUOTES, TRADES, BARS, PORTFOLIO_COMMANDS, ORDER_EVENTS),
-    "strategies": (INSTRUMENTS, QUOTES, TRADES, BARS, ORDER_EVENTS, STRATEGY_COMMANDS),
-}
-
-
-def inputs_of(processor: str) -> tuple[str, ...]:
-    """The topics `processor` reads."""
-    return TOPOLOGY[processor]
-
+EXTERNAL = (
+    INSTRUMENTS,
+    RISK_COMMANDS,
+    PORTFOLIO_COMMANDS,
+    ORDER_COMMANDS,
+    STRATEGY_COMMANDS,
+    *MARKET_DATA,
+    VENUE_EVENTS,  # the registry's connections: which venues a gateway executes for
+    VENUE_REPORTS,  # a live venue's gateway writes its reports here (the engine's own are skipped)
+)
 
 _FOREVER = {"retention.ms": "-1", "cleanup.policy": "delete"}
 _WEEK = {"retention.ms": str(7 * 24 * 3600 * 1000), "cleanup.policy": "delete"}
@@ -78,41 +64,47 @@ class TopicDef:
 
 
 TOPICS: tuple[TopicDef, ...] = (
-    TopicDef(
-        "orders.commands", "account_id", _FOREVER, "SubmitOrder, CancelOrder, AmendOrder, CancelAllOrders"
-    ),
-    TopicDef("orders.events", "account_id", _FOREVER, "OrderAccepted, OrderDenied, ... OrderFilled"),
-    TopicDef("venue.requests", "account_id", _FOREVER, "VenueSubmitOrder, VenueCancelOrder, VenueAmendOrder"),
-    TopicDef("venue.reports", "account_id", _FOREVER, "ExecutionReport"),
-    TopicDef("portfolio.commands", "account_id", _FOREVER, "AdjustBalance"),
-    TopicDef("portfolio.events", "account_id", _FOREVER, "PositionChanged, BalanceChanged, PnLMarked"),
-    TopicDef("risk.commands", "scope_id", _FOREVER, "SetRiskLimits, SetTradingState, TripKillSwitch, ..."),
-    TopicDef("risk.events", "scope_id", _FOREVER, "RiskLimitsChanged, TradingStateChanged, KillSwitch*"),
-    TopicDef("instruments", "instrument_id", _COMPACT, "InstrumentDefined"),
-    TopicDef("audit.events", "key_id", _FOREVER, "ApiCallAudited"),
-    TopicDef("strategies.commands", "account_id", _FOREVER, "ControlStrategy"),
-    TopicDef("strategies.events", "account_id", _FOREVER, "StrategyStateChanged"),
-    TopicDef("venues.commands", "venue", _FOREVER, "ControlVenue"),
-    TopicDef("venues.events", "venue", _FOREVER, "VenueStateChanged"),
-    TopicDef("control.events", "path", _FOREVER, "ConfigurationApplied"),
-    TopicDef("marketdata.quotes", "instrument_id", _WEEK, "QuoteTick"),
-    TopicDef("marketdata.trades", "instrument_id", _WEEK, "TradeTick"),
-    TopicDef("marketdata.book", "instrument_id", _WEEK, "OrderBookDelta, OrderBookSnapshot"),
-    TopicDef("marketdata.bars", "instrument_id", _FOREVER, "Bar"),
-    *(
-        TopicDef(
-            f"processors.{name}.journal", "partition", _FOREVER, f"InputJournal of the {name} service", False
-        )
-        for name in TOPOLOGY
-    ),
-    *(
-        TopicDef(
-            f"processors.{name}.snapshots", "partition", _SNAPSHOTS, f"ProcessorSnapshot of {name}", False
-        )
-        for name in TOPOLOGY
-    ),
+    TopicDef(ORDER_COMMANDS, "account_id", _FOREVER, "SubmitOrder, CancelOrder, AmendOrder, CancelAllOrders"),
+    TopicDef(ORDER_EVENTS, "account_id", _FOREVER, "OrderAccepted, OrderDenied, ... OrderFilled"),
+    TopicDef(VENUE_REQUESTS, "account_id", _FOREVER, "VenueSubmitOrder, VenueCancelOrder, VenueAmendOrder"),
+    TopicDef(VENUE_REPORTS, "account_id", _FOREVER, "ExecutionReport"),
+    TopicDef(PORTFOLIO_COMMANDS, "account_id", _FOREVER, "AdjustBalance, VenueBalanceReported"),
+    TopicDef(PORTFOLIO_EVENTS, "account_id", _FOREVER, "PositionChanged, BalanceChanged, PnLMarked, ..."),
+    TopicDef(RISK_COMMANDS, "scope_id", _FOREVER, "SetRiskLimits, SetTradingState, TripKillSwitch, ..."),
+    TopicDef(RISK_EVENTS, "scope_id", _FOREVER, "RiskLimitsChanged, TradingStateChanged, KillSwitch*"),
+    TopicDef(INSTRUMENTS, "instrument_id", _COMPACT, "InstrumentDefined"),
+    TopicDef(AUDIT, "key_id", _FOREVER, "ApiCallAudited"),
+    TopicDef(STRATEGY_COMMANDS, "account_id", _FOREVER, "ControlStrategy"),
+    TopicDef(STRATEGY_EVENTS, "account_id", _FOREVER, "StrategyStateChanged"),
+    TopicDef(VENUE_COMMANDS, "venue", _FOREVER, "ControlVenue"),
+    TopicDef(VENUE_EVENTS, "venue", _FOREVER, "VenueStateChanged"),
+    TopicDef(CONTROL_EVENTS, "path", _FOREVER, "ConfigurationApplied"),
+    TopicDef(QUOTES, "instrument_id", _WEEK, "QuoteTick"),
+    TopicDef(TRADES, "instrument_id", _WEEK, "TradeTick"),
+    TopicDef(BOOK, "instrument_id", _WEEK, "OrderBookDelta, OrderBookSnapshot"),
+    TopicDef(BARS, "instrument_id", _FOREVER, "Bar"),
 )
 TOPIC_BY_NAME = {t.name: t for t in TOPICS}
+
+
+def processor_topics(processors: Sequence[str]) -> tuple[TopicDef, ...]:
+    """The topics a Kafka service of each of `processors` keeps for itself: its journal, its snapshots."""
+    journals = tuple(
+        TopicDef(journal_topic(p), "partition", _FOREVER, f"InputJournal of the {p} service", False)
+        for p in processors
+    )
+    snapshots = tuple(
+        TopicDef(snapshot_topic(p), "partition", _SNAPSHOTS, f"ProcessorSnapshot of {p}", False)
+        for p in processors
+    )
+    return journals + snapshots
+
+
+def all_topics() -> tuple[TopicDef, ...]:
+    """Every topic: the data topics and those of every processor of the topology."""
+    from meltica.topology import NODES  # the topology is built on these names: imported late
+
+    return TOPICS + processor_topics(list(NODES))
 
 
 def journal_topic(processor: str) -> str:
@@ -133,7 +125,7 @@ def dead_letter_topic(topic: str) -> str:
 def topic_specs(partitions: int) -> list[TopicSpec]:
     """Every topic with `partitions` partitions, plus its dead-letter topic."""
     specs = []
-    for t in TOPICS:
+    for t in all_topics():
         specs.append(TopicSpec(t.name, partitions, t.config))
         if t.dead_letters:
             specs.append(TopicSpec(dead_letter_topic(t.name), partitions, _FOREVER))

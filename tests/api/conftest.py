@@ -16,17 +16,18 @@ from sqlalchemy import create_engine, select
 
 from meltica.api.app import Services, create_app
 from meltica.api.keys import create_key
+from meltica.api.waiting import follow_engine
 from meltica.domain.marketdata import QuoteTick
 from meltica.domain.portfolio.events import AdjustBalance
 from meltica.events.codec import Codec
 from meltica.log.memory import MemoryLog
-from meltica.projections import migrations
 from meltica.projections import tables as t
 from meltica.projections.projector import Projector
 from meltica.runtime.publisher import Publisher
-from meltica.runtime.stack import build_engine
 from meltica.topics import PORTFOLIO_COMMANDS, QUOTES, topic_specs
+from meltica.topology import build_engine
 from tests.e2e.stack import BTC
+from tests.read_models import FreshReadModels
 
 DBS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -41,7 +42,9 @@ class Api:
         self.db = create_engine(url)
         self.engine = build_engine(self.log, self.codec)
         self.projector = Projector(self.log, self.codec, self.db)
-        self.client = TestClient(create_app(Services(self.log, self.publisher, self.db)))
+        self.app = create_app(Services(self.log, self.publisher, self.db))
+        follow_engine(self.engine, self.app.state.parts.waiter)
+        self.client = TestClient(self.app)
         self.stop = threading.Event()
         self.threads = [
             threading.Thread(target=self.engine.run, args=(self.stop,), daemon=True),
@@ -70,7 +73,8 @@ class Api:
     def auth(self, who: str = "trader") -> dict[str, str]:
         return {"X-API-Key": self.keys[who]}
 
-    def until(self, condition: Any, timeout: float = 10) -> None:
+    def until(self, condition: Any, timeout: float = 60) -> None:
+        """Poll `condition` until it holds; the bound is generous (CI runs three streams on two cores)."""
         deadline = time.monotonic() + timeout
         while not condition():
             if time.monotonic() > deadline:
@@ -100,13 +104,11 @@ class Api:
 
 
 @pytest.fixture(params=DBS)
-def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
+def api(request: pytest.FixtureRequest, tmp_path: Path, fresh_read_models: FreshReadModels) -> Iterator[Api]:
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'rm.db'}"
+        url = fresh_read_models.sqlite(tmp_path / "rm.db")
     else:
-        url = request.getfixturevalue("database_url")
-        migrations.downgrade(url, "base")
-    migrations.upgrade(url)
+        url = fresh_read_models.postgres(request.getfixturevalue("database_url"))
     a = Api(url)
     a.start()
     yield a

@@ -24,6 +24,9 @@ def test_submit_see_filled_position_and_audit_trail(api: Api) -> None:
     order_id = r.json()["order_id"]
     assert r.json()["status"] == "FILLED"
     assert r.headers["location"] == f"/v1/orders/{order_id}"
+    api.until(  # the answer comes from the committed events; the read models follow
+        lambda: api.client.get(f"/v1/orders/{order_id}", headers=api.auth()).json()["status"] == "FILLED"
+    )
     order = api.client.get(f"/v1/orders/{order_id}", headers=api.auth()).json()
     assert (order["status"], order["filled_qty"], order["avg_px"]) == ("FILLED", "1", "100.02")
     events = api.client.get(f"/v1/orders/{order_id}/events", headers=api.auth()).json()["items"]
@@ -89,6 +92,11 @@ def test_list_filters_and_cursor_pagination(api: Api) -> None:
         ).json()["order_id"]
         for i in range(3)
     }
+    api.until(  # the answers come from the committed events; the read models follow
+        lambda: all(
+            api.client.get(f"/v1/orders/{i}", headers=api.auth()).json().get("status") == "NEW" for i in ids
+        )
+    )
     seen: list[str] = []
     url = "/v1/orders?account_id=ACC-1&status=NEW&limit=2"
     while url:

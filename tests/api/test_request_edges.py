@@ -119,7 +119,7 @@ def roomy_limits(api: Api) -> None:
 
 
 def test_healthz_answers_fast_while_100_waits_are_pending(api: Api) -> None:
-    timeout = 4.0
+    timeout = 10.0  # the longest allowed: the waits end when a cancel-all closes their orders
     roomy_limits(api)
     key = {"X-API-Key": create_key(api.db, "waiter", ["read", "trade"], rate=parse_rate("1000/s"))}
 
@@ -148,14 +148,25 @@ def test_healthz_answers_fast_while_100_waits_are_pending(api: Api) -> None:
                 assert (await client.get("/healthz")).status_code == 200
                 latencies.append(time.monotonic() - started)
             assert not any(w.done() for w in waits), "all 100 waits were pending while /healthz answered"
+            r = await client.post("/v1/orders/cancel-all", json={"account_id": "ACC-1"}, headers=key)
+            assert r.status_code == 202, r.text
             return latencies, list(await asyncio.gather(*waits))
 
     latencies, answers = asyncio.run(main())
-    assert max(latencies) < 0.1, latencies
+    assert max(latencies) < 0.5, latencies  # not blocked for the waits (room for a busy CPU)
     for r, took in answers:
         assert r.status_code == 202, r.text
-        assert r.json()["status"] == "NEW", "a wait that times out answers with the status so far"
-        assert took <= timeout + 0.25, f"a wait of timeout={timeout} took {took:.2f}s"
+        assert r.json()["status"] == "CANCELED", "a terminal status ends a wait for a fill"
+        assert took < timeout, f"a wait of timeout={timeout} took {took:.2f}s"
+
+
+def test_a_wait_that_times_out_answers_with_the_status_so_far(api: Api) -> None:
+    started = time.monotonic()
+    r = api.client.post(
+        "/v1/orders?wait=filled&timeout=0.5", json=api.order(price="99.50"), headers=api.auth()
+    )
+    assert (r.status_code, r.json()["status"]) == (202, "NEW")
+    assert time.monotonic() - started < 5
 
 
 def resting(api: Api) -> int:
@@ -321,3 +332,19 @@ def test_a_real_server_does_not_buffer_an_unauthenticated_chunked_body(api: Api)
     assert answer.startswith("HTTP/1.1 413"), answer[:200]
     assert "urn:meltica:problem:too-large" in answer
     assert rss_kib() - before < 32 * 1024, "the server held on to the body"
+
+
+def test_a_read_after_a_wait_shows_what_the_wait_answered(api: Api) -> None:
+    """`?wait=` answers from the committed events; a read right after it waits for the projection."""
+    roomy_limits(api)
+    for i in range(5):
+        r = api.client.post(
+            "/v1/orders?wait=filled&timeout=10",
+            json=api.order(client_order_id=f"ryw-{i}"),
+            headers=api.auth(),
+        )
+        assert (r.status_code, r.json()["status"]) == (202, "FILLED")
+        order_id = r.json()["order_id"]
+        assert api.client.get(f"/v1/orders/{order_id}", headers=api.auth()).json()["status"] == "FILLED"
+        events = api.client.get(f"/v1/orders/{order_id}/events", headers=api.auth()).json()["items"]
+        assert events[-1]["type"] == "OrderFilled"

@@ -1,5 +1,7 @@
-"""The order waiter behind `?wait=`: one query per interval for every pending wait, waits that end
-when their order gets there or at their timeout, and a database that is away costs no error."""
+"""The order waiter behind `?wait=`: waits end from the committed order events (no database
+polled), a terminal status ends every wait, a timeout answers the last status seen, an order
+whose events came before the waiter is looked up once, and a database that is away costs no
+error."""
 
 from __future__ import annotations
 
@@ -10,11 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, event, insert, update
+from sqlalchemy import Engine, create_engine, event, insert
 
 from meltica.api.waiting import OrderWaiter
+from meltica.domain.orders import events as oe
+from meltica.domain.orders.model import OrderSpec
+from meltica.domain.risk.checks import DenyReason
+from meltica.domain.values import LiquiditySide, OrderSide, OrderType
 from meltica.projections import migrations
 from meltica.projections import tables as t
+
+FILLED = frozenset({"FILLED"})
+IDS = {"client_order_id": "c", "account_id": "A", "instrument_id": "X.SIM", "ts": 1}
 
 
 @pytest.fixture
@@ -24,12 +33,31 @@ def db(tmp_path: Path) -> Engine:
     return create_engine(url)
 
 
-def put(db: Engine, order_id: str, status: str) -> None:
+def accepted(order_id: str) -> oe.OrderAccepted:
+    spec = OrderSpec(order_id, "c", "A", "X.SIM", OrderSide.BUY, OrderType.LIMIT, Decimal(2), Decimal(100))
+    return oe.OrderAccepted(spec, 1)
+
+
+def lifecycle(order_id: str) -> list[Any]:
+    """Accepted, routed, acknowledged, half filled, filled."""
+    fill = oe.Fill(
+        "t", "v", OrderSide.BUY, Decimal(1), Decimal(100), Decimal(0), "USDT", LiquiditySide.TAKER, 1
+    )
+    return [
+        accepted(order_id),
+        oe.OrderSubmitted(order_id, **IDS, venue="SIM"),
+        oe.OrderAcknowledged(order_id, **IDS, venue_order_id="v"),
+        oe.OrderPartiallyFilled(
+            order_id, **IDS, fill=fill, cum_qty=Decimal(1), leaves_qty=Decimal(1), avg_px=Decimal(100)
+        ),
+        oe.OrderFilled(
+            order_id, **IDS, fill=fill, cum_qty=Decimal(2), leaves_qty=Decimal(0), avg_px=Decimal(100)
+        ),
+    ]
+
+
+def row(db: Engine, order_id: str, status: str) -> None:
     with db.begin() as conn:
-        if conn.execute(
-            update(t.orders).where(t.orders.c.order_id == order_id).values(status=status)
-        ).rowcount:
-            return
         conn.execute(
             insert(t.orders).values(
                 order_id=order_id,
@@ -49,62 +77,90 @@ def put(db: Engine, order_id: str, status: str) -> None:
         )
 
 
-def test_many_waits_share_one_query_per_interval(db: Engine) -> None:
+def test_waits_end_from_the_committed_events_with_one_lookup_each_and_no_polling(db: Engine) -> None:
     queries: list[str] = []
-    event.listen(
-        db, "before_cursor_execute", lambda *a: queries.append(a[2]) if "FROM orders" in a[2] else None
-    )
-    waiter = OrderWaiter(db, interval=0.02)
-    for i in range(50):
-        put(db, f"o{i}", "NEW")
+    event.listen(db, "before_cursor_execute", lambda *a: queries.append(a[2]))
+    waiter = OrderWaiter(db)
 
-    async def main() -> list[str]:
-        waits = [asyncio.create_task(waiter.wait(f"o{i}", frozenset({"FILLED"}), 5)) for i in range(50)]
-        while waiter.pending() < 50:
+    async def main() -> tuple[list[str], list[str], int]:
+        loop = asyncio.get_running_loop()
+        fills = [asyncio.create_task(waiter.wait(f"o{i}", FILLED, 5)) for i in range(50)]
+        acks = [asyncio.create_task(waiter.wait(f"o{i}", frozenset({"NEW"}), 5)) for i in range(50)]
+        while waiter.pending() < 100:
             await asyncio.sleep(0.005)
-        started = len(queries)
-        await asyncio.sleep(0.2)
-        polls = len(queries) - started
-        assert polls <= 15, f"{polls} queries in 0.2 s for 50 waits"
-        await asyncio.get_running_loop().run_in_executor(
-            None, lambda: [put(db, f"o{i}", "FILLED") for i in range(50)]
+        await asyncio.sleep(0.2)  # nothing committed yet: nothing asks the database again
+        asked = len(queries)
+        for i in range(50):  # committed by another thread, the way the engine's commits come
+            await loop.run_in_executor(None, waiter.observe, lifecycle(f"o{i}")[:3])
+        answered_acks = list(await asyncio.gather(*acks))
+        await loop.run_in_executor(
+            None, waiter.observe, [e for i in range(50) for e in lifecycle(f"o{i}")[3:]]
         )
-        return list(await asyncio.gather(*waits))
+        return answered_acks, list(await asyncio.gather(*fills)), asked
 
-    assert asyncio.run(main()) == ["FILLED"] * 50
+    acks, fills, asked = asyncio.run(main())
+    assert (acks, fills) == (["NEW"] * 50, ["FILLED"] * 50)
+    assert asked <= 100  # one read-model lookup per wait on an order no event had named, no poll
     assert waiter.pending() == 0
 
 
-def test_a_wait_answers_a_terminal_status_and_times_out_with_the_last_seen(db: Engine) -> None:
-    waiter = OrderWaiter(db, interval=0.01)
-    put(db, "denied", "DENIED")
-    put(db, "resting", "NEW")
+def test_a_terminal_status_ends_every_wait_and_a_timeout_answers_the_last_seen(db: Engine) -> None:
+    waiter = OrderWaiter(db)
+    denied = oe.OrderDenied("denied", **IDS, reason=DenyReason.KILL_SWITCH)
 
     async def main() -> tuple[Any, ...]:
         started = time.monotonic()
-        denied = await waiter.wait("denied", frozenset({"FILLED"}), 5)
-        resting = await waiter.wait("resting", frozenset({"FILLED"}), 0.3)
-        unknown = await waiter.wait("nowhere", frozenset({"FILLED"}), 0.1)
-        return denied, resting, unknown, time.monotonic() - started
+        waits = asyncio.gather(
+            waiter.wait("denied", FILLED, 5),
+            waiter.wait("resting", FILLED, 0.3),
+            waiter.wait("nowhere", FILLED, 0.1),
+        )
+        await asyncio.sleep(0.05)
+        waiter.observe([denied, *lifecycle("resting")[:3]])
+        return (*await waits, time.monotonic() - started)
 
-    denied, resting, unknown, took = asyncio.run(main())
-    assert (denied, resting, unknown) == ("DENIED", "NEW", "PENDING_NEW")
-    assert took < 1.0
+    denied_status, resting, unknown, took = asyncio.run(main())
+    assert (denied_status, resting, unknown) == ("DENIED", "NEW", "PENDING_NEW")
+    assert waiter.denial("denied") == str(DenyReason.KILL_SWITCH)
+    assert took < 2.0  # the timeouts, not the 5 s of the first wait (room for a busy CPU)
+    assert asyncio.run(waiter.wait("denied", FILLED, 5)) == "DENIED"  # remembered once closed
+
+
+def test_an_order_from_before_the_waiter_is_looked_up_once_and_followed_by_its_events(db: Engine) -> None:
+    row(db, "old-filled", "FILLED")
+    row(db, "old-open", "NEW")
+    waiter = OrderWaiter(db)
+    assert asyncio.run(waiter.wait("old-filled", FILLED, 5)) == "FILLED"
+
+    async def main() -> str:
+        wait = asyncio.create_task(waiter.wait("old-open", FILLED, 5))
+        await asyncio.sleep(0.1)
+        waiter.observe([lifecycle("old-open")[-1]])  # its acceptance was before this waiter
+        return await wait
+
+    assert asyncio.run(main()) == "FILLED"
 
 
 def test_a_database_that_is_away_ends_waits_at_their_timeout(tmp_path: Path) -> None:
-    waiter = OrderWaiter(create_engine(f"sqlite:///{tmp_path / 'no-tables.db'}"), interval=0.01)
+    waiter = OrderWaiter(create_engine(f"sqlite:///{tmp_path / 'no-tables.db'}"))
     started = time.monotonic()
-    assert asyncio.run(waiter.wait("o", frozenset({"FILLED"}), 0.2)) == "PENDING_NEW"
-    assert time.monotonic() - started < 1.0
+    assert asyncio.run(waiter.wait("o", FILLED, 0.2)) == "PENDING_NEW"
+    assert time.monotonic() - started < 2.0  # (room for a busy CPU)
 
 
-def test_the_poller_stops_when_idle_and_starts_again(db: Engine) -> None:
-    waiter = OrderWaiter(db, interval=0.01, idle=0.05)
-    put(db, "o", "FILLED")
-    assert asyncio.run(waiter.wait("o", frozenset({"FILLED"}), 2)) == "FILLED"
-    deadline = time.monotonic() + 5
-    while waiter._thread is not None:
-        assert time.monotonic() < deadline, "the idle poller ended"
-        time.sleep(0.01)
-    assert asyncio.run(waiter.wait("o", frozenset({"FILLED"}), 2)) == "FILLED"
+def test_closed_orders_leave_the_book_and_the_memory_is_bounded(db: Engine) -> None:
+    waiter = OrderWaiter(db, capacity=10)
+    for i in range(30):
+        waiter.observe(lifecycle(f"o{i}"))
+    assert waiter.order("o29") is None  # closed: out of the book
+    assert asyncio.run(waiter.wait("o29", FILLED, 1)) == "FILLED"
+    waiter.observe([accepted(f"open{i}") for i in range(30)])
+    assert waiter.order("open29") == {
+        "order_id": "open29",
+        "account_id": "A",
+        "instrument_id": "X.SIM",
+        "status": "ACCEPTED",
+    }
+    assert waiter.order("open0") is None  # the oldest open orders make room
+    assert len(waiter._closed) <= 10
+    assert len(waiter._book.orders) <= 11

@@ -8,10 +8,7 @@ from decimal import Decimal
 import pytest
 from benchmarks.engines.reference import run_backtesting_py, run_backtrader
 
-from meltica.backtest.engine import run_backtest
-from meltica.marketdata.replay import ohlc_bars
-from meltica.strategies.sma_cross import SmaCross
-from tests.backtest.test_sma_cross import DATA, USDJPY
+from tests.backtest.test_sma_cross import DATA, full_year
 
 pytest.importorskip(
     "backtrader", reason="the bench extra (pip install -e '.[bench]') holds the other engines"
@@ -23,14 +20,10 @@ pytest.importorskip(
 CENT = Decimal("0.001")
 
 
-@pytest.fixture(scope="module")
-def bars() -> list:  # type: ignore[type-arg]
-    return list(ohlc_bars(DATA, USDJPY.instrument_id))
-
-
-def meltica(bars: list, commission: Decimal) -> dict:  # type: ignore[type-arg]
+def meltica(commission: Decimal) -> dict:  # type: ignore[type-arg]
+    """Meltica's run of the year (shared with test_sma_cross.py: one run per commission)."""
+    bars, result = full_year(commission)
     index = {bar.ts_open: i for i, bar in enumerate(bars)}
-    result = run_backtest(bars, USDJPY, SmaCross(USDJPY.instrument_id), commission=commission)
     fills = [(index[ts], f.side.value, int(f.last_qty), f.last_px) for ts, f in result.fills]
     return {
         "fills": fills,
@@ -42,8 +35,8 @@ def meltica(bars: list, commission: Decimal) -> dict:  # type: ignore[type-arg]
 
 @pytest.mark.parametrize("commission", ["0", "0.001"], ids=["no-commission", "0.1%"])
 @pytest.mark.parametrize("engine", [run_backtrader, run_backtesting_py], ids=["backtrader", "backtesting.py"])
-def test_same_fills_pnl_and_fees(bars: list, engine, commission: str) -> None:  # type: ignore[no-untyped-def, type-arg]
-    ours = meltica(bars, Decimal(commission))
+def test_same_fills_pnl_and_fees(engine, commission: str) -> None:  # type: ignore[no-untyped-def]
+    ours = meltica(Decimal(commission))
     theirs = engine(DATA, float(commission))
     assert len(ours["fills"]) > 2000
     assert sorted(ours["fills"]) == sorted(theirs["fills"])

@@ -5,6 +5,7 @@ is deterministic to the byte."""
 from __future__ import annotations
 
 import csv
+import functools
 import itertools
 import json
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from meltica.backtest.engine import BacktestResult, run_backtest
+from meltica.domain.marketdata import Bar
 from meltica.events.codec import Codec
 from meltica.marketdata.instruments import DEFAULT_INSTRUMENTS
 from meltica.marketdata.replay import ohlc_bars
@@ -23,6 +25,18 @@ from meltica.strategies.sma_cross import SmaCross
 DATA = Path(__file__).resolve().parents[1] / "data" / "usdjpy-m1-bid-2013.csv"
 USDJPY = DEFAULT_INSTRUMENTS[2]
 QTY = Decimal(1000)
+
+
+@functools.cache
+def full_year(commission: Decimal) -> tuple[list[Bar], BacktestResult]:
+    """The 28,761 bars and Meltica's SMA(10)/SMA(30) backtest of them, run once per commission for
+    the session: this module and tests/backtest/test_independent_engines.py check the same run
+    (deterministic, a test below holds it) against different references."""
+    bars = list(ohlc_bars(DATA, USDJPY.instrument_id))
+    result = run_backtest(
+        bars, USDJPY, SmaCross(USDJPY.instrument_id, fast=10, slow=30), commission=commission
+    )
+    return bars, result
 
 
 def reference(commission: Decimal) -> tuple[list[tuple[str, Decimal, Decimal]], Decimal, Decimal, Decimal]:
@@ -65,11 +79,8 @@ def reference(commission: Decimal) -> tuple[list[tuple[str, Decimal, Decimal]], 
 
 @pytest.mark.parametrize("commission", [Decimal(0), Decimal("0.001")], ids=["no-commission", "0.1%"])
 def test_meltica_fills_and_pnl_equal_the_reference(commission: Decimal) -> None:
-    bars = list(ohlc_bars(DATA, USDJPY.instrument_id))
+    bars, result = full_year(commission)
     assert len(bars) == 28_761
-    result = run_backtest(
-        bars, USDJPY, SmaCross(USDJPY.instrument_id, fast=10, slow=30), commission=commission
-    )
     expected_fills, expected_realized, expected_fees, expected_position = reference(commission)
     got = [(f.side.value, f.last_qty, f.last_px) for _, f in result.fills]
     assert len(got) > 500

@@ -35,8 +35,7 @@ QUOTES = list(truefx_quotes(DATA / "usdjpy-ticks.csv", USDJPY.instrument_id, siz
 def test_bar_strategies_trade_and_agree_with_the_portfolio(strategy: Momentum | MeanReversion) -> None:
     result = run_backtest(BARS, USDJPY, strategy, commission=Decimal("0.0001"))
     assert len(result.fills) > 20
-    assert result.open_position == strategy.position
-    assert abs(result.open_position) <= Decimal(1000)
+    assert result.open_position in (Decimal(-1000), 0, Decimal(1000))  # move_to from what is held
     assert result.stats.fees > 0
 
 

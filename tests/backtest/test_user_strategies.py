@@ -17,7 +17,7 @@ from meltica.log.sqlite import SqliteLog
 from meltica.marketdata.formats import TOPIC_OF
 from meltica.marketdata.replay import ohlc_bars
 from meltica.runtime.publisher import Publisher
-from meltica.strategies.catalog import build
+from meltica.strategies.catalog import StrategyNotAllowedError, build
 from meltica.topics import topic_specs
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "usdjpy-m1-bid-2013.csv"
@@ -74,11 +74,19 @@ def test_a_strategy_that_cannot_load_says_why(bars: Path, name: str, why: str) -
     assert why in " ".join(stderr.split())
 
 
-def test_module_paths_are_for_the_cli_only() -> None:
-    """Strategies created over the API or from the log name shipped kinds: no import of a module."""
-    with pytest.raises(ValueError, match="unknown strategy"):
+def test_module_paths_load_only_where_allowed() -> None:
+    """No module by default; any from the CLI; over the API only under the operator's prefixes."""
+    with pytest.raises(StrategyNotAllowedError, match="strategy_modules"):
         build(f"{USER}:Breakout", "USDJPY.SIM", {})
     assert type(build(f"{USER}:Breakout", "USDJPY.SIM", {}, modules=True)).__name__ == "Breakout"
+    assert (
+        type(build(f"{USER}:Breakout", "USDJPY.SIM", {}, modules=["tests.backtest"])).__name__ == "Breakout"
+    )
+    for prefixes in (["tests.back"], ["tests.backtest.user_strategies.x"], []):
+        with pytest.raises(StrategyNotAllowedError, match="strategy_modules"):
+            build(f"{USER}:Breakout", "USDJPY.SIM", {}, modules=prefixes)
+    with pytest.raises(ValueError, match=r"not module\.path:Class"):
+        build(".relative:Breakout", "USDJPY.SIM", {}, modules=True)
 
 
 def test_several_instruments_in_one_run_have_their_own_statistics(bars: Path, tmp_path: Path) -> None:

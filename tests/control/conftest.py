@@ -12,11 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from meltica.api.app import Services, create_app
+from meltica.api.waiting import follow_engine
 from meltica.config import load_settings
 from meltica.control.reload import Reloader
 from meltica.control.venues import VenueManager
-from meltica.projections import migrations
 from tests.api.conftest import Api
+from tests.read_models import FreshReadModels
 
 DATA = Path(__file__).parents[1] / "data"
 
@@ -34,7 +35,9 @@ class ControlStack(Api):
             self.reloader = Reloader(config, load_settings(config), self.log, self.codec, self.publisher)
         reload = None if self.reloader is None else self.reloader.apply
         services = Services(self.log, self.publisher, self.db, reload, replay_dirs=replay_dirs)
-        self.client = TestClient(create_app(services))
+        self.app = create_app(services)
+        follow_engine(self.engine, self.app.state.parts.waiter)  # `?wait=` from the engine's commits
+        self.client = TestClient(self.app)
 
     def get(self, path: str, who: str = "ops") -> Any:
         response = self.client.get(path, headers=self.auth(who))
@@ -44,7 +47,7 @@ class ControlStack(Api):
     def venue(self, name: str) -> dict[str, Any]:
         return self.get(f"/v1/venues/{name}")
 
-    def wait_venue(self, name: str, state: str, timeout: float = 10) -> dict[str, Any]:
+    def wait_venue(self, name: str, state: str, timeout: float = 60) -> dict[str, Any]:
         def reached() -> bool:
             found = [v for v in self.get("/v1/venues?include_removed=true")["items"] if v["venue"] == name]
             return bool(found) and found[0]["state"] == state
@@ -54,15 +57,14 @@ class ControlStack(Api):
 
 
 @pytest.fixture
-def make_stack(tmp_path: Path) -> Iterator[Any]:
+def make_stack(tmp_path: Path, fresh_read_models: FreshReadModels) -> Iterator[Any]:
     stacks: list[ControlStack] = []
 
     def make(config: Path | None = None, url: str | None = None) -> ControlStack:
         if url is None:
-            url = f"sqlite:///{tmp_path / f'rm{len(stacks)}.db'}"
+            url = fresh_read_models.sqlite(tmp_path / f"rm{len(stacks)}.db")
         else:
-            migrations.downgrade(url, "base")
-        migrations.upgrade(url)
+            url = fresh_read_models.postgres(url)
         stack = ControlStack(url, config, (DATA, tmp_path))  # replay files the tests may name
         stack.start()
         stacks.append(stack)

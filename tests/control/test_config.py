@@ -99,7 +99,7 @@ def test_cli_check_and_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert "configuration OK" in result.output
     shown = runner.invoke(app, ["--config", str(good), "config", "show"])
     assert shown.exit_code == 0
-    data = json.loads(shown.output)
+    data = json.loads(shown.stdout)
     assert data["database_url"] == "postgresql+psycopg://meltica:***@db:5432/meltica"
     assert data["api_key"] == "***"
     assert "s3cret" not in shown.output

@@ -23,7 +23,8 @@ from meltica.log.sqlite import SqliteLog
 from meltica.processors.portfolio import PortfolioProcessor
 from meltica.runtime.partitions import SNAPSHOT_FORMAT, PartitionedProcessor
 from meltica.runtime.snapshot_keys import SnapshotKeyError, load_key
-from meltica.topics import inputs_of, snapshot_topic, topic_specs
+from meltica.topics import snapshot_topic, topic_specs
+from meltica.topology import inputs_of
 from tests.e2e.stack import Stack
 from tests.state import canonical
 

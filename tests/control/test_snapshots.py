@@ -20,9 +20,9 @@ from meltica.domain.values import OrderSide
 from meltica.log.sqlite import SqliteLog
 from meltica.projections import migrations
 from meltica.projections.projector import READ_MODELS, Projector
-from meltica.runtime.stack import build_engine
 from meltica.strategies.operators import DelayStrategy
 from meltica.topics import STRATEGY_COMMANDS
+from meltica.topology import Wiring, build_engine
 from tests.e2e.stack import BTC, Stack
 from tests.state import canonical
 
@@ -52,7 +52,7 @@ def strategy(stack: Stack, action: StrategyAction, **kw: Any) -> None:
 
 
 def engine_on(stack: Stack) -> Any:
-    return build_engine(stack.log, stack.codec, clock=stack.clock, bar_widths=["1s"])
+    return build_engine(stack.log, stack.codec, Wiring(bar_widths=("1s",)), clock=stack.clock)
 
 
 def rows(db: Any) -> dict[str, list[Any]]:
@@ -86,7 +86,15 @@ def test_snapshot_plus_tail_equals_full_replay(tmp_path: Path) -> None:
 
     path = snapshots.save(snapshots.capture(stack.engine, live_db), tmp_path / "s.snap")
     snapshot = snapshots.load(path)
-    assert snapshot.processor_names == ["bars", "risk", "orders", "venue", "portfolio", "strategies"]
+    assert snapshot.processor_names == [
+        "bars",
+        "risk",
+        "orders",
+        "venue",
+        "router",
+        "portfolio",
+        "strategies",
+    ]
 
     strategy(stack, StrategyAction.UPDATE, params={"quantity": "2"})
     workload(stack, rng, 150)
@@ -158,9 +166,9 @@ def test_a_snapshot_is_only_used_by_an_engine_set_up_the_same_way(tmp_path: Path
     directory = tmp_path / "snapshots"
     snapshots.save(snapshots.capture(stack.engine), directory / "a.snap")
     assert snapshots.latest(directory, engine_on(stack).processors) is not None
-    other_widths = build_engine(stack.log, stack.codec, clock=stack.clock, bar_widths=["1m"])
+    other_widths = build_engine(stack.log, stack.codec, Wiring(bar_widths=("1m",)), clock=stack.clock)
     assert snapshots.latest(directory, other_widths.processors) is None
     with_strategy = build_engine(
-        stack.log, stack.codec, bar_widths=["1s"], strategies=[DelayStrategy("X.SIM")]
+        stack.log, stack.codec, Wiring(bar_widths=("1s",), strategies=(DelayStrategy("X.SIM"),))
     )
     assert snapshots.latest(directory, with_strategy.processors) is None

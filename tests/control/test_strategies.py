@@ -104,9 +104,17 @@ def test_delay_strategy_lifecycle_through_the_api(
 
     assert stack.client.post("/v1/strategies/later/stop", headers=stack.auth()).status_code == 202
     wait_state(stack, "later", "STOPPED", "stopped")
+    # a running probe acts on the same quote as "later" would (500 ms after its first tick):
+    # once the probe's order is in, that quote has been handled
+    probe = {**body, "strategy_id": "probe", "params": {"delay_ms": 1000}, "start": True}
+    assert stack.client.post("/v1/strategies", json=probe, headers=stack.auth()).status_code == 202
+    wait_state(stack, "probe", "RUNNING")
     quote(stack, t0 + 5000 * MS)
-    time.sleep(0.2)
+    quote(stack, t0 + 6000 * MS)
+    stack.until(lambda: len(orders_of(stack, "probe")) == 1)
     assert len(orders_of(stack, "later")) == 1  # stopped strategies do not act
+    assert stack.client.delete("/v1/strategies/probe", headers=stack.auth()).status_code == 202
+    wait_state(stack, "probe", "REMOVED")
     assert stack.client.delete("/v1/strategies/later", headers=stack.auth()).status_code == 202
     wait_state(stack, "later", "REMOVED")
     assert stack.get("/v1/strategies", "trader")["items"] == []

@@ -3,7 +3,6 @@ services reading Kafka topics, and an amend still reaches the order book only th
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +17,7 @@ from meltica.log.partitioner import partition_for
 from meltica.topics import ORDER_COMMANDS, ORDER_EVENTS
 from tests.distributed.cluster import PARTITIONS, T0, Cluster
 from tests.e2e.stack import BTC
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.distributed
 
@@ -31,13 +31,6 @@ def order_events(cluster: Cluster, account: str, order_id: str) -> list[Any]:
         if getattr(event, "order_id", None) == order_id:
             out.append(event)
     return out
-
-
-def until(condition: Any, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
 
 
 def test_an_amend_passes_risk_between_services(cluster: Cluster) -> None:
@@ -55,14 +48,24 @@ def test_an_amend_passes_risk_between_services(cluster: Cluster) -> None:
         Decimal("95"),
     )
     cluster.publisher.publish(ORDER_COMMANDS, SubmitOrder(spec, T0 + 1))
-    until(lambda: "OrderAcknowledged" in [type(e).__name__ for e in order_events(cluster, "ACC-1", "AMD-1")])
+    wait_until(
+        lambda: "OrderAcknowledged" in [type(e).__name__ for e in order_events(cluster, "ACC-1", "AMD-1")],
+        120,
+        "AMD-1 acknowledged",
+        every=0.2,
+    )
     amends = [
         AmendOrder("AMD-1", "ACC-1", BTC.instrument_id, T0 + 2, price=Decimal("250")),  # beyond the band
         AmendOrder("AMD-1", "ACC-1", BTC.instrument_id, T0 + 3, quantity=Decimal("0.00001")),
         AmendOrder("AMD-1", "ACC-1", BTC.instrument_id, T0 + 4, price=Decimal("96")),
     ]
     cluster.publisher.publish_many(ORDER_COMMANDS, amends)
-    until(lambda: any(isinstance(e, OrderReplaced) for e in order_events(cluster, "ACC-1", "AMD-1")))
+    wait_until(
+        lambda: any(isinstance(e, OrderReplaced) for e in order_events(cluster, "ACC-1", "AMD-1")),
+        120,
+        "AMD-1 replaced",
+        every=0.2,
+    )
     events = order_events(cluster, "ACC-1", "AMD-1")
     assert [e.reason for e in events if isinstance(e, OrderAmendRejected)] == [
         "price_band",

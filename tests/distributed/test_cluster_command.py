@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from meltica.cli.cluster import SERVICES
 from tests.distributed.test_services import fresh_database  # noqa: F401  (a fixture)
 from tests.distributed.test_user_faults import _free_ports
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.distributed
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,10 +26,7 @@ CONFIG = ROOT / "deploy" / "meltica.yaml"
 
 
 def _until(condition: Callable[[], bool], timeout: float, what: str, output: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}\n{output.read_text()[-4000:]}"
-        time.sleep(0.3)
+    wait_until(condition, timeout, what, every=0.3, detail=lambda: output.read_text()[-4000:])
 
 
 def _alive(pid: int) -> bool:

@@ -49,7 +49,7 @@ def test_faust_host_produces_what_the_confluent_host_produces(
     assert not extra, report
 
 
-@pytest.mark.xfail(reason=FAUST_EOS, strict=False)
+@pytest.mark.xfail(reason=FAUST_EOS, strict=True)  # a fix makes it pass: then drop the mark
 def test_faust_host_under_sigkill(cluster: Cluster, baseline: Counter[str]) -> None:
     cluster.start_all(faust=ON_FAUST)
     outcome = run_workload(cluster, Chaos(cluster, 5, services=ON_FAUST))
@@ -73,6 +73,8 @@ async def copy(stream):
 """
 
 
+# not strict: a run whose kills miss the window between the two commits copies exactly once
+# (1 of 3 runs did, 2026-12)
 @pytest.mark.xfail(reason=FAUST_EOS, strict=False)
 def test_faust_exactly_once_copy_survives_sigkill(kafka_bootstrap: str, tmp_path: Path) -> None:
     """The smallest case: an exactly-once agent copying a topic, SIGKILLed twice mid-stream."""
@@ -99,7 +101,7 @@ def test_faust_exactly_once_copy_survives_sigkill(kafka_bootstrap: str, tmp_path
 
     for pause in (6.0, 4.0):
         w = worker()
-        time.sleep(pause)
+        time.sleep(pause)  # the fault itself: SIGKILL mid-stream, after a while of copying
         w.send_signal(signal.SIGKILL)
         w.wait()
     w = worker()
@@ -139,4 +141,4 @@ def _committed_values(
         consumer.close()
         if len(set(values)) >= until or time.monotonic() > deadline:
             return values
-        time.sleep(2)
+        time.sleep(2)  # a condition wait that hands what it has to the asserts at the deadline

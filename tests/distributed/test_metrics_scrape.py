@@ -20,7 +20,9 @@ from tests.unit.test_operations import RULES, dashboard_exprs, metric_names
 
 pytestmark = pytest.mark.distributed
 ELSEWHERE = {"up", "meltica_api_requests_total", "meltica_projector_records_total"}
-ELSEWHERE |= {"meltica_venue_state", "meltica_venue_marketdata"}  # the venues service
+ELSEWHERE |= {"meltica_venue_state", "meltica_venue_marketdata", "meltica_venue_gateway"}  # venues service
+ELSEWHERE |= {"meltica_projector_lag_records"}  # the projector service
+ELSEWHERE |= {"meltica_processor_step_latency_seconds_bucket"}  # the embedded engine (meltica up)
 
 
 def free_port() -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,18 +25,13 @@ from meltica.log.kafka import KafkaLog
 from meltica.processors.orders import OrderProcessor
 from meltica.runtime.kafka_host import KafkaProcessorHost
 from meltica.runtime.publisher import Publisher
-from meltica.topics import BARS, ORDER_COMMANDS, QUOTES, TRADES, inputs_of, topic_specs
+from meltica.topics import BARS, ORDER_COMMANDS, QUOTES, TRADES, topic_specs
+from meltica.topology import inputs_of
 from tests.distributed.cluster import Cluster
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.distributed
 PARTITIONS = 4
-
-
-def _until(condition: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -85,7 +80,7 @@ def test_bars_service_runs_on_broadcast_inputs_only(kafka_bootstrap: str, tmp_pa
             assert cluster.procs["bars"].poll() is None, cluster.logs()
             return bars() > 0
 
-        _until(running, 60, "a bar from the bars service")
+        wait_until(running, 60, "a bar from the bars service")
         assert "assigned partitions [0, 1, 2, 3]" in cluster.logs()
         assert f"of group {cluster.namespace}.meltica-bars" in cluster.logs()  # names carry the namespace
     finally:
@@ -106,18 +101,18 @@ def test_a_catch_up_without_progress_starts_over_and_then_ends_the_process(
     thread = threading.Thread(target=host.run, args=(stop,))
     thread.start()
     try:
-        _until(host.ready.is_set, 60, "ready")
+        wait_until(host.ready.is_set, 60, "ready")
         # ends the broadcast consumer cannot reach (as when it is stuck on a broker that went
         # away): the catch-up starts over on a new consumer, with the ends noted again ...
         before = host._broadcast
         monkeypatch.setattr(host._reader, "end_offset", lambda topic, partition: 10**9)
         host.ready.clear()
         host._catchup, host._at_end = {TopicPartition(QUOTES, 0): 10**9}, set()
-        _until(lambda: host.recoveries >= 1, 10, "a new broadcast consumer")
+        wait_until(lambda: host.recoveries >= 1, 10, "a new broadcast consumer")
         assert host._broadcast is not before
         assert not wedged.is_set()
         # ... and when that makes no progress either, the watchdog ends the process
-        _until(wedged.is_set, 15, "the watchdog")
+        wait_until(wedged.is_set, 15, "the watchdog")
         assert not host.ready.is_set()
     finally:
         stop.set()
@@ -132,7 +127,7 @@ def test_a_fenced_static_member_joins_the_group_again(log: KafkaLog) -> None:
     thread = threading.Thread(target=host.run, args=(stop,))
     thread.start()
     try:
-        _until(host.ready.is_set, 60, "ready")
+        wait_until(host.ready.is_set, 60, "ready")
         assert host.recoveries == 0
         # another member with the same group.instance.id: the broker fences the running one
         other = Consumer(
@@ -149,7 +144,7 @@ def test_a_fenced_static_member_joins_the_group_again(log: KafkaLog) -> None:
             other.poll(0.2)
         assert host.recoveries >= 1, "the fenced member was not replaced"
         other.close()
-        _until(host.ready.is_set, 60, "ready again as the group's member")
+        wait_until(host.ready.is_set, 60, "ready again as the group's member")
         assert thread.is_alive()
         before = host.stats.records
         subs = [
@@ -162,7 +157,7 @@ def test_a_fenced_static_member_joins_the_group_again(log: KafkaLog) -> None:
             for i in range(4)
         ]
         Publisher(log, codec).publish_many(ORDER_COMMANDS, subs)
-        _until(lambda: host.stats.records >= before + 4, 60, "the commands processed after the rejoin")
+        wait_until(lambda: host.stats.records >= before + 4, 60, "the commands processed after the rejoin")
     finally:
         stop.set()
         thread.join(timeout=60)

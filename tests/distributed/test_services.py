@@ -6,27 +6,38 @@ Postgres follow."""
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, text
 
-from meltica.projections import migrations, tables
+from meltica.projections import migrations
 from meltica.projections.projector import Projector
 from meltica.topics import ORDER_COMMANDS
-from tests.conftest import IN_CI
-from tests.distributed.cluster import ORDERS, PROCESSORS, WORKLOAD_SEED, Chaos, Cluster, run_workload
+from tests.distributed.cluster import (
+    ORDERS,
+    PROCESSORS,
+    WORKLOAD_SEED,
+    Broker,
+    Chaos,
+    Cluster,
+    OwnPostgres,
+    assert_projects_through_a_postgres_restart,
+    assert_rides_out_a_broker_restart,
+    baseline_fills,
+    read_models,
+    run_workload,
+)
 from tests.soak import report as soak_report
 from tests.soak import seeds
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.distributed
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_uninterrupted_run_trades(baseline: Counter[str]) -> None:
@@ -88,42 +99,6 @@ def test_rebalance_from_one_instance_to_two_and_back(cluster: Cluster, baseline:
     assert "after the snapshot at journal offset" in logs, logs
 
 
-def _read_models(url: str) -> dict[str, list[tuple[object, ...]]]:
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        orders = conn.execute(
-            select(
-                tables.orders.c.order_id,
-                tables.orders.c.status,
-                tables.orders.c.filled_qty,
-                tables.orders.c.quantity,
-                tables.orders.c.price,
-            ).order_by(tables.orders.c.order_id)
-        ).all()
-        fills = conn.execute(
-            select(tables.fills.c.trade_id, tables.fills.c.quantity, tables.fills.c.price).order_by(
-                tables.fills.c.trade_id
-            )
-        ).all()
-        positions = conn.execute(
-            select(
-                tables.positions.c.account_id, tables.positions.c.instrument_id, tables.positions.c.quantity
-            ).order_by(tables.positions.c.account_id, tables.positions.c.instrument_id)
-        ).all()
-        balances = conn.execute(
-            select(tables.balances.c.account_id, tables.balances.c.asset, tables.balances.c.total).order_by(
-                tables.balances.c.account_id, tables.balances.c.asset
-            )
-        ).all()
-    engine.dispose()
-    return {
-        "orders": [tuple(r) for r in orders],
-        "fills": [tuple(r) for r in fills],
-        "positions": [tuple(r) for r in positions],
-        "balances": [tuple(r) for r in balances],
-    }
-
-
 @pytest.fixture
 def fresh_database(database_url: str) -> Iterator[str]:
     """A database of its own on the test server (the read models are per database)."""
@@ -147,7 +122,7 @@ def _reference_models(cluster: Cluster, tmp_path: Path) -> dict[str, list[tuple[
     engine = create_engine(url)
     Projector(cluster.log, cluster.codec, engine).catch_up()
     engine.dispose()
-    return _read_models(url)
+    return read_models(url)
 
 
 def test_projector_service_keeps_postgres_read_models_under_crashes(
@@ -158,12 +133,9 @@ def test_projector_service_keeps_postgres_read_models_under_crashes(
     chaos = Chaos(cluster, 99, services=(*PROCESSORS, "projector"))
     assert run_workload(cluster, chaos) == baseline
     expected = _reference_models(cluster, tmp_path)
-    deadline = time.monotonic() + 120
-    models = _read_models(fresh_database)
-    while models != expected and time.monotonic() < deadline:  # the projector settles after the processors
-        time.sleep(0.5)
-        models = _read_models(fresh_database)
-    assert models == expected  # what a clean projection of the same log gives
+    # the projector settles after the processors, to what a clean projection of the same log gives
+    wait_until(lambda: read_models(fresh_database) == expected, 120, "the read models settled", every=0.5)
+    models = read_models(fresh_database)
     statuses = Counter(status for _, status, *_ in models["orders"])
     assert len(models["orders"]) == ORDERS
     assert statuses["FILLED"] > 0, statuses
@@ -173,77 +145,14 @@ def test_projector_service_keeps_postgres_read_models_under_crashes(
     assert models["balances"]
 
 
-def baseline_fills(baseline: Counter[str]) -> int:
-    return sum(1 for k in baseline if '"venue.reports"' in k and '"exec_type": "TRADE"' in k)
-
-
 def test_projector_survives_a_postgres_restart(
-    cluster: Cluster, baseline: Counter[str], fresh_database: str
+    cluster: Cluster, baseline: Counter[str], own_postgres: OwnPostgres
 ) -> None:
-    status = subprocess.run(["bash", str(ROOT / "scripts" / "postgres.sh"), "status"], check=False)
-    if status.returncode != 0 and not IN_CI:
-        pytest.skip("this PostgreSQL is not the one scripts/postgres.sh manages")
-    cluster.database_url = fresh_database
-    cluster.start_all(projector=True)
-    cluster.setup_market()
-    cluster.wait_ready()
-    subs = cluster.submissions(WORKLOAD_SEED, ORDERS)
-    cluster.publish(ORDER_COMMANDS, subs[: ORDERS // 2], chunk=4, pause=0.1)
-    postgres("stop")
-    cluster.publish(ORDER_COMMANDS, subs[ORDERS // 2 :], chunk=4, pause=0.1)
-    time.sleep(2)
-    postgres("start")
-    cluster.wait_quiet()
-    cluster.publish(ORDER_COMMANDS, cluster.follow_ups(WORKLOAD_SEED, subs), chunk=4, pause=0.1)
-    cluster.wait_quiet()
-    assert cluster.outcome() == baseline
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        models = _read_models(fresh_database)
-        fills = len(models["fills"])
-        if len(models["orders"]) == ORDERS and fills == baseline_fills(baseline):
-            break
-        time.sleep(1)
-    assert len(models["orders"]) == ORDERS
-    assert fills == baseline_fills(baseline)
-    assert "retrying" in cluster.logs()  # the projector saw the database go and come back
+    """On a PostgreSQL server of the test's own: the shared one serves the tests running alongside."""
+    assert_projects_through_a_postgres_restart(cluster, own_postgres, baseline)
 
 
-def postgres(action: str) -> None:
-    subprocess.run(["bash", str(ROOT / "scripts" / "postgres.sh"), action], check=True, capture_output=True)
-
-
-def test_services_ride_out_a_broker_restart(cluster: Cluster, baseline: Counter[str]) -> None:
-    if not (ROOT / ".cache" / "kafka" / "run" / "kafka.pid").exists() and not IN_CI:
-        pytest.skip("this broker is not the one scripts/kafka.sh manages")
-    cluster.start_all()
-    cluster.setup_market()
-    cluster.wait_ready()
-    subs = cluster.submissions(WORKLOAD_SEED, ORDERS)
-    cluster.publish(ORDER_COMMANDS, subs[: ORDERS // 2], chunk=4, pause=0.1)
-    kafka("stop")
-    assert kafka("status", check=False) != 0, "the broker still answers after stop: nothing restarts"
-    time.sleep(3)
-    kafka("start")
-    cluster.publish(ORDER_COMMANDS, subs[ORDERS // 2 :], chunk=4, pause=0.1)
-    deadline = time.monotonic() + 120
-    revived: list[str] = []
-    while time.monotonic() < deadline:  # a service that gave up while the broker was away comes back
-        revived += cluster.revive()
-        try:
-            cluster.wait_quiet(timeout_s=20)
-            break
-        except AssertionError:
-            continue
-    cluster.publish(ORDER_COMMANDS, cluster.follow_ups(WORKLOAD_SEED, subs), chunk=4, pause=0.1)
-    cluster.wait_quiet()
-    outcome = cluster.outcome()
-    missing, extra = baseline - outcome, outcome - baseline
-    assert not missing, f"{len(missing)} missing (revived: {revived})"
-    assert not extra, f"{len(extra)} extra (revived: {revived})"
-
-
-def kafka(action: str, *, check: bool = True) -> int:
-    """Run `scripts/kafka.sh action`; its exit code."""
-    script = str(ROOT / "scripts" / "kafka.sh")
-    return subprocess.run(["bash", script, action], check=check, capture_output=True).returncode
+def test_services_ride_out_a_broker_restart(broker: Broker, baseline: Counter[str], tmp_path: Path) -> None:
+    """On a broker of the test's own: the shared one serves the tests running alongside."""
+    with closing(Cluster(broker.bootstrap, tmp_path / "cluster")) as cluster:
+        assert_rides_out_a_broker_restart(cluster, broker, baseline)

@@ -10,17 +10,13 @@ report (`recovery.json` in its temporary directory)."""
 from __future__ import annotations
 
 import json
-import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -35,12 +31,12 @@ from meltica.domain.risk.events import SetRiskLimits
 from meltica.domain.values import RiskScope
 from meltica.projections import tables
 from meltica.topics import ORDER_COMMANDS, PORTFOLIO_COMMANDS, RISK_COMMANDS, VENUE_REPORTS
-from tests.conftest import IN_CI
-from tests.distributed.cluster import LOOSE, PARTITIONS, Cluster
+from tests.distributed.cluster import LOOSE, PARTITIONS, Broker, Cluster, _free_ports
 from tests.distributed.test_services import (  # noqa: F401  (fresh_database is a fixture)
     _reference_models,
     fresh_database,
 )
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.distributed
 
@@ -53,77 +49,6 @@ INSTANCED = ("risk", "orders", "venue", "portfolio", "strategies", "bars")
 ACCOUNTS = ("LOAD-1", "LOAD-2", "LOAD-3")
 TERMINAL = {"FILLED", "DENIED", "REJECTED", "CANCELED", "EXPIRED"}
 BTC = "BTCUSDT.SIM"
-
-
-def _free_ports(n: int) -> int:
-    """The first of `n` consecutive free ports."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(30_000, 45_000)
-        socks = []
-        try:
-            for port in range(base, base + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free ports")
-
-
-@dataclass
-class Broker:
-    """A broker of the test's own (scripts/kafka.sh on other ports, storage in a temp dir)."""
-
-    run_dir: Path
-    port: int = field(default_factory=lambda: _free_ports(3))
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def _script(self, action: str) -> subprocess.CompletedProcess[str]:
-        env = {
-            **os.environ,
-            "MELTICA_KAFKA_PORT": str(self.port),
-            "MELTICA_KAFKA_SASL_PORT": str(self.port + 2),
-            "MELTICA_KAFKA_RUN": str(self.run_dir),
-        }
-        return subprocess.run(
-            ["bash", str(ROOT / "scripts" / "kafka.sh"), action],
-            env=env,
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-
-    def start(self) -> None:
-        done = self._script("start")
-        assert done.returncode == 0, done.stderr[-3000:]
-
-    def stop(self) -> None:
-        self._script("stop")
-        assert self._script("status").returncode != 0, "the broker still answers after stop"
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    installed = list((ROOT / ".cache" / "kafka").glob("libs-*/.complete"))
-    if not installed and not IN_CI:
-        pytest.skip(
-            "scripts/kafka.sh has not installed a broker here (run it once: scripts/kafka.sh install)"
-        )
-    b = Broker(tmp_path / "broker")
-    b.start()
-    try:
-        yield b
-    finally:
-        b._script("stop")
 
 
 class UserCluster(Cluster):
@@ -139,7 +64,8 @@ class UserCluster(Cluster):
         extra: list[str] = []
         if service in INSTANCED and service not in ("risk", "orders", "venue", "portfolio"):
             extra += ["--instance", f"{self.namespace}-{service}"]  # (the harness names the others)
-        if service != "api":
+        if service != "api":  # a fresh port each start: a test beside this one may have taken the last one
+            self.health[service] = _free_ports(1)
             extra += ["--health-port", str(self.health[service])]
         if service == "strategies":
             extra.append("--demo")
@@ -170,10 +96,7 @@ class UserCluster(Cluster):
 def _until(condition: Callable[[], bool], timeout: float, what: str, cluster: Cluster | None = None) -> float:
     """Wait for `condition`; the seconds it took."""
     began = time.monotonic()
-    while not condition():
-        if time.monotonic() - began > timeout:
-            raise AssertionError(f"not within {timeout} s: {what}\n{cluster.logs() if cluster else ''}")
-        time.sleep(0.2)
+    wait_until(condition, timeout, what, every=0.2, detail=cluster.logs if cluster else None)
     return time.monotonic() - began
 
 
@@ -307,7 +230,7 @@ def test_every_service_rides_out_kills_and_a_broker_restart(
 
         # -- the broker stops and starts; only what exited is restarted --------------------
         broker.stop()
-        time.sleep(5)
+        time.sleep(5)  # the outage itself: the services meet a broker that is away
         broker.start()
         back = time.monotonic()
         revived: list[str] = []
@@ -329,10 +252,13 @@ def test_every_service_rides_out_kills_and_a_broker_restart(
         times["broker_back_to_all_ready_s"] = round(time.monotonic() - back, 1)
 
         # -- the projector SIGKILLed while the load runs -----------------------------------
-        time.sleep(2)
+        acked = len(load.acked)
+        _until(lambda: len(load.acked) >= acked + 10, 60, "orders acknowledged before the kill", cluster)
         cluster.kill("projector", signal.SIGKILL)
         cluster.restart("projector")
-        time.sleep(3)
+        _until(partial(cluster.ready, "projector"), 120, "projector ready after SIGKILL", cluster)
+        acked = len(load.acked)
+        _until(lambda: len(load.acked) >= acked + 10, 60, "orders acknowledged after the kill", cluster)
         load.stop()
         times["acknowledged"], times["refused"] = len(load.acked), dict(load.refused)
         (tmp_path / "recovery.json").write_text(json.dumps(times, indent=2))
@@ -353,9 +279,9 @@ def test_every_service_rides_out_kills_and_a_broker_restart(
 
 
 def _same_as(url: str, expected: dict[str, list[tuple[object, ...]]]) -> bool:
-    from tests.distributed.test_services import _read_models
+    from tests.distributed.cluster import read_models
 
-    return _read_models(url) == expected
+    return read_models(url) == expected
 
 
 def _check(cluster: Cluster, load: Load, models: dict[str, list[Any]]) -> None:

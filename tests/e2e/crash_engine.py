@@ -8,7 +8,7 @@ import sys
 from meltica.events.codec import Codec
 from meltica.events.registry import EmbeddedSchemaRegistry
 from meltica.log.sqlite import SqliteLog
-from meltica.runtime.stack import build_engine
+from meltica.topology import build_engine
 
 
 def main() -> None:

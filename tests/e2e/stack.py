@@ -19,8 +19,8 @@ from meltica.log.base import EventLog
 from meltica.log.memory import MemoryLog
 from meltica.runtime.engine import Engine
 from meltica.runtime.publisher import Publisher
-from meltica.runtime.stack import build_engine
 from meltica.topics import ORDER_COMMANDS, PORTFOLIO_COMMANDS, QUOTES, TRADES, topic_specs
+from meltica.topology import build_engine
 
 BTC = spot(
     "BTCUSDT",
@@ -102,10 +102,10 @@ class Stack:
     ) -> OrderSpec:
         self._n += 1
         kw.setdefault("order_id", f"O{self._n}")
+        kw.setdefault("instrument_id", BTC.instrument_id)
         spec = OrderSpec(
             client_order_id=kw["order_id"],
             account_id="ACC-1",
-            instrument_id=BTC.instrument_id,
             side=side,
             order_type=order_type,
             quantity=Decimal(qty),

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.test_up import cli, environment
+from tests.waiting import wait_until
 
 DATA = Path(__file__).parents[1] / "data"
 CONFIG = """
@@ -86,17 +86,6 @@ def stop(proc: subprocess.Popen[str]) -> str:
     return "".join(lines)
 
 
-def until(check: Any, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.2)
-
-
 def test_operator_runs_from_yaml_changes_a_limit_and_adds_a_venue(tmp_path: Path) -> None:
     config = tmp_path / "meltica.yaml"
     config.write_text(CONFIG.format(notional=100000, extra=""))
@@ -110,12 +99,17 @@ def test_operator_runs_from_yaml_changes_a_limit_and_adds_a_venue(tmp_path: Path
     def venues() -> dict[str, dict[str, Any]]:
         return {v["venue"]: v for v in json.loads(run("venues", "list", "--json").stdout)}
 
-    until(lambda: venues().get("sim", {}).get("state") == "LIVE")
+    wait_until(lambda: venues().get("sim", {}).get("state") == "LIVE", 20, "venue sim live", every=0.2)
     created = run(
         "strategies", "create", "watch", "logging", "--account", "DEMO", "--instrument", "BTCUSDT.SIM"
     )
     assert created.returncode == 0, created.stderr
-    until(lambda: [s["state"] for s in json.loads(run("strategies", "list", "--json").stdout)] == ["RUNNING"])
+    wait_until(
+        lambda: [s["state"] for s in json.loads(run("strategies", "list", "--json").stdout)] == ["RUNNING"],
+        20,
+        "strategy watch running",
+        every=0.2,
+    )
     bad = run("strategies", "create", "x", "grid", "--account", "DEMO", "--instrument", "BTCUSDT.SIM")
     assert bad.returncode == 1
     assert "grid needs step" in bad.stderr
@@ -126,7 +120,9 @@ def test_operator_runs_from_yaml_changes_a_limit_and_adds_a_venue(tmp_path: Path
 
     config.write_text(CONFIG.format(notional=1, extra=REPLAY))
     proc.send_signal(signal.SIGHUP)
-    until(lambda: "fx-replay" in venues() and venues()["fx-replay"]["state"] == "STOPPED")
+    wait_until(
+        lambda: venues().get("fx-replay", {}).get("state") == "STOPPED", 20, "fx-replay replayed", every=0.2
+    )
     assert venues()["fx-replay"]["published"] == 1000
     denied = run(*order, "--type", "market", "--wait", "accepted")
     assert denied.returncode == 1
@@ -144,6 +140,6 @@ def test_operator_runs_from_yaml_changes_a_limit_and_adds_a_venue(tmp_path: Path
     text = "".join(lines)
     assert "no changes since last start" in text
     assert "started from snapshot" in text
-    until(lambda: venues()["sim"]["state"] == "LIVE")
+    wait_until(lambda: venues()["sim"]["state"] == "LIVE", 20, "venue sim live again", every=0.2)
     assert [s["state"] for s in json.loads(run("strategies", "list", "--json").stdout)] == ["RUNNING"]
     stop(proc)

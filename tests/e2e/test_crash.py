@@ -27,7 +27,6 @@ from meltica.events.registry import EmbeddedSchemaRegistry
 from meltica.log.base import Message
 from meltica.log.sqlite import SqliteLog
 from meltica.runtime.publisher import Publisher
-from meltica.runtime.stack import build_engine
 from meltica.topics import (
     ORDER_COMMANDS,
     ORDER_EVENTS,
@@ -40,6 +39,7 @@ from meltica.topics import (
     VENUE_REQUESTS,
     topic_specs,
 )
+from meltica.topology import build_engine
 from tests.e2e.stack import BTC, T0
 from tests.soak import compare, report, seeds
 

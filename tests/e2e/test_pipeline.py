@@ -13,8 +13,8 @@ from meltica.domain.portfolio.events import PositionChanged
 from meltica.domain.risk.events import ResetKillSwitch, TripKillSwitch
 from meltica.domain.values import ContingencyType, OrderSide, OrderType, RiskScope, TimeInForce, TriggerType
 from meltica.log.base import Message
-from meltica.runtime.stack import build_engine
 from meltica.topics import ORDER_COMMANDS, RISK_COMMANDS, dead_letter_topic
+from meltica.topology import build_engine
 from tests.e2e.stack import BTC, Stack
 
 

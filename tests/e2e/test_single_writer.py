@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -24,6 +23,7 @@ from meltica.events.codec import Codec
 from meltica.events.registry import EmbeddedSchemaRegistry
 from meltica.log.single_writer import WriterLock
 from meltica.log.sqlite import SqliteLog
+from tests.waiting import wait_until
 
 
 def free_port() -> int:
@@ -73,17 +73,10 @@ def accepted(data_dir: Path) -> Counter[str]:
         return seen
 
 
-def until(condition: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
-
-
 def test_a_second_up_on_one_data_dir_refuses_and_a_killed_holder_leaves_no_lock(tmp_path: Path) -> None:
     first, _ = start(tmp_path, free_port())
     try:
-        until(lambda: sum(accepted(tmp_path).values()) >= 2)  # the first engine is trading
+        wait_until(lambda: sum(accepted(tmp_path).values()) >= 2, 60, "the first engine trading")
         second, took = attempt(tmp_path, free_port())
         assert second.returncode != 0
         assert took < 20, took
@@ -97,7 +90,7 @@ def test_a_second_up_on_one_data_dir_refuses_and_a_killed_holder_leaves_no_lock(
         first.wait(30)
     third, _ = start(tmp_path, free_port())  # the kernel dropped the killed holder's lock
     before = sum(accepted(tmp_path).values())
-    until(lambda: sum(accepted(tmp_path).values()) > before)
+    wait_until(lambda: sum(accepted(tmp_path).values()) > before, 60, "trading after the restart")
     third.send_signal(signal.SIGINT)
     third.communicate(timeout=30)
     assert third.returncode == 0

@@ -8,12 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from meltica.events.codec import Codec
 from meltica.events.registry import EmbeddedSchemaRegistry
 from meltica.log.sqlite import SqliteLog
+from tests.waiting import wait_until
 
 
 def free_port() -> int:
@@ -63,15 +63,21 @@ def stop(proc: subprocess.Popen[str]) -> str:
     return out
 
 
-def order_events(data_dir: Path) -> list[tuple[str, str]]:
+def order_events(data_dir: Path) -> dict[int, list[tuple[str, str]]]:
+    """(event name, event id) of each partition of orders.events, in log order."""
     with SqliteLog(data_dir / "log.db") as log:
         codec = Codec(registry=EmbeddedSchemaRegistry(log))
-        out = []
+        out: dict[int, list[tuple[str, str]]] = {}
         for p in range(log.partitions("orders.events")):
+            out[p] = []
             for rec in log.read("orders.events", p, 0, 100_000):
                 name, fields = codec.decode_record(rec)
-                out.append((name, fields["meta"]["event_id"]))
+                out[p].append((name, fields["meta"]["event_id"]))
         return out
+
+
+def names_of(events: dict[int, list[tuple[str, str]]]) -> list[str]:
+    return [name for partition in events.values() for name, _ in partition]
 
 
 def cli(data_dir: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
@@ -88,7 +94,7 @@ def cli(data_dir: Path, *args: str, **extra: str) -> subprocess.CompletedProcess
 
 def test_up_trades_stops_cleanly_and_continues(tmp_path: Path) -> None:
     proc = start(tmp_path)
-    time.sleep(4)
+    wait_until(lambda: names_of(order_events(tmp_path)).count("OrderAccepted") >= 3, 60, "the demo trading")
     key = cli(tmp_path, "keys", "create", "--name", "e2e", "--accounts", "DEMO").stdout.strip()
     submitted = cli(
         tmp_path,
@@ -123,23 +129,26 @@ def test_up_trades_stops_cleanly_and_continues(tmp_path: Path) -> None:
     limits = json.loads(cli(tmp_path, "risk", "limits", "--json", MELTICA_API_KEY=key).stdout)
     assert limits[0]["scope"] == "DEFAULT"
     assert any(row["scope_id"] == "DEMO" for row in limits)
-    time.sleep(1.5)
     out = stop(proc)
     assert "stopped after" in out
     assert "saved auto-" in out  # a clean stop leaves a snapshot to start from
     first = order_events(tmp_path)
-    names = [n for n, _ in first]
+    names = names_of(first)
     assert names.count("OrderAccepted") >= 3
     assert "OrderFilled" in names or "OrderPartiallyFilled" in names
 
     proc = start(tmp_path)
     assert "started from snapshot auto-" in STARTUP[proc.pid]
-    time.sleep(2)
+    before = len(names)
+    wait_until(
+        lambda: len(names_of(order_events(tmp_path))) > before, 60, "trading after the restart", every=0.5
+    )
     out = stop(proc)
     second = order_events(tmp_path)
-    assert second[: len(first)] == first or set(first) <= set(second)
-    assert len(second) > len(first), "trading continued after the restart"
-    ids = [i for _, i in second]
+    for p, events in first.items():  # the restart appended to each partition, it rewrote nothing
+        assert second[p][: len(events)] == events, f"partition {p} changed before its old end"
+    assert len(names_of(second)) > before, "trading continued after the restart"
+    ids = [i for events in second.values() for _, i in events]
     assert len(ids) == len(set(ids)), "nothing doubled"
 
 

@@ -19,10 +19,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def meltica_up(data_dir: Path, port: int, **settings: str) -> Iterator[list[str]]:
+def meltica_up_process(
+    data_dir: Path, port: int, **settings: str
+) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
     """`meltica up --no-demo` on `port` with `settings` (MELTICA_* variables, the caller's own
-    MELTICA_* dropped), until its REST API line; yields what it printed so far, and stops it
-    cleanly (SIGINT, exit 0) at the end."""
+    MELTICA_* dropped), until its REST API line; yields the process and what it printed so far. At
+    the end it is stopped cleanly (SIGINT, exit 0), unless the test SIGKILLed it (then only that is
+    checked)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MELTICA_")} | {
         "MELTICA_DATA_DIR": str(data_dir),
         "MELTICA_API_PORT": str(port),
@@ -44,8 +47,16 @@ def meltica_up(data_dir: Path, port: int, **settings: str) -> Iterator[list[str]
     else:
         raise AssertionError(f"meltica up did not start ({proc.wait()}):\n{''.join(said)}")
     try:
-        yield said
+        yield proc, said
     finally:
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
-        assert proc.returncode == 0, "".join(said) + out
+        if proc.poll() != -signal.SIGKILL:
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=60)
+            assert proc.returncode == 0, "".join(said) + out
+
+
+@contextmanager
+def meltica_up(data_dir: Path, port: int, **settings: str) -> Iterator[list[str]]:
+    """`meltica_up_process`, yielding only what it printed while starting."""
+    with meltica_up_process(data_dir, port, **settings) as (_, said):
+        yield said

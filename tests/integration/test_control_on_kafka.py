@@ -4,7 +4,6 @@ runs connections from commands in Kafka, and the API's reloader writes the file'
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from meltica.events.registry import EmbeddedSchemaRegistry
 from meltica.log.kafka import KafkaLog
 from meltica.runtime.publisher import Publisher
 from meltica.topics import CONTROL_EVENTS, QUOTES, VENUE_EVENTS, topic_specs
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
 DATA = Path(__file__).parents[1] / "data"
@@ -69,15 +69,12 @@ def test_venues_and_reload_on_kafka(kafka_bootstrap: str, tmp_path: Path) -> Non
                 if isinstance(e, VenueStateChanged) and e.venue == name
             ]
 
-        deadline = time.monotonic() + 60
-        while "STOPPED" not in states("fx-a")[1:] and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: "STOPPED" in states("fx-a")[1:], 60, "fx-a at the end of its data", every=0.2)
         assert states("fx-a")[-1] == "STOPPED"
         assert "LIVE" in states("fx-a")
         config.write_text(CONFIG + ALIAS.format(path=DATA / "usdjpy-ticks.csv"))
         assert reloader.apply("test")["applied"] == ["venue fx-b added"]
-        while "STOPPED" not in states("fx-b")[1:] and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: "STOPPED" in states("fx-b")[1:], 60, "fx-b at the end of its data", every=0.2)
         assert states("fx-b")[-1] == "STOPPED"
     finally:
         stop.set()

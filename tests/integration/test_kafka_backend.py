@@ -51,3 +51,37 @@ def test_a_second_writer_with_the_same_transactional_id_fences_the_first(kafka_b
     assert [r.value for r in successor.read(topic, 0, 0, 10)] == [b"successor"]
     zombie.close()
     successor.close()
+
+
+def test_threads_sharing_a_log_take_turns_with_its_transactions(kafka_bootstrap: str) -> None:
+    """An embedded engine and a live venue's gateway write through one log from two threads: each
+    transaction (outputs plus its group's offsets) commits whole, none trips over the other."""
+    import threading
+
+    from meltica.log.base import TopicPartition
+
+    with KafkaLog(kafka_bootstrap, client_id="turns", namespace=f"k{uuid.uuid4().hex[:8]}") as log:
+        log.create_topic(TopicSpec("out", 1))
+        log.create_topic(TopicSpec("in", 1))
+        failures: list[BaseException] = []
+
+        def write(group: str) -> None:
+            try:
+                for i in range(40):
+                    log.append_and_commit(
+                        [Message("out", f"{group}-{i}".encode(), group.encode(), partition=0)],
+                        group,
+                        {TopicPartition("in", 0): i + 1},
+                    )
+            except BaseException as err:
+                failures.append(err)
+
+        threads = [threading.Thread(target=write, args=(g,)) for g in ("engine", "gateway")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert failures == []
+        values = {r.value for r in log.read("out", 0, 0, 1000)}
+        assert values == {f"{g}-{i}".encode() for g in ("engine", "gateway") for i in range(40)}
+        assert [log.committed(g, TopicPartition("in", 0)) for g in ("engine", "gateway")] == [40, 40]

@@ -24,7 +24,8 @@ from meltica.processors.portfolio import PortfolioProcessor
 from meltica.runtime.kafka_host import KafkaProcessorHost
 from meltica.runtime.partitions import PartitionedProcessor
 from meltica.runtime.publisher import Publisher
-from meltica.topics import inputs_of, topic_specs
+from meltica.topics import topic_specs
+from meltica.topology import inputs_of
 from tests.e2e.stack import BTC
 from tests.state import canonical
 from tests.unit.test_partition_snapshots import traffic

@@ -198,7 +198,9 @@ def _security(broker: SaslBroker) -> dict[str, str]:
 
 
 def _all(log: KafkaLog, topic: str, partition: int) -> Iterator[Record]:
-    offset = 0
-    while batch := log.read(topic, partition, offset, 1000):
+    """Every record of the partition, up to its end offset (asked first: an empty partition is not
+    read, and the reader knows the partition's leader before it fetches)."""
+    offset, end = 0, log.end_offset(topic, partition)
+    while offset < end and (batch := log.read(topic, partition, offset, 1000)):
         yield from batch
         offset = batch[-1].offset + 1

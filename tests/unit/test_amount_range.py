@@ -32,8 +32,8 @@ from meltica.projections import tables as t
 from meltica.projections.projector import Projector
 from meltica.runtime.partitions import PartitionedProcessor
 from meltica.runtime.publisher import Publisher
-from meltica.runtime.stack import build_engine
-from meltica.topics import PORTFOLIO_COMMANDS, PORTFOLIO_EVENTS, dead_letter_topic, inputs_of, topic_specs
+from meltica.topics import PORTFOLIO_COMMANDS, PORTFOLIO_EVENTS, dead_letter_topic, topic_specs
+from meltica.topology import build_engine, inputs_of
 
 HUGE = Decimal("1e400")
 

@@ -30,7 +30,18 @@ def test_infrastructure_services_are_there() -> None:
 
 
 def test_every_meltica_service_is_built_from_the_one_dockerfile() -> None:
-    expected = {"risk", "orders", "venue", "portfolio", "strategies", "bars", "venues", "projector", "api"}
+    expected = {
+        "pipeline",
+        "risk",
+        "orders",
+        "venue",
+        "portfolio",
+        "strategies",
+        "bars",
+        "venues",
+        "projector",
+    }
+    expected |= {"api"}
     expected |= {"topics", "migrate"}
     assert expected <= set(MELTICA)
     for name, service in MELTICA.items():
@@ -40,7 +51,17 @@ def test_every_meltica_service_is_built_from_the_one_dockerfile() -> None:
 
 
 def test_long_running_services_have_health_checks_and_wait_for_their_dependencies() -> None:
-    for name in ("risk", "orders", "venue", "portfolio", "strategies", "bars", "projector", "api"):
+    for name in (
+        "pipeline",
+        "risk",
+        "orders",
+        "venue",
+        "portfolio",
+        "strategies",
+        "bars",
+        "projector",
+        "api",
+    ):
         service = MELTICA[name]
         assert "healthcheck" in service, name
         deps = service["depends_on"]
@@ -86,7 +107,7 @@ def test_the_command_check_refuses_what_meltica_refuses(args: list[str]) -> None
 
 def test_health_ports_match_what_the_checks_and_prometheus_probe() -> None:
     scrape = (ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text()
-    for name in ("risk", "orders", "venue", "portfolio", "strategies", "projector"):
+    for name in ("pipeline", "risk", "orders", "venue", "router", "portfolio", "strategies", "projector"):
         command = MELTICA[name]["command"]
         assert command[command.index("--health-port") + 1] == "9000"
         assert f"{name}:9000" in scrape
@@ -99,3 +120,9 @@ def test_the_api_configuration_file_is_valid() -> None:
     [mount] = MELTICA["api"]["volumes"]
     settings = load_settings(ROOT / mount.split(":")[0])
     assert [v.name for v in settings.venues] == ["sim"]
+
+
+def test_the_fused_pipeline_runs_by_default_and_the_split_services_only_in_their_profile() -> None:
+    assert "profiles" not in MELTICA["pipeline"]
+    for name in ("risk", "orders", "venue", "router", "portfolio", "strategies"):
+        assert MELTICA[name]["profiles"] == ["split"], name

@@ -85,7 +85,7 @@ def test_config_show_masks_the_kafka_secrets(tmp_path: Path, monkeypatch: pytest
     result = runner.invoke(app, ["config", "show"])
     assert result.exit_code == 0, result.output
     assert SECRET not in result.output
-    shown = json.loads(result.output)
+    shown = json.loads(result.stdout)
     assert shown["kafka_sasl_password"] == "***"
     assert shown["kafka_ssl_key_password"] == "***"
     assert shown["kafka_sasl_username"] == "svc"

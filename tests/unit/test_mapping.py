@@ -8,9 +8,10 @@ import pytest
 
 from meltica.domain.marketdata import AggressorSide, QuoteTick, TradeTick
 from meltica.domain.orders.commands import SubmitOrder, SubmitOrderList
-from meltica.domain.orders.events import OrderAccepted, OrderFilled, OrderTransitionRejected
+from meltica.domain.orders.events import OrderAccepted, OrderDenied, OrderFilled, OrderTransitionRejected
 from meltica.domain.orders.model import OrderStatus
 from meltica.domain.portfolio.events import Lot, PositionChanged, PositionSide
+from meltica.domain.risk.checks import DenyReason
 from meltica.domain.risk.events import SetRiskLimits
 from meltica.domain.risk.limits import DEFAULT_LIMITS
 from meltica.domain.values import ContingencyType, RiskScope
@@ -49,6 +50,9 @@ def samples() -> list[object]:
         ),
         OrderTransitionRejected(
             spec.order_id, "", "ACC-1", spec.instrument_id, T0, OrderStatus.FILLED, "x", "y"
+        ),
+        OrderDenied(
+            spec.order_id, spec.client_order_id, "ACC-1", spec.instrument_id, T0, DenyReason.PRICE_BAND, "m"
         ),
         rep,
         PositionChanged(
@@ -90,3 +94,16 @@ def test_object_encoder_writes_what_the_record_encoder_writes(event: object) -> 
     meta = metadata("ACC-1")
     name, record = to_record(event, meta)
     assert codec.encode_object(name, event, meta) == codec.encode(name, record)
+
+
+def test_a_denial_carries_its_reason_as_the_enum_and_writes_it_as_the_same_string() -> None:
+    codec = Codec()
+    meta = metadata("ACC-1")
+    denied = OrderDenied("O", "C", "ACC-1", BTC.instrument_id, T0, DenyReason.MAX_POSITION, "")
+    name, record = to_record(denied, meta)
+    assert record["reason"] == "max_position"
+    assert type(record["reason"]) is str
+    wire = codec.encode_object(name, denied, meta)
+    assert wire == codec.encode(name, {**record, "reason": "max_position"})
+    back = from_record(*codec.decode(wire))
+    assert back.reason is DenyReason.MAX_POSITION

@@ -58,3 +58,14 @@ def test_bad_rows_name_their_line(tmp_path: Path) -> None:
     bad.write_text("timestamp,bid,ask\n2013-01-01 22:00:00,86.6,86.7\n2013-01-01 22:00:01,86.6,oops\n")
     with pytest.raises(ValueError, match=r"q.csv:3: a value is not a decimal number"):
         list(replay.truefx_quotes(bad, "USDJPY.SIM"))
+
+
+def test_a_synthetic_feed_for_another_venue_quotes_its_instruments_at_the_usual_prices() -> None:
+    from meltica.marketdata.adapters import SyntheticAdapter
+    from meltica.marketdata.synthetic import SyntheticFeed
+
+    adapter = SyntheticAdapter({"venue": "SIMA", "instruments": "BTCUSDT"})
+    assert [i.instrument_id for i in adapter.instruments] == ["BTCUSDT.SIMA"]
+    first = next(SyntheticFeed(adapter.instruments, seed=1, interval_ns=1).ticks(0))
+    assert first.instrument_id == "BTCUSDT.SIMA"
+    assert 40_000 < first.bid_px < 46_000  # the walk starts where BTCUSDT does at SIM, not at 100

@@ -153,6 +153,10 @@ def test_alerts_and_dashboards_only_name_metrics_the_code_exports() -> None:
     assert "meltica_venue_state" in exported
     assert "meltica_order_ack_latency_seconds_bucket" in exported
     assert "meltica_processor_dead_letters_total" in exported
+    for name in ("commit", "step"):  # the engine's and the Kafka hosts' latencies
+        assert f"meltica_processor_{name}_latency_seconds_bucket" in exported
+    assert {"meltica_projector_lag_records", "meltica_orders_total", "meltica_order_fills_total"} <= exported
+    assert "meltica_order_fill_notional_total" in exported
     exprs = [r["expr"] for r in RULES] + dashboard_exprs()
     assert len(exprs) > len(RULES)  # the dashboards were read
     used = set().union(*(metric_names(e) for e in exprs))
@@ -176,20 +180,31 @@ import threading
 from types import SimpleNamespace
 from meltica import telemetry
 from meltica.domain.risk.state import RiskState
-from meltica.domain.orders.events import OrderAcknowledged, OrderDenied, OrderSubmitted
+from decimal import Decimal
+from meltica.domain.orders.events import Fill, OrderAcknowledged, OrderDenied, OrderFilled, OrderSubmitted
+from meltica.domain.values import LiquiditySide, OrderSide
 from meltica.processors.risk import RiskProcessor
 from meltica.runtime.kafka_host import HostStats
 from meltica.runtime.partitions import PartitionState
 from meltica.runtime.processor import Output
+from meltica.runtime.step import Step
+from meltica.events.codec import Codec
 from meltica.runtime.service_metrics import ServiceMetrics, export_projector_metrics
+risk = Step([RiskProcessor(RiskState())], {"risk": ()}, codec=Codec())
 host = SimpleNamespace(stats=HostStats(), ready=threading.Event(), core=SimpleNamespace(observers=[]),
-                       states={0: PartitionState(0, RiskProcessor(RiskState()), {})})
+                       states={0: PartitionState(0, risk, {})}, timings=[])
 ServiceMetrics("risk", host, lambda: {("orders.commands", 0): 3})
-export_projector_metrics(SimpleNamespace(projected=1, skipped=0))
+export_projector_metrics(SimpleNamespace(projected=1, skipped=0, lag=lambda: {"orders.events": 0}))
 observe = host.core.observers[0]
+host.timings[0]("commit", 0.002)
+host.timings[0]("step", 0.0001)
+one, hundred, zero = Decimal("1"), Decimal("100"), Decimal("0")
+fill = Fill("T1", "V", OrderSide.BUY, one, hundred, zero, "USDT", LiquiditySide.TAKER, 4)
+filled = OrderFilled("O", "C", "A", "I", 4, fill, one, zero, hundred)
 observe(None, [Output("orders.events", "A", OrderSubmitted("O", "C", "A", "I", 1, "SIM"))])
 observe(None, [Output("orders.events", "A", OrderDenied("O2", "C", "A", "I", 2, "kill_switch"))])
 observe(None, [Output("orders.events", "A", OrderAcknowledged("O", "C", "A", "I", 3, "V"))])
+observe(None, [Output("orders.events", "A", filled)])
 print(telemetry.prometheus_text().decode())
 """
 
@@ -204,7 +219,8 @@ def test_the_prometheus_exporter_names_the_service_metrics_as_the_rules_expect()
     }
     exprs = [r["expr"] for r in RULES] + dashboard_exprs()
     used = set().union(*(metric_names(e) for e in exprs))
-    elsewhere = {"up", "meltica_venue_state", "meltica_venue_marketdata", "meltica_api_requests_total"}
+    elsewhere = {"up", "meltica_venue_state", "meltica_venue_marketdata", "meltica_venue_gateway"}
+    elsewhere.add("meltica_api_requests_total")
     assert used - elsewhere - scraped == set()
 
 

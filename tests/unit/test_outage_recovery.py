@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -22,6 +22,7 @@ from meltica.log.kafka import KafkaLog
 from meltica.log.memory import MemoryLog
 from meltica.runtime.publisher import Publisher
 from meltica.topics import MARKET_DATA, VENUE_COMMANDS, VENUE_EVENTS, topic_specs
+from tests.waiting import wait_until
 
 
 class _Watermarks:
@@ -62,6 +63,7 @@ class _FlakyLog(MemoryLog):
         super().__init__()
         self.down = threading.Event()
         self.reads_down = threading.Event()
+        self.failed_reads = 0
 
     def append(self, messages: Sequence[Message]) -> list[Position]:
         if self.down.is_set() and any(m.topic in MARKET_DATA for m in messages):
@@ -70,15 +72,9 @@ class _FlakyLog(MemoryLog):
 
     def end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         if self.reads_down.is_set():
+            self.failed_reads += 1
             raise LogError("Failed to get watermark offsets: Local: Unknown partition")
         return super().end_offsets(partitions)
-
-
-def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 def _states(log: MemoryLog, codec: Codec) -> list[tuple[str, str]]:
@@ -107,18 +103,20 @@ def test_a_connection_the_log_failed_is_retried_until_it_is_live_again() -> None
     thread = threading.Thread(target=manager.run, args=(stop, 0.01))
     thread.start()
     try:
-        _until(lambda: manager.states().get("sim") is VenueState.LIVE)
+        wait_until(lambda: manager.states().get("sim") is VenueState.LIVE, 60, "sim live")
         log.down.set()  # the broker goes away
-        _until(lambda: manager.connections["sim"].attempts >= 2)
+        wait_until(lambda: manager.connections["sim"].attempts >= 2, 60, "two attempts to reconnect")
         log.reads_down.set()  # and the manager's reads fail too: it waits, it does not exit
-        time.sleep(0.3)
+        wait_until(lambda: log.failed_reads >= 3, 60, "the manager reading again after failed reads")
         assert thread.is_alive()
         log.reads_down.clear()
         log.down.clear()  # the broker is back
-        _until(
+        wait_until(
             lambda: (
                 manager.states().get("sim") is VenueState.LIVE and manager.connections["sim"].attempts == 0
-            )
+            ),
+            10,
+            "sim live again",
         )
     finally:
         stop.set()
@@ -142,8 +140,8 @@ def test_a_failure_of_the_adapter_itself_is_not_retried(tmp_path: Any) -> None:
     publisher.publish(VENUE_COMMANDS, ControlVenue(VenueAction.ADD, "fx", "t", 1, "replay", params))
     publisher.publish(VENUE_COMMANDS, ControlVenue(VenueAction.START, "fx", "t", 2))
     manager.recover()
-    _until(lambda: manager.states().get("fx") is VenueState.FAILED)
-    for _ in range(20):
+    wait_until(lambda: manager.states().get("fx") is VenueState.FAILED, 60, "fx failed")
+    for _ in range(20):  # time passes, many times the 10 ms retry delay: a retry would start here
         manager.poll()
         time.sleep(0.01)
     assert manager.states()["fx"] is VenueState.FAILED

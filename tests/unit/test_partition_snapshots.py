@@ -16,7 +16,8 @@ from meltica.log.memory import MemoryLog
 from meltica.processors.portfolio import PortfolioProcessor
 from meltica.runtime.partitions import PartitionedProcessor, PartitionState
 from meltica.runtime.publisher import Publisher
-from meltica.topics import PORTFOLIO_COMMANDS, QUOTES, inputs_of, snapshot_topic, topic_specs
+from meltica.topics import PORTFOLIO_COMMANDS, QUOTES, snapshot_topic, topic_specs
+from meltica.topology import inputs_of
 from tests.e2e.stack import BTC
 from tests.state import canonical
 
@@ -143,3 +144,29 @@ def test_a_restored_partition_goes_on_like_the_original() -> None:
 
     assert written_by_original
     assert payloads(written_by_successor) == payloads(written_by_original)
+
+
+def test_a_snapshot_of_other_processors_is_not_restored() -> None:
+    """A fused pipeline snapshotted before a member joined it (the router, say) is not this
+    build's state: the partition is rebuilt from the whole journal instead."""
+    from meltica.processors.pipeline import Pipeline
+    from meltica.processors.risk import RiskProcessor
+
+    log, codec = MemoryLog(), Codec()
+    for spec in topic_specs(2):
+        log.create_topic(spec)
+    inputs = {"portfolio": inputs_of("portfolio"), "risk": inputs_of("risk")}
+
+    def core(members: list[str]) -> PartitionedProcessor:
+        def make(partition: int) -> Pipeline:
+            built = {"portfolio": PortfolioProcessor, "risk": RiskProcessor}
+            return Pipeline([built[m]() for m in members], inputs)
+
+        return PartitionedProcessor(
+            "pipeline", make, inputs_of("portfolio"), codec=codec, reader=log, clock=SimulatedClock(0)
+        )
+
+    old = core(["portfolio"])
+    log.append([old.snapshot_message(old.restore(P))])
+    assert old.latest_snapshot(P) is not None
+    assert core(["risk", "portfolio"]).latest_snapshot(P) is None

@@ -17,6 +17,7 @@ from meltica.domain.orders import events as oe
 from meltica.domain.orders.commands import CancelOrder, SubmitOrder
 from meltica.domain.orders.decider import OrderBook, decide, evolve, replay
 from meltica.domain.orders.model import OrderSpec, OrderStatus
+from meltica.domain.risk.checks import DenyReason
 from meltica.domain.values import ExecType, LiquiditySide, OrderSide, OrderType
 from meltica.events.codec import Codec
 from meltica.events.mapping import from_record
@@ -51,7 +52,7 @@ def spec(n: int, quantity: Decimal = Decimal(4)) -> OrderSpec:
 
 
 def denied(s: OrderSpec) -> oe.OrderDenied:
-    return oe.OrderDenied(s.order_id, s.client_order_id, ACCOUNT, INSTRUMENT, 2, "kill_switch")
+    return oe.OrderDenied(s.order_id, s.client_order_id, ACCOUNT, INSTRUMENT, 2, DenyReason.KILL_SWITCH)
 
 
 def read_models() -> Engine:

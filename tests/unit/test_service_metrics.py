@@ -23,6 +23,7 @@ from meltica.runtime.partitions import PartitionState
 from meltica.runtime.processor import Output
 from meltica.runtime.publisher import Publisher
 from meltica.runtime.service_metrics import ServiceMetrics, export_projector_metrics, reason_label
+from meltica.runtime.step import Step
 from meltica.topics import topic_specs
 from tests.e2e.stack import BTC
 from tests.unit.test_partition_snapshots import Host, P, service, traffic
@@ -103,7 +104,10 @@ def test_kill_switches_and_halted_scopes_come_from_the_risk_state() -> None:
     state.trading[(RiskScope.ACCOUNT, "ACC-1")] = TradingState.HALTED
     other = RiskState()
     other.kill_switches[(RiskScope.GLOBAL, "*")] = "ops"  # a broadcast scope, seen by both partitions
-    states = {p: PartitionState(p, RiskProcessor(s), {}) for p, s in enumerate([state, other])}
+    states = {
+        p: PartitionState(p, Step([RiskProcessor(s)], {"risk": ()}, codec=Codec()), {})
+        for p, s in enumerate([state, other])
+    }
     _, reader = metrics_of(fake_host(states))
     got = points(reader)
     assert got["meltica_kill_switches_tripped"] == [({"service": "risk"}, 1)]

@@ -19,7 +19,8 @@ def test_committed_terraform_is_generated_from_the_topic_table() -> None:
 def test_terraform_declares_every_topic_with_its_config() -> None:
     declared = json.loads((TERRAFORM / "topics.tf.json").read_text())["resource"]["kafka_topic"]
     specs = topic_specs(4)
-    assert len(declared) == len(specs)
+    assert len(declared) == len(specs) + 1  # and the embedded schema registry's topic
+    assert declared["_schemas"]["name"] == "${local.prefix}_schemas"
     for spec in specs:
         resource = declared[resource_name(spec.name)]
         assert resource["name"] == "${local.prefix}" + spec.name

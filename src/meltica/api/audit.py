@@ -95,7 +95,7 @@ class AuditTrail:
                     return
                 batch = [self._queue[i] for i in range(min(self.batch, len(self._queue)))]
             try:
-                self.publisher.log.append(batch)
+                self.publisher.commits.append(batch)  # in the commit of concurrent commands
             except Exception as err:  # the log's failure, whatever its client raised: retry
                 self.failures += 1
                 self._failures.add(1)

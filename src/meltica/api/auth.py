@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from meltica.api.keys import ApiKey, KeyStore
 from meltica.api.problems import Problem
 from meltica.api.ratelimit import Buckets, Rate, parse_rate, retry_after
+from meltica.clock import Clock
 from meltica.config import Settings
 
 
@@ -56,8 +57,10 @@ class Limits:
 class Guard:
     """The keys, the limits and the buckets of one application."""
 
-    def __init__(self, db: Engine, limits: Limits, cache_seconds: float = 1.0) -> None:
-        self.keys = KeyStore(db, cache_seconds)
+    def __init__(
+        self, db: Engine, limits: Limits, cache_seconds: float = 1.0, clock: Clock | None = None
+    ) -> None:
+        self.keys = KeyStore(db, cache_seconds, wall=clock)
         self.limits = limits
         self.buckets = Buckets()
 
@@ -79,10 +82,10 @@ class Guard:
             raise RateLimited(waiting, f"this key's {scope} requests are over its rate")
 
 
-def install(app: FastAPI, db: Engine, settings: Settings | None = None) -> Guard:
-    """Give `app` its guard (limits from `settings`, default the environment's)."""
+def install(app: FastAPI, db: Engine, settings: Settings | None = None, clock: Clock | None = None) -> Guard:
+    """Give `app` its guard (limits from `settings`, default the environment's; key expiry by `clock`)."""
     settings = settings or Settings()
-    guard = Guard(db, Limits.of(settings), settings.api_key_cache_seconds)
+    guard = Guard(db, Limits.of(settings), settings.api_key_cache_seconds, clock)
     app.state.guard = guard
     return guard
 

@@ -8,17 +8,16 @@ that, the `orders` row."""
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import OrderedDict
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from meltica.domain.orders.model import OrderSpec
-from meltica.projections import tables as t
+from meltica.projections import queries
 
 FIELDS = {  # request field -> OrderSpec field
     "instrument_id": "instrument_id",
@@ -28,12 +27,27 @@ FIELDS = {  # request field -> OrderSpec field
     "price": "price",
     "trigger_price": "trigger_price",
     "trigger_type": "trigger_type",
+    "trailing_offset": "trailing_offset",
+    "trailing_offset_type": "trailing_offset_type",
+    "limit_offset": "limit_offset",
+    "activation_price": "activation_price",
+    "display_quantity": "display_quantity",
     "time_in_force": "time_in_force",
     "expire_time_ns": "expire_time_ns",
     "post_only": "post_only",
     "reduce_only": "reduce_only",
 }
-DECIMALS = frozenset({"quantity", "price", "trigger_price"})
+DECIMALS = frozenset(
+    {
+        "quantity",
+        "price",
+        "trigger_price",
+        "trailing_offset",
+        "limit_offset",
+        "activation_price",
+        "display_quantity",
+    }
+)
 Terms = dict[str, Any]
 
 
@@ -52,19 +66,13 @@ def terms(spec: OrderSpec) -> Terms:
 
 def recorded(db: Engine, order_id: str) -> Terms | None:
     """What the read models know the order was submitted with, if it exists."""
-    with db.connect() as conn:
-        row = conn.execute(select(t.orders).where(t.orders.c.order_id == order_id)).first()
-        if row is None:
-            return None
-        accepted = conn.execute(
-            select(t.order_events.c.payload)
-            .where(t.order_events.c.order_id == order_id, t.order_events.c.type == "OrderAccepted")
-            .limit(1)
-        ).scalar()
-    if accepted is not None:
-        spec = json.loads(accepted)["order"]
+    found = queries.submitted(db, order_id)
+    if found is None:
+        return None
+    if found.accepted_spec is not None:
+        spec = found.accepted_spec
         return {name: _canonical(name, spec.get(field)) for name, field in FIELDS.items()}
-    fields = row._mapping
+    fields = found.row
     return {name: _canonical(name, fields[field]) for name, field in FIELDS.items() if field in fields}
 
 

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, insert, select, update
+from sqlalchemy import Engine, insert, select, update
 
 from meltica.api.problems import Problem
 from meltica.api.ratelimit import Rate, parse_rate
+from meltica.clock import Clock, LiveClock
 from meltica.projections.tables import api_keys
 
 SCOPES = ("read", "trade", "admin")
@@ -30,6 +31,7 @@ ACCOUNT = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _DURATION = re.compile(r"^\s*([0-9]{1,9})\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 LONGEST = timedelta(days=3660)  # a ttl or overlap of at most ten years
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class KeyNotFoundError(LookupError):
@@ -62,9 +64,10 @@ class ApiKey:
         if not self.may_use(account_id):
             raise Problem(403, "forbidden", "Forbidden", f"this key may not act on account {account_id}")
 
-    def account_filter(self, column: Any) -> list[ColumnElement[bool]]:
-        """WHERE clauses keeping rows of this key's accounts (none for an unbound key)."""
-        return [] if self.all_accounts else [column.in_(sorted(self.accounts or ()))]
+    @property
+    def visible(self) -> frozenset[str] | None:
+        """The accounts whose rows this key may read (None: every account)."""
+        return None if self.all_accounts else frozenset(self.accounts or ())
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ class KeyRecord:
             name=row.name,
             scopes=frozenset(row.scopes.split(",")),
             accounts=None if row.accounts is None else frozenset(a for a in row.accounts.split(",") if a),
-            created_at=_utc(row.created_at) or datetime.now(UTC),
+            created_at=_utc(row.created_at) or EPOCH,  # NOT NULL: never the fallback
             expires_at=_utc(row.expires_at),
             last_used_at=_utc(row.last_used_at),
             revoked_at=_utc(row.revoked_at),
@@ -146,6 +149,16 @@ class KeyRecord:
         }
 
 
+def utc(ns: int) -> datetime:
+    """A clock's nanoseconds as an aware UTC datetime (microseconds)."""
+    return EPOCH + timedelta(microseconds=ns // 1000)
+
+
+def now_of(clock: Clock | None) -> datetime:
+    """The time of `clock`; without one (the CLI), the wall clock's."""
+    return utc((clock or LiveClock()).now_ns())
+
+
 def _utc(value: datetime | None) -> datetime | None:
     """SQLite gives naive datetimes back; every stored time is UTC."""
     if value is None:
@@ -172,7 +185,7 @@ def parse_expiry(expires: str | None, ttl: str | None, now: datetime | None = No
     """The expiry of `--expires 2027-01-01[T12:00[+02:00]]` (UTC unless given) or `--ttl 30d`."""
     if expires and ttl:
         raise ValueError("give an expiry date or a time to live, not both")
-    now = now or datetime.now(UTC)
+    now = now or now_of(None)
     if ttl:
         return now + parse_duration(ttl)
     if not expires:
@@ -219,6 +232,7 @@ def create_key(
     accounts: Iterable[str] | None = None,
     expires_at: datetime | None = None,
     rate: Rate | None = None,
+    clock: Clock | None = None,
 ) -> str:
     """Store a new key and return it; it is shown once and cannot be recovered. `accounts` None:
     every account."""
@@ -240,7 +254,7 @@ def create_key(
                 name=name,
                 scopes=",".join(chosen),
                 accounts=None if bound is None else ",".join(bound),
-                created_at=datetime.now(UTC),
+                created_at=now_of(clock),
                 expires_at=expires_at,
                 rate=None if rate is None else str(rate),
                 revoked=0,
@@ -271,7 +285,7 @@ def find_key(db: Engine, name_or_id: str) -> KeyRecord:
     return KeyRecord.of(row)
 
 
-def revoke_key(db: Engine, name_or_id: str) -> KeyRecord:
+def revoke_key(db: Engine, name_or_id: str, clock: Clock | None = None) -> KeyRecord:
     """Revoke a key (both its secrets); revoking a revoked key changes nothing."""
     record = find_key(db, name_or_id)
     if not record.revoked:
@@ -279,16 +293,17 @@ def revoke_key(db: Engine, name_or_id: str) -> KeyRecord:
             conn.execute(
                 update(api_keys)
                 .where(api_keys.c.key_id == record.key_id)
-                .values(revoked=1, revoked_at=datetime.now(UTC))
+                .values(revoked=1, revoked_at=now_of(clock))
             )
     return find_key(db, record.key_id)
 
 
-def rotate_key(db: Engine, name_or_id: str, overlap: timedelta) -> str:
+def rotate_key(db: Engine, name_or_id: str, overlap: timedelta, clock: Clock | None = None) -> str:
     """A new secret for the key; the current one stays valid for `overlap` (a secret from an earlier
     rotation stops at once). Returns the new key, shown once."""
     record = find_key(db, name_or_id)
-    if record.problem(datetime.now(UTC)):
+    now = now_of(clock)
+    if record.problem(now):
         raise KeyNotFoundError(f"key {name_or_id} is revoked or expired; create a new one")
     secret = secrets.token_urlsafe(32)
     with db.begin() as conn:
@@ -298,7 +313,7 @@ def rotate_key(db: Engine, name_or_id: str, overlap: timedelta) -> str:
             .values(
                 secret_hash=_digest(secret),
                 previous_secret_hash=record.secret_hash if overlap > timedelta(0) else None,
-                previous_valid_until=datetime.now(UTC) + overlap if overlap > timedelta(0) else None,
+                previous_valid_until=now + overlap if overlap > timedelta(0) else None,
             )
         )
     return f"mk_{record.key_id}_{secret}"
@@ -316,8 +331,10 @@ class KeyStore:
         cache_seconds: float = 1.0,
         touch_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        wall: Clock | None = None,
     ) -> None:
         self.db = db
+        self.wall = wall  # key expiry and "last used" (None: the wall clock)
         self.cache_seconds = cache_seconds
         self.touch_seconds = touch_seconds
         self._clock = clock
@@ -343,7 +360,7 @@ class KeyStore:
         if len(parts) != 3 or parts[0] != "mk" or len(parts[1]) > 32:
             return None, "a valid API key is required (X-API-Key)"
         _, key_id, secret = parts
-        now = datetime.now(UTC)
+        now = now_of(self.wall)
         record = self._record(key_id, fresh=False)
         if record is not None and not record.matches(secret, now):
             record = self._record(key_id, fresh=True)
@@ -358,7 +375,7 @@ class KeyStore:
     def live(self, key_id: str) -> bool:
         """Is the key still neither revoked nor expired (as of the cache)?"""
         record = self._record(key_id, fresh=False)
-        return record is not None and record.problem(datetime.now(UTC)) is None
+        return record is not None and record.problem(now_of(self.wall)) is None
 
     def forget(self, key_id: str) -> None:
         """Drop a cached row (after a change through this process)."""
@@ -373,5 +390,5 @@ class KeyStore:
             self._touched[key_id] = now
         with self.db.begin() as conn:
             conn.execute(
-                update(api_keys).where(api_keys.c.key_id == key_id).values(last_used_at=datetime.now(UTC))
+                update(api_keys).where(api_keys.c.key_id == key_id).values(last_used_at=now_of(self.wall))
             )

@@ -13,20 +13,18 @@ import binascii
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Query
-from sqlalchemy import BigInteger, Column, DateTime, Engine, Integer, String, Table, and_, or_, select
 
 from meltica.api.problems import Problem
 from meltica.api.schemas import Page
+from meltica.projections.queries import InvalidKeyError, Keyset, Rows
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 MAX_CURSOR = 512
-_INT64 = 2**63
 _SALT = b"meltica.cursor.v1/"
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]
@@ -48,8 +46,8 @@ def encode(name: str, values: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + _checksum(payload)
 
 
-def decode(name: str, columns: Sequence[Column[Any]], cursor: str) -> tuple[Any, ...]:
-    """The sort key a cursor of list `name` holds, checked against the key's columns."""
+def decode(keyset: Keyset, cursor: str) -> tuple[Any, ...]:
+    """The sort key a cursor of `keyset`'s list holds, checked against the key's columns."""
     body, dot, checksum = cursor.partition(".")
     if len(cursor) > MAX_CURSOR or not dot or not body:
         raise bad_cursor()
@@ -63,62 +61,20 @@ def decode(name: str, columns: Sequence[Column[Any]], cursor: str) -> tuple[Any,
         found = json.loads(payload)
     except ValueError:
         raise bad_cursor() from None
-    if not isinstance(found, list) or len(found) != len(columns) + 1 or found[0] != name:
-        raise bad_cursor(f"not a cursor of {name}")
-    return tuple(_value(c, v) for c, v in zip(columns, found[1:], strict=True))
+    if not isinstance(found, list) or not found or found[0] != keyset.name:
+        raise bad_cursor(f"not a cursor of {keyset.name}")
+    try:
+        return keyset.key(found[1:])
+    except InvalidKeyError as err:
+        raise (bad_cursor(str(err)) if str(err) else bad_cursor()) from None
 
 
-def _value(column: Column[Any], value: Any) -> Any:
-    kind = column.type
-    if isinstance(kind, BigInteger | Integer):
-        if type(value) is not int or not -_INT64 <= value < _INT64:
-            raise bad_cursor(f"{column.name} out of range")
-        return value
-    if isinstance(kind, DateTime):
-        try:
-            return datetime.fromisoformat(value)
-        except (TypeError, ValueError):
-            raise bad_cursor(f"{column.name} is not a time") from None
-    if isinstance(kind, String):
-        if not isinstance(value, str) or (kind.length is not None and len(value) > kind.length):
-            raise bad_cursor(f"{column.name} is not a valid key")
-        return value
-    raise bad_cursor()  # pragma: no cover - a key column of another type
+def after(keyset: Keyset, cursor: str | None) -> tuple[Any, ...] | None:
+    """Where a page of `keyset`'s list starts: after the cursor's key (None: at the start)."""
+    return decode(keyset, cursor) if cursor else None
 
 
-def after(columns: Sequence[Column[Any]], values: Sequence[Any]) -> Any:
-    """Rows whose key (`columns`, ascending) comes after `values`."""
-    first, *rest = columns
-    if not rest:
-        return first > values[0]
-    return or_(first > values[0], and_(first == values[0], after(rest, values[1:])))
-
-
-@dataclass(frozen=True)
-class Keyset:
-    """One list: its name (in its cursors) and its unique sort key, ascending."""
-
-    name: str
-    columns: tuple[Column[Any], ...]
-
-    def page(
-        self,
-        db: Engine,
-        table: Table,
-        where: Sequence[Any],
-        limit: int,
-        cursor: str | None,
-        item: Callable[[dict[str, Any]], dict[str, Any]] = dict,
-    ) -> Page:
-        """Up to `limit` rows of `table` matching `where` after `cursor`, and the next cursor."""
-        conditions = list(where)
-        if cursor:
-            conditions.append(after(self.columns, decode(self.name, self.columns, cursor)))
-        stmt = select(table).where(*conditions).order_by(*self.columns).limit(limit + 1)
-        with db.connect() as conn:
-            found = [dict(r._mapping) for r in conn.execute(stmt)]
-        nxt = None
-        if len(found) > limit:
-            found = found[:limit]
-            nxt = encode(self.name, [found[-1][c.name] for c in self.columns])
-        return Page(items=[item(r) for r in found], next_cursor=nxt)
+def page(keyset: Keyset, rows: Rows, item: Callable[[dict[str, Any]], dict[str, Any]] = dict) -> Page:
+    """`rows` as a page, with the cursor of the next page if more rows follow."""
+    nxt = None if rows.last is None else encode(keyset.name, rows.last)
+    return Page(items=[item(r) for r in rows.items], next_cursor=nxt)

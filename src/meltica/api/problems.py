@@ -59,6 +59,11 @@ def not_found(what: str) -> Problem:
     return Problem(404, "not-found", "Not found", f"{what} does not exist")
 
 
+def strategy_not_allowed(detail: str) -> Problem:
+    """403 `strategy-not-allowed`: a `module:Class` strategy outside the operator's `strategy_modules`."""
+    return Problem(403, "strategy-not-allowed", "Strategy module not allowed", detail)
+
+
 def install(app: FastAPI) -> None:
     """Route every error through problem+json."""
 

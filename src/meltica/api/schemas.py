@@ -3,16 +3,19 @@ lists and free text are bounded, and unknown fields are refused."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StrictBool, model_validator
+from pydantic import BaseModel, Field, StrictBool, ValidationInfo, field_validator, model_validator
 
-from meltica.api.numbers import Positive
+from meltica.api.numbers import Amount, Positive
 from meltica.control.specs import Id, LimitsRequest, Strict
 from meltica.domain.values import OrderSide, OrderType, TimeInForce, TriggerType
 
 Qty = Positive
 Px = Positive
+Offset = Annotated[Amount, Field(ge=0)]
+"""A distance from a price: zero or more."""
 Text = Annotated[str, Field(max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$")]
 """Free text (reasons): bounded, without control characters."""
 Count = Annotated[int, Field(strict=True, ge=1, le=2**31 - 1)]
@@ -33,6 +36,25 @@ class OrderRequest(Strict):
     price: Px | None = None
     trigger_price: Px | None = None
     trigger_type: TriggerType = TriggerType.DEFAULT
+    trailing_offset: Positive | None = Field(
+        default=None,
+        description="Trailing stops: how far the trigger trails the best price seen, in "
+        "`trailing_offset_type` units (a price distance, or basis points below 10000).",
+    )
+    trailing_offset_type: Literal["PRICE", "BASIS_POINTS"] = "PRICE"
+    limit_offset: Offset | None = Field(
+        default=None, description="TRAILING_STOP_LIMIT: the limit's distance from the fired trigger."
+    )
+    activation_price: Px | None = Field(
+        default=None,
+        description="Trailing stops: the trail starts once the market reaches this price "
+        "(above the market for a sell, below it for a buy).",
+    )
+    display_quantity: Qty | None = Field(
+        default=None,
+        description="Iceberg: the quantity the venue shows at a time (below `quantity`, a multiple "
+        "of the lot size); the rest is shown slice by slice as the shown part fills.",
+    )
     time_in_force: TimeInForce = TimeInForce.GTC
     expire_time_ns: Nanos | None = None
     post_only: StrictBool = False
@@ -40,6 +62,25 @@ class OrderRequest(Strict):
     client_order_id: Id | None = Field(
         default=None, description="Idempotency key: the same key is the same order."
     )
+
+    # What a new order may not say, though the order it becomes may: a quantity amended to the
+    # shown one or below, a trigger on a trailing stop whose activation price was reached.
+    @field_validator("display_quantity")
+    @classmethod
+    def _below_quantity(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        quantity = info.data.get("quantity")
+        if value is not None and quantity is not None and value >= quantity:
+            raise ValueError("display_quantity must be below the quantity")
+        return value
+
+    @field_validator("activation_price")
+    @classmethod
+    def _no_trigger(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        if value is not None and info.data.get("trigger_price") is not None:
+            raise ValueError(
+                "a trailing stop with an activation_price trails from there: give no trigger_price"
+            )
+        return value
 
 
 class BulkRequest(Strict):

@@ -1,15 +1,18 @@
 """Run a backtest: recorded market data through strategy, risk, orders, sim venue and portfolio.
 
-The run has a namespace of its own (an in-memory log), a simulated clock that follows the
-data, deterministic ids, and no tracing: the same inputs give byte-identical output events.
+The run has processors of its own, stepped in memory (no log: nothing reads its inputs back), a
+simulated clock that follows the data, deterministic ids, and no tracing: the same inputs give
+byte-identical output events.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from opentelemetry.trace import NoOpTracer
 
@@ -17,26 +20,28 @@ from meltica.backtest.stats import Stats, compute
 from meltica.clock import SimulatedClock
 from meltica.domain.control import StrategyState, StrategyStateChanged
 from meltica.domain.instruments import Instrument
-from meltica.domain.marketdata import Bar, OrderBookDelta, OrderBookSnapshot, QuoteTick, TradeTick
+from meltica.domain.marketdata import Bar, OrderBookDelta, OrderBookSnapshot, QuoteTick, TradeTick, mark_price
 from meltica.domain.orders.events import Fill, OrderFilled, OrderPartiallyFilled
 from meltica.domain.portfolio.events import AdjustBalance, PositionChanged
 from meltica.domain.risk.limits import RiskLimits
 from meltica.domain.risk.state import RiskState
+from meltica.domain.values import ROUTER_VENUE
 from meltica.events.codec import Codec
-from meltica.events.mapping import from_record
+from meltica.events.envelope import derive_event_id
+from meltica.events.mapping import from_record, to_record
 from meltica.log.base import Record
-from meltica.log.memory import MemoryLog
 from meltica.marketdata.formats import TOPIC_OF
-from meltica.runtime.publisher import Publisher
-from meltica.runtime.stack import build_engine
+from meltica.runtime.step import Step
 from meltica.strategies.base import Strategy
 from meltica.topics import (
+    INSTRUMENTS,
     ORDER_EVENTS,
     PORTFOLIO_COMMANDS,
     PORTFOLIO_EVENTS,
     STRATEGY_EVENTS,
-    topic_specs,
+    key_of,
 )
+from meltica.topology import INPUTS, OUTPUTS, Wiring, processors
 from meltica.venues.sim.matching import SimVenue
 
 # A backtest trades on margin and is not throttled: pre-trade risk keeps its other checks.
@@ -55,13 +60,11 @@ BACKTEST_LIMITS = RiskLimits(
 MARK_INTERVAL_NS = 3600 * 10**9
 
 
-def mark(event: Bar | QuoteTick | TradeTick) -> Decimal:
-    """The price a position is marked at after `event`."""
-    if isinstance(event, Bar):
-        return event.close
-    if isinstance(event, QuoteTick):
-        return (event.bid_px + event.ask_px) / 2
-    return event.price
+_BATCH = 2000  # inputs stepped per advance of the simulated clock (an engine's batch of steps)
+_KEPT = (ORDER_EVENTS, PORTFOLIO_EVENTS)  # the outputs a result is made of (and its determinism witness)
+_RESULTS = (OrderFilled, OrderPartiallyFilled, PositionChanged)
+
+mark = mark_price  # the price a position is marked at after a bar, quote or trade (the portfolio's)
 
 
 @dataclass
@@ -94,65 +97,45 @@ def run_backtest(
     several: one portfolio) (fees: `commission` of notional; positions marked at most once per
     `mark_interval_ns` of simulated time, 0: every move).
 
-    The data is appended to the run's log as records and the engine steps through that log; it
-    is handed the events it appended rather than decoding their bytes again, unless
-    `decode_data` (the outputs are the same byte for byte, a test holds it)."""
+    The instruments, the starting balances and the data are stepped, in that order, through every
+    processor of the topology as the embedded engine steps the records of its log; the events go
+    in as they are, not encoded and decoded again, unless `decode_data` (the outputs are the same
+    byte for byte, a test holds it)."""
     if not data:
         raise ValueError("a backtest needs market data")
     first_ts = data[0].ts_open if isinstance(data[0], Bar) else data[0].ts
-    log = MemoryLog()
-    for spec in topic_specs(1):
-        log.create_topic(spec)
-    codec = Codec()
     clock = SimulatedClock(first_ts)
-    publisher = Publisher(log, codec, clock, NoOpTracer(), id_seed=f"backtest/{seed}")
     insts = [
         dataclasses.replace(i, maker_fee=commission, taker_fee=commission)
         for i in ([instrument] if isinstance(instrument, Instrument) else instrument)
     ]
     strategies = [strategy] if isinstance(strategy, Strategy) else list(strategy)
-    engine = build_engine(
-        log,
-        codec,
-        venues=[SimVenue(v) for v in dict.fromkeys(i.venue for i in insts)],
-        strategies=strategies,
+    wiring = Wiring(
+        venues=tuple(SimVenue(v) for v in dict.fromkeys(i.venue for i in insts) if v != ROUTER_VENUE),
+        strategies=tuple(strategies),
         risk=RiskState(defaults=BACKTEST_LIMITS, require_balance=False),
-        clock=clock,
-        tracer=NoOpTracer(),
         mark_interval_ns=mark_interval_ns,
     )
-    publisher.define(insts)
-    for account, currency in dict.fromkeys(
-        (s.account_id, i.quote_currency) for s in strategies for i in insts
-    ):
-        publisher.publish(PORTFOLIO_COMMANDS, AdjustBalance(account, currency, cash, "start", first_ts))
-    engine.drain()
-    for start in range(0, len(data), 2000):
-        chunk = data[start : start + 2000]
-        messages = []
-        for e in chunk:
-            message, meta = publisher.message_and_meta(TOPIC_OF[type(e)], e)
-            if not decode_data:
-                engine.decoded(message.value, e, meta)
-            messages.append(message)
-        log.append(messages)
-        clock.advance_to(chunk[-1].ts)
-        engine.drain(max_steps=2000)
+    step = Step(processors(wiring), INPUTS, codec=_codec(), clock=clock, tracer=NoOpTracer(), outputs=OUTPUTS)
+    feed = _Feed(step, clock, seed=seed, encode_inputs=decode_data)
+    feed.step([(INSTRUMENTS, i) for i in insts])
+    feed.step(
+        [
+            (PORTFOLIO_COMMANDS, AdjustBalance(account, currency, cash, "start", first_ts))
+            for account, currency in dict.fromkeys(
+                (s.account_id, i.quote_currency) for s in strategies for i in insts
+            )
+        ]
+    )
+    for start in range(0, len(data), _BATCH):
+        chunk = data[start : start + _BATCH]
+        feed.step([(TOPIC_OF[type(e)], e) for e in chunk], advance_to=chunk[-1].ts)
         if progress is not None:
             progress(len(chunk))
     fills: list[tuple[int, Fill]] = []
     fills_of: dict[str, list[tuple[int, Fill]]] = {i.instrument_id: [] for i in insts}
     realized_of = {i.instrument_id: (Decimal(0), Decimal(0)) for i in insts}
-    outputs: list[Record] = []
-    for topic in (ORDER_EVENTS, PORTFOLIO_EVENTS):
-        outputs += log.read(topic, 0, 0, 10_000_000)
-    needed = ("OrderFilled", "OrderPartiallyFilled", "PositionChanged")
-    wanted = {codec.catalog.get(n).fingerprint for n in needed}
-    for rec in sorted(outputs, key=lambda r: r.seq):
-        if rec.value[2:10] not in wanted:
-            continue  # marks and the rest: not needed for the result
-        name, fields = codec.decode_record(rec)
-        event = from_record(name, fields)
+    for event in feed.results:
         if isinstance(event, OrderFilled | OrderPartiallyFilled):
             fills.append((event.ts, event.fill))
             fills_of[event.instrument_id].append((event.ts, event.fill))
@@ -172,17 +155,88 @@ def run_backtest(
         realized,
         position,
         by_instrument[insts[0].instrument_id],
-        [r.value for r in sorted(outputs, key=lambda r: r.seq)],
+        feed.outputs,
         by_instrument if len(insts) > 1 else {},
-        _failures(log, codec),
+        _failures(feed.strategy_events, feed.codec),
     )
 
 
-def _failures(log: MemoryLog, codec: Codec) -> list[str]:
+@functools.cache
+def _codec() -> Codec:
+    """The codec every backtest of the process shares: its compiled encoders and decoders are
+    made once, not once a run (a tenth of a second, a short run's largest cost)."""
+    return Codec()
+
+
+def _failures(values: list[bytes], codec: Codec) -> list[str]:
     """Why strategies failed in the run, each naming the strategy (the reason names the event)."""
     out = []
-    for rec in log.read(STRATEGY_EVENTS, 0, 0, 10_000_000):
-        event = from_record(*codec.decode_record(rec))
+    for value in values:
+        event = from_record(*codec.decode(value))
         if isinstance(event, StrategyStateChanged) and event.state is StrategyState.FAILED:
             out.append(f"strategy {event.strategy_id} failed: {event.reason}")
     return out
+
+
+class _Feed:
+    """Steps a backtest's inputs through the topology's processors with the step every host runs
+    (`runtime.step`): the inputs, in order, as the embedded engine would read them from a log of
+    one partition per topic, keeping the outputs a result is made of.
+
+    Nothing reads a backtest's inputs back from a log, so they are not encoded (unless
+    `encode_inputs`: then each step decodes its input's bytes, as a host does); every output is
+    encoded, as in a live step (an output the codec cannot take fails its step the same way)."""
+
+    def __init__(self, step: Step, clock: SimulatedClock, *, seed: int, encode_inputs: bool) -> None:
+        self._run = step.run
+        self.codec = step.codec
+        self.clock = clock
+        self.encode_inputs = encode_inputs
+        self.outputs: list[bytes] = []  # order and portfolio events, in the order written
+        self.results: list[Any] = []  # the fills and position changes among them
+        self.strategy_events: list[bytes] = []
+        self._id_seed = f"backtest/{seed}"
+        self._count = 0
+        self._offsets: dict[str, int] = {}
+
+    def step(self, items: Sequence[tuple[str, Any]], *, advance_to: int | None = None) -> None:
+        """Step `(topic, event)` inputs: their envelopes carry the time now (as records appended
+        now would), the steps run at `advance_to` (the simulated time after the batch)."""
+        inputs = [self._input(topic, event) for topic, event in items]
+        if advance_to is not None:
+            self.clock.advance_to(advance_to)
+        run, kept, result = self._run, self.outputs.append, self.results.append
+        strategy_events = self.strategy_events.append
+        for rec, known in inputs:
+            stepped = run(rec, live=True, known=None if self.encode_inputs else known)
+            if stepped.failure is not None:
+                continue  # rolled back (an engine dead-letters the input; nothing in a backtest reads it)
+            for e in stepped.emitted:
+                topic = e.output.topic
+                if topic in _KEPT:
+                    kept(e.value)
+                    if type(e.output.event) in _RESULTS:
+                        result(e.output.event)  # as its record decodes: decimals are written as text
+                elif topic == STRATEGY_EVENTS:
+                    strategy_events(e.value)
+
+    def _input(self, topic: str, event: Any) -> tuple[Record, tuple[Any, dict[str, Any]]]:
+        """The record of `event` as a log would give it back (no value unless encoded) and its envelope."""
+        now = self.clock.now_ns()
+        self._count += 1
+        event_id = derive_event_id(self._id_seed, self._count)
+        key = key_of(event)
+        meta = {
+            "event_id": event_id,
+            "causation_id": None,
+            "correlation_id": event_id,
+            "ts_event": getattr(event, "ts", now),
+            "ts_init": now,
+            "key": key,
+            "version": 0,
+            "source": None,
+        }
+        value = self.codec.encode(*to_record(event, meta)) if self.encode_inputs else b""
+        offset = self._offsets.get(topic, 0)
+        self._offsets[topic] = offset + 1
+        return Record(topic, 0, offset, key.encode(), value, (), now // 1_000_000), (event, meta)

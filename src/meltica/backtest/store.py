@@ -1,4 +1,5 @@
-"""Backtest results as read models (`backtests`), served by `/v1/backtests`."""
+"""Backtest results as read models (`backtests`, their HTML reports in `backtest_reports`), served
+by `/v1/backtests`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, insert
 
 from meltica.backtest.engine import BacktestResult
-from meltica.projections.tables import backtests
+from meltica.projections.tables import backtest_reports, backtests
 
 
 def save(
@@ -23,8 +24,10 @@ def save(
     instrument_id: str,
     source: str,
     commission: Decimal,
+    report: str | None = None,
 ) -> str:
-    """Store a result; returns its id. The equity curve is kept at up to 1,000 points."""
+    """Store a result (and its HTML `report`, if given); returns its id. The equity curve is kept
+    at up to 1,000 points."""
     backtest_id = str(uuid.uuid4())
     equity = result.stats.equity
     step = max(1, len(equity) // 1000)
@@ -46,6 +49,8 @@ def save(
                 created_at=datetime.now(UTC),
             )
         )
+        if report is not None:
+            conn.execute(insert(backtest_reports).values(backtest_id=backtest_id, html=report))
     return backtest_id
 
 

@@ -161,11 +161,15 @@ def topics_create(
 
 
 @topics_app.command("terraform")
-def topics_terraform() -> None:
+def topics_terraform(
+    acls: Annotated[
+        bool, typer.Option("--acls", help="The services' ACLs and quotas (acls.tf.json) instead.")
+    ] = False,
+) -> None:
     """Print the topics as Terraform (deploy/terraform/topics.tf.json is this output)."""
-    from meltica.deploy.terraform import render
+    from meltica.deploy.terraform import render, render_acls
 
-    typer.echo(render(), nl=False)
+    typer.echo(render_acls() if acls else render(), nl=False)
 
 
 @topics_app.command("list")
@@ -355,11 +359,7 @@ def keys_rotate(
 @projections_app.command("rebuild")
 def projections_rebuild() -> None:
     """Empty the read models and project the whole log again."""
-    from sqlalchemy import create_engine
-
     from meltica.log.single_writer import WriterLock
-    from meltica.projections.migrations import upgrade
-    from meltica.projections.projector import Projector
 
     settings = Settings()
     try:
@@ -367,9 +367,8 @@ def projections_rebuild() -> None:
     except MelticaError as e:
         raise _fail(e) from None
     with lock:
-        upgrade(settings.read_model_url)
         application = build(settings, create_topics=False)
-        n = Projector(application.log, application.codec, create_engine(settings.read_model_url)).rebuild()
+        n = application.projector(application.read_models(settings.read_model_url)).rebuild()
         application.close()
     out.print(f"projected {n} records")
 

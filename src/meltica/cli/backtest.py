@@ -13,10 +13,10 @@ from rich.progress import Progress
 from rich.table import Table
 
 from meltica.backtest.engine import run_backtest
+from meltica.backtest.jobs import instrument_of
 from meltica.backtest.report import render, render_png
 from meltica.backtest.sources import Selection, Source, instant_ns, open_source
 from meltica.backtest.stats import portfolio
-from meltica.domain.instruments import Instrument, spot
 from meltica.domain.marketdata import OrderBookDelta, OrderBookSnapshot
 from meltica.errors import MelticaError
 from meltica.marketdata.formats import DataFormat, read
@@ -29,20 +29,6 @@ backtest_app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
-
-
-def _instrument(instrument_id: str) -> Instrument:
-    """A built-in instrument, or a spot one with fine increments named SYMBOL.VENUE."""
-    known = {i.instrument_id: i for i in DEFAULT_INSTRUMENTS}
-    symbol, _, venue = instrument_id.rpartition(".")
-    return known.get(instrument_id) or spot(
-        symbol,
-        venue or "SIM",
-        symbol[:3],
-        symbol[3:] or "USD",
-        price_increment="0.00000001",
-        size_increment="0.00000001",
-    )
 
 
 def _source(spec: str, file_format: DataFormat | None, instruments: list[str]) -> Source:
@@ -128,7 +114,7 @@ def run(
     if not data:
         err.print(f"[red]error:[/red] {spec} holds no market data for this selection")
         raise typer.Exit(1)
-    insts = [_instrument(iid) for iid in ids]
+    insts = [instrument_of(iid) for iid in ids]
     title = f"{strategy} on {', '.join(ids)}"
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task(f"backtesting {Path(spec).name}", total=len(data))
@@ -178,6 +164,7 @@ def run(
             instrument_id=",".join(ids),
             source=spec,
             commission=fee,
+            report=render(result, charted, title),
         )
     for failure in result.failures:
         err.print(f"[red]error:[/red] {failure}")
@@ -197,6 +184,112 @@ def run(
                 out.print(f"report: {written}")
     if result.failures:
         raise typer.Exit(1)
+
+
+@backtest_app.command("submit")
+def submit(
+    source_spec: Annotated[
+        str,
+        typer.Option(
+            "--source",
+            help="log:DIR, archive:DIR or a file path, inside the server's replay folders "
+            "(MELTICA_REPLAY_DIRS); the path as the server sees it.",
+        ),
+    ],
+    file_format: Annotated[DataFormat | None, typer.Option("--format", help="What the file holds.")] = None,
+    instrument: Annotated[list[str] | None, typer.Option(help="Instrument id (repeatable).")] = None,
+    venue: Annotated[list[str] | None, typer.Option(help="Only this venue (repeatable).")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="ISO-8601 start (event time).")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="ISO-8601 end, exclusive.")] = None,
+    strategy: Annotated[
+        str,
+        typer.Option(
+            help=f"One of: {', '.join(STRATEGIES)}; or module:Class under the server's strategy_modules."
+        ),
+    ] = "sma-cross",
+    param: Annotated[list[str] | None, typer.Option("--param", help="name=value (repeatable).")] = None,
+    commission: Annotated[str, typer.Option(help="Fee as a fraction of notional, e.g. 0.001.")] = "0",
+    cash: Annotated[str, typer.Option(help="Starting balance.")] = "10000000",
+    mark_interval: Annotated[
+        str, typer.Option(help="Mark positions at most this often; 0: every move.")
+    ] = "1h",
+    follow: Annotated[bool, typer.Option("--follow", help="Show the progress until the job ends.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The job (with --follow: its end) as JSON.")
+    ] = False,
+) -> None:
+    """Run a backtest as a job on a running stack (MELTICA_API_URL, MELTICA_API_KEY); prints its id."""
+    from meltica.cli.rest import call
+
+    params = dict(p.split("=", 1) for p in param or [] if "=" in p)
+    if len(params) != len(param or []):
+        err.print("[red]error:[/red] --param takes name=value")
+        raise typer.Exit(1)
+    body: dict[str, Any] = {
+        "source": source_spec,
+        "format": None if file_format is None else file_format.value,
+        "strategy": strategy,
+        "params": params,
+        "instruments": instrument or [],
+        "venues": venue or [],
+        "start": start,
+        "end": end,
+        "commission": commission,
+        "cash": cash,
+        "mark_interval": mark_interval,
+    }
+    job = call("POST", "/v1/backtests", body={k: v for k, v in body.items() if v is not None})
+    if not follow:
+        print(json.dumps(job) if as_json else job["job_id"])
+        return
+    err.print(f"job {job['job_id']}")
+    final = _follow(job["job_id"])
+    if as_json:
+        print(json.dumps(final))
+    else:
+        reason = f" ({final['reason']})" if final.get("reason") else ""
+        print(f"{final['status']}: backtest {final.get('backtest_id') or '-'}{reason}")
+    if final["status"] != "done":
+        raise typer.Exit(1)
+
+
+def _follow(job_id: str) -> dict[str, Any]:
+    """The job's progress events (SSE) shown as a bar until the last one, which is returned."""
+    import httpx
+
+    from meltica.config import Settings
+
+    settings = Settings()
+    final: dict[str, Any] = {}
+    event = ""
+    try:
+        with (
+            httpx.stream(
+                "GET",
+                f"{settings.api_url}/v1/backtests/jobs/{job_id}/events",
+                headers={"X-API-Key": settings.api_key or ""},
+                timeout=httpx.Timeout(15, read=60),
+            ) as r,
+            Progress(console=err, transient=True) as progress,
+        ):
+            if r.status_code >= 400:
+                r.read()
+                err.print(f"[red]error {r.status_code}:[/red] {r.text}")
+                raise typer.Exit(1)
+            task = progress.add_task("backtesting", total=None)
+            for line in r.iter_lines():
+                if line.startswith("event: "):
+                    event = line[len("event: ") :]
+                elif line.startswith("data: "):
+                    final = json.loads(line[len("data: ") :])
+                    progress.update(task, completed=final["processed"], total=final["total"] or None)
+    except httpx.HTTPError as e:
+        err.print(f"[red]error:[/red] lost the job's progress stream ({e})")
+        raise typer.Exit(1) from e
+    if event in ("progress", ""):
+        err.print("[red]error:[/red] the progress stream ended before the job did")
+        raise typer.Exit(1)
+    return final
 
 
 @backtest_app.command("strategies")

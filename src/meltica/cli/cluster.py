@@ -30,7 +30,19 @@ from meltica.config import Settings, load_settings
 
 out = Console(stderr=True, soft_wrap=True)
 
-SERVICES = ("risk", "orders", "venue", "portfolio", "strategies", "bars", "projector", "api", "venues")
+SERVICES = (
+    "risk",
+    "orders",
+    "venue",
+    "router",
+    "portfolio",
+    "strategies",
+    "bars",
+    "projector",
+    "api",
+    "venues",
+)
+KNOWN = (*SERVICES, "pipeline")  # the fused shape: --service pipeline --service bars ... instead
 # Started once the others are ready: market data is what makes the demo strategy trade, and its
 # first orders must find the funds applied (else risk denies them and trips the kill switch).
 LATER = ("strategies", "venues")
@@ -215,7 +227,7 @@ def children(
         else:
             port = health_base + i
             args += ["--health-port", str(port)]
-        if service == "strategies" and demo:
+        if service in ("strategies", "pipeline") and demo:
             args.append("--demo")
         out_.append(Child(service, args, port, later=service in LATER))
     return out_
@@ -224,15 +236,12 @@ def children(
 def seed(settings: Settings) -> list[str]:
     """On an empty log: the demo instruments, limits, funds and market of `meltica up`; what it did."""
     from meltica.bootstrap import build
-    from meltica.clock import LiveClock
     from meltica.domain.risk.limits import RiskLimits
-    from meltica.runtime.publisher import Publisher
     from meltica.seeding import seed_demo, seed_market
 
     app = build(settings)
     try:
-        clock = LiveClock()
-        publisher = Publisher(app.log, app.codec, clock)
+        clock, publisher = app.clock, app.publisher
         # as `meltica up`, and more open orders: here a cancel takes several hops to complete, so
         # the demo's resting orders outnumber the default 6 for a moment (3 breaches trip the kill
         # switch)
@@ -284,15 +293,18 @@ def cluster(
         Path | None, typer.Option(help="Write each service's output to DIR/SERVICE.log (default: here).")
     ] = None,
 ) -> None:
-    """Run every service (risk, orders, venue, portfolio, strategies, bars, projector, api, venues)
+    """Run every service (risk, orders, venue, router, portfolio, strategies, bars, projector, api, venues)
     as child processes on MELTICA_KAFKA_BOOTSTRAP and MELTICA_DATABASE_URL; Ctrl-C stops them all."""
     if ctx.invoked_subcommand is not None:
         return
     settings = _kafka_settings()
     services = list(service or SERVICES)
-    unknown = [s for s in services if s not in SERVICES]
+    unknown = [s for s in services if s not in KNOWN]
     if unknown:
-        raise typer.BadParameter(f"unknown services {unknown}; of {', '.join(SERVICES)}")
+        raise typer.BadParameter(f"unknown services {unknown}; of {', '.join(KNOWN)}")
+    fused = set(services) & {"risk", "orders", "venue", "router", "portfolio", "strategies"}
+    if "pipeline" in services and fused:
+        raise typer.BadParameter(f"pipeline already runs {', '.join(sorted(fused))}: name one or the other")
     if not settings.database_url and any(s in NEEDS_DATABASE for s in services):
         out.print("[red]error:[/red] the projector and the API need MELTICA_DATABASE_URL")
         raise typer.Exit(2)

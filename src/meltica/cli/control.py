@@ -61,7 +61,7 @@ def list_venues(limit: LimitOption = None, as_json: JsonFlag = False) -> None:
 @venues_app.command("add")
 def add_venue(
     name: Annotated[str, typer.Argument(help="Connection name (several may share one adapter).")],
-    adapter: Annotated[str, typer.Argument(help="synthetic or replay (GET /v1/venues/adapters).")],
+    adapter: Annotated[str, typer.Argument(help="synthetic, replay or binance (GET /v1/venues/adapters).")],
     param: Params = None,
     start: Annotated[bool, typer.Option(help="Connect at once.")] = True,
     as_json: JsonFlag = False,

@@ -16,7 +16,6 @@ from meltica.config import Settings
 from meltica.marketdata.formats import TOPIC_OF, DataFormat, read
 from meltica.marketdata.mapped import ColumnMapping, Kind, parse_columns
 from meltica.processors.bars import parse_width
-from meltica.runtime.publisher import Publisher
 
 data_app = typer.Typer(
     help="Recorded market data: import into the log, archive as Parquet.", no_args_is_help=True
@@ -56,7 +55,7 @@ def import_file(
         err.print(f"[red]error:[/red] {e}; nothing was imported")
         raise typer.Exit(1) from e
     app = build(Settings())
-    publisher = Publisher(app.log, app.codec)
+    publisher = app.publisher
     try:
         with Progress(console=out) as progress:
             task = progress.add_task(f"importing {path.name}", total=len(events))
@@ -136,7 +135,7 @@ def replay_range(
                             events.append((ts, rec.seq, from_record(name, fields)))
     events.sort(key=lambda e: (e[0], e[1]))
     app = build(Settings())
-    publisher = Publisher(app.log, app.codec)
+    publisher = app.publisher
     try:
         with Progress(console=out) as progress:
             task = progress.add_task(f"replaying {len(events)} events", total=len(events))

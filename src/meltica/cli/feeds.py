@@ -13,7 +13,6 @@ from rich.progress import Progress
 from meltica.bootstrap import build
 from meltica.config import Settings
 from meltica.marketdata.formats import TOPIC_OF, DataFormat, read
-from meltica.runtime.publisher import Publisher
 
 feed_app = typer.Typer(help="Market data into the log.", no_args_is_help=True)
 out = Console()
@@ -36,7 +35,7 @@ def replay_file(
         err.print(f"[red]error:[/red] {bad}")
         raise typer.Exit(1) from bad
     app = build(Settings())
-    publisher = Publisher(app.log, app.codec)
+    publisher = app.publisher
     try:
         if speed <= 0:
             app.log.append([publisher.message(TOPIC_OF[type(e)], e) for e in events])
@@ -69,7 +68,7 @@ def synthetic(
     from meltica.topics import INSTRUMENTS
 
     app = build(Settings())
-    publisher = Publisher(app.log, app.codec)
+    publisher = app.publisher
     if all(app.log.end_offset(INSTRUMENTS, p) == 0 for p in range(app.log.partitions(INSTRUMENTS))):
         publisher.define(DEFAULT_INSTRUMENTS)
     stop = threading.Event()

@@ -6,21 +6,17 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from meltica import structured_logs
+from meltica.bootstrap import build, build_missing_topics
 from meltica.config import Settings, load_settings
-from meltica.log.partitioner import partition_for
-from meltica.runtime.processor import Processor
 from meltica.strategies.base import Strategy
-
-if TYPE_CHECKING:
-    from meltica.bootstrap import App
+from meltica.topology import NODES
 
 out = Console(stderr=True)
 
@@ -30,42 +26,9 @@ class Host(StrEnum):
     faust = "faust"
 
 
-class Service(StrEnum):
-    risk = "risk"
-    orders = "orders"
-    venue = "venue"
-    portfolio = "portfolio"
-    strategies = "strategies"
-    bars = "bars"
-    venues = "venues"
-    projector = "projector"
-    api = "api"
-
-
-def processor_factory(
-    service: Service, strategies: list[Strategy], partitions: int, bar_widths: list[str] | None = None
-) -> Callable[[int], Processor]:
-    """A fresh processor for one partition of `service`'s keyed inputs."""
-    from meltica.processors.bars import BarBuilder
-    from meltica.processors.orders import OrderProcessor
-    from meltica.processors.portfolio import PortfolioProcessor
-    from meltica.processors.risk import RiskProcessor
-    from meltica.processors.strategies import StrategyHost
-    from meltica.processors.venue import VenueProcessor
-    from meltica.venues.sim.matching import SimVenue
-
-    def strategies_of(p: int) -> StrategyHost:
-        return StrategyHost([s for s in strategies if partition_for(s.account_id.encode(), partitions) == p])
-
-    makers: dict[Service, Callable[[int], Processor]] = {
-        Service.risk: lambda p: RiskProcessor(),
-        Service.orders: lambda p: OrderProcessor(),
-        Service.venue: lambda p: VenueProcessor([SimVenue("SIM")]),
-        Service.portfolio: lambda p: PortfolioProcessor(),
-        Service.strategies: strategies_of,
-        Service.bars: lambda p: BarBuilder(bar_widths or ["1m"]),
-    }
-    return makers[service]
+# Processes that are not processors of the topology: market-data connections, read models, the API.
+PROCESSES = ("venues", "projector", "api")
+Service = StrEnum("Service", {name: name for name in (*NODES, *PROCESSES)})  # type: ignore[misc]
 
 
 def parse_strategy(spec: str) -> Strategy:
@@ -81,12 +44,15 @@ def parse_strategy(spec: str) -> Strategy:
 
 
 def run(
-    service: Annotated[Service, typer.Argument(help="What to run.")],
+    service: Annotated[Service, typer.Argument(help="A processor of the topology, or a process.")],
     host: Annotated[
         Host, typer.Option(help="Processor host: confluent-kafka (default) or faust-streaming.")
     ] = Host.kafka,
     instance: Annotated[
-        str | None, typer.Option(help="Instance id (transactional id); default: random per process.")
+        str | None,
+        typer.Option(
+            help="Instance id (transactional id; under ACLs it starts with '<service>-'); default: random."
+        ),
     ] = None,
     health_port: Annotated[
         int, typer.Option(help="Port of /healthz, /readyz and /metrics (0: any free port, -1: none).")
@@ -104,7 +70,8 @@ def run(
     Start several instances of a processor to split its partitions; SIGTERM stops one cleanly.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    structured_logs.set_service(service.value)  # the CLI set the format up (MELTICA_LOG_FORMAT)
+    name = str(service)
+    structured_logs.set_service(name)  # the CLI set the format up (MELTICA_LOG_FORMAT)
     settings = load_settings()
     if not settings.kafka_bootstrap:
         raise _fail("meltica run needs MELTICA_KAFKA_BOOTSTRAP (the Kafka cluster to run on)")
@@ -112,16 +79,16 @@ def run(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    if service is Service.api:
+    if name == "api":
         _run_api(settings)
-    elif service is Service.projector:
+    elif name == "projector":
         _run_projector(settings, stop, health_port)
-    elif service is Service.venues:
+    elif name == "venues":
         _run_venues(settings, stop, health_port)
     elif host is Host.faust:
         import faust
 
-        faust.Worker(faust_app([service.value]), loglevel="info").execute_from_commandline()
+        faust.Worker(faust_app([name]), loglevel="info").execute_from_commandline()
     else:
         try:
             strategies = [parse_strategy(s) for s in strategy or []]
@@ -132,47 +99,15 @@ def run(
             from meltica.strategies.demo import DemoStrategy
 
             strategies.append(DemoStrategy(sizes=DEMO_SIZES))
-        _run_processor(settings, service, instance, health_port, strategies, stop)
+        _run_processor(settings, name, instance, health_port, strategies, stop)
 
 
 def faust_app(processors: list[str]) -> Any:
     """The faust-streaming app hosting `processors` (risk, orders, venue, portfolio)."""
-    from meltica.bootstrap import build
-    from meltica.log.kafka import KafkaLog
-    from meltica.log.kafka_security import client_security, faust_credentials
-    from meltica.runtime.faust_host import build_app
-
     settings = Settings().model_copy(update={"log_backend": "kafka"})
     if not settings.kafka_bootstrap:
         raise _fail("the faust host needs MELTICA_KAFKA_BOOTSTRAP")
-    app = build(settings)
-    makers = {name: processor_factory(Service(name), [], settings.partitions) for name in processors}
-    return build_app(
-        app.log.wire(f"meltica-faust-{'-'.join(processors)}") if isinstance(app.log, KafkaLog) else "",
-        makers,
-        bootstrap=settings.kafka_bootstrap,
-        codec=app.codec,
-        namespace=settings.namespace,
-        security=client_security(settings),
-        credentials=faust_credentials(settings),
-    )
-
-
-def _app(settings: Settings) -> App:
-    """The wired service: the topics created only where missing (one metadata request instead
-    of one creation per topic: a restarted service takes its partitions back seconds sooner)."""
-    from meltica.bootstrap import build, build_log
-    from meltica.topics import topic_specs
-
-    log = build_log(settings)
-    try:
-        have = log.topics()
-        for spec in topic_specs(settings.partitions):
-            if spec.name not in have:
-                log.create_topic(spec)
-    finally:
-        log.close()
-    return build(settings, create_topics=False)
+    return build(settings).faust_app(processors)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -182,35 +117,18 @@ def _fail(message: str) -> typer.Exit:
 
 def _run_processor(
     settings: Settings,
-    service: Service,
+    service: str,
     instance: str | None,
     health_port: int,
     strategies: list[Strategy],
     stop: threading.Event,
 ) -> None:
     from meltica.runtime.health import HealthServer
-    from meltica.topics import inputs_of
-
-    app = _app(settings)
-    make = processor_factory(service, strategies, settings.partitions, settings.bar_widths)
-    from meltica.log.kafka_security import client_security
-    from meltica.runtime.kafka_host import KafkaProcessorHost
     from meltica.runtime.service_metrics import watch_processor
 
-    assert settings.kafka_bootstrap is not None  # nosec B101 # typing; checked by run()
-    svc = KafkaProcessorHost(
-        service.value,
-        make,
-        inputs_of(service.value),
-        bootstrap=settings.kafka_bootstrap,
-        codec=app.codec,
-        namespace=settings.namespace,
-        partitions=settings.partitions,
-        instance_id=instance,
-        snapshot_every=settings.snapshot_every,
-        security=client_security(settings),
-    )
-    watch_processor(service.value, svc, settings)  # its /metrics: host counters, lag, outputs
+    app = build_missing_topics(settings)
+    svc = app.processor_service(service, strategies, instance)
+    watch_processor(service, svc, settings)  # its /metrics: host counters, lag, outputs
     health = None
     if health_port >= 0:
         health = HealthServer(
@@ -219,8 +137,8 @@ def _run_processor(
             alive=lambda: time.monotonic() - svc.stats.last_loop < 30,
             ready=svc.ready.is_set,
         ).start()
-        out.print(f"{service.value}: health on http://{settings.api_host}:{health.port}/healthz")
-    out.print(f"{service.value}: instance {svc.instance_id} joining group {svc.wire_group}")
+        out.print(f"{service}: health on http://{settings.api_host}:{health.port}/healthz")
+    out.print(f"{service}: instance {svc.instance_id} joining group {svc.wire_group}")
     try:
         svc.run(stop)
     finally:
@@ -229,24 +147,19 @@ def _run_processor(
         app.close()
     s = svc.stats
     out.print(
-        f"{service.value}: stopped after {s.records} records, {s.transactions} transactions, "
+        f"{service}: stopped after {s.records} records, {s.transactions} transactions, "
         f"{svc.core.replayed} replayed"
     )
 
 
 def _run_projector(settings: Settings, stop: threading.Event, health_port: int) -> None:
-    from sqlalchemy import create_engine
-
-    from meltica.projections import migrations
-    from meltica.projections.projector import Projector
     from meltica.runtime.health import HealthServer
     from meltica.runtime.service_metrics import export_projector_metrics
 
     if not settings.database_url:
         raise _fail("meltica run projector needs MELTICA_DATABASE_URL")
-    app = _app(settings)
-    migrations.upgrade(settings.database_url)
-    projector = Projector(app.log, app.codec, create_engine(settings.database_url, pool_pre_ping=True))
+    app = build_missing_topics(settings)
+    projector = app.projector(app.read_models(settings.database_url))
     export_projector_metrics(projector)
     beat = [time.monotonic()]
 
@@ -276,13 +189,10 @@ def _run_projector(settings: Settings, stop: threading.Event, health_port: int) 
 
 
 def _run_venues(settings: Settings, stop: threading.Event, health_port: int) -> None:
-    from meltica.clock import LiveClock
-    from meltica.control.venues import VenueManager
     from meltica.runtime.health import HealthServer
-    from meltica.runtime.publisher import Publisher
 
-    app = _app(settings)
-    manager = VenueManager(app.log, app.codec, Publisher(app.log, app.codec, LiveClock()))
+    app = build_missing_topics(settings)
+    manager = app.market_data()
     manager.export_metrics()
     health = None
     if health_port >= 0:
@@ -304,33 +214,25 @@ def _run_venues(settings: Settings, stop: threading.Event, health_port: int) -> 
 
 def _run_api(settings: Settings) -> None:
     import uvicorn
-    from sqlalchemy import create_engine
 
-    from meltica.api.app import Services, create_app
-    from meltica.clock import LiveClock
-    from meltica.config_file import config_path
-    from meltica.control.reload import Reloader
-    from meltica.runtime.publisher import Publisher
+    from meltica.api.order_feed import KafkaOrderFeed
+    from meltica.log.kafka import KafkaLog
 
     if not settings.database_url:
         raise _fail("meltica run api needs MELTICA_DATABASE_URL")
-    app = _app(settings)
-    publisher = Publisher(app.log, app.codec, LiveClock())
-    path = config_path()
-    reloader = Reloader(path, settings, app.log, app.codec, publisher) if path else None
+    app = build_missing_topics(settings)
+    if not isinstance(app.log, KafkaLog):  # (`meltica run` sets the Kafka backend)
+        raise _fail("meltica run api needs the Kafka log")
+    reloader = app.reloader()
     if reloader is not None:  # the API owns the configuration: applies it, reloads it on request
         report = reloader.apply("meltica run api", settings)
-        out.print(f"api: configuration {path}: {', '.join(report['applied']) or 'no changes'}")
-    services = Services(
-        app.log,
-        publisher,
-        create_engine(settings.database_url, pool_pre_ping=True),
-        None if reloader is None else reloader.apply,
-        replay_dirs=settings.replay_roots(),
-    )
+        out.print(f"api: configuration {reloader.path}: {', '.join(report['applied']) or 'no changes'}")
+    api = app.api(app.read_models(settings.database_url), reloader)
+    feed = KafkaOrderFeed(app.log, app.codec, api.state.parts.waiter)  # `?wait=` from committed events
+    feed.start()  # from the ends of orders.events now, before the API serves
     try:
         uvicorn.run(
-            create_app(services),
+            api,
             host=settings.api_host,
             port=settings.api_port,
             log_level="warning",
@@ -339,4 +241,5 @@ def _run_api(settings: Settings) -> None:
             proxy_headers=False,  # X-Forwarded-For is the client's to write: never its address
         )
     finally:
+        feed.stop()
         app.close()

@@ -17,7 +17,6 @@ from meltica.domain.amounts import amount_problem
 from meltica.domain.portfolio.events import AdjustBalance
 from meltica.domain.values import OrderSide, OrderType, TimeInForce
 from meltica.errors import MelticaError
-from meltica.runtime.publisher import Publisher
 from meltica.topics import PORTFOLIO_COMMANDS
 
 orders_app = typer.Typer(
@@ -52,7 +51,7 @@ def _publish(topic: str, event: object) -> None:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(1) from e
     try:
-        Publisher(app.log, app.codec).publish(topic, event)
+        app.publisher.publish(topic, event)
     finally:
         app.close()
 
@@ -71,6 +70,21 @@ def submit(
     price: Annotated[str | None, typer.Option(help="Limit price.")] = None,
     order_type: Annotated[OrderType, typer.Option("--type", case_sensitive=False)] = OrderType.LIMIT,
     trigger_price: Annotated[str | None, typer.Option(help="Stop trigger price.")] = None,
+    trailing_offset: Annotated[
+        str | None, typer.Option(help="Trailing stop: the trigger's distance from the best price, in price.")
+    ] = None,
+    trailing_bps: Annotated[
+        str | None, typer.Option(help="Trailing stop: the same distance in basis points (below 10000).")
+    ] = None,
+    limit_offset: Annotated[
+        str | None, typer.Option(help="Trailing stop-limit: the limit's distance from the fired trigger.")
+    ] = None,
+    activation_price: Annotated[
+        str | None, typer.Option(help="Trailing stop: start trailing once the market reaches this price.")
+    ] = None,
+    display_quantity: Annotated[
+        str | None, typer.Option(help="Iceberg: the quantity shown at a time (below the quantity).")
+    ] = None,
     tif: Annotated[TimeInForce, typer.Option(case_sensitive=False)] = TimeInForce.GTC,
     account: Annotated[str, typer.Option(help="Account id.")] = "DEMO",
     client_order_id: Annotated[str | None, typer.Option(help="Idempotency key (default: new).")] = None,
@@ -87,9 +101,21 @@ def submit(
         "quantity": str(qty),
         "time_in_force": tif.value,
     }
-    for name, value in (("price", price), ("trigger_price", trigger_price)):
+    if trailing_offset is not None and trailing_bps is not None:
+        raise typer.BadParameter("give --trailing-offset or --trailing-bps, not both")
+    if trailing_bps is not None:
+        body["trailing_offset_type"] = "BASIS_POINTS"
+    for name, value in (
+        ("price", price),
+        ("trigger_price", trigger_price),
+        ("trailing_offset", trailing_offset if trailing_bps is None else trailing_bps),
+        ("activation_price", activation_price),
+        ("display_quantity", display_quantity),
+    ):
         if value is not None:
             body[name] = str(_decimal(value, name.replace("_", " ")))
+    if limit_offset is not None:
+        body["limit_offset"] = str(_decimal(limit_offset, "limit offset", positive=False))
     if client_order_id:
         body["client_order_id"] = client_order_id
     result = call("POST", "/v1/orders", body=body, params={"wait": wait} if wait else None)
@@ -124,11 +150,13 @@ def amend(
 def list_orders(
     account: Annotated[str | None, typer.Option()] = None,
     status: Annotated[str | None, typer.Option()] = None,
+    parent: Annotated[str | None, typer.Option(help="Only the children of this order.")] = None,
     limit: LimitOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Orders from the read model, oldest first."""
-    show(items("/v1/orders", {"account_id": account, "status": status}, limit), as_json, ORDER_COLUMNS)
+    query = {"account_id": account, "status": status, "parent_order_id": parent}
+    show(items("/v1/orders", query, limit), as_json, ORDER_COLUMNS)
 
 
 @orders_app.command("show")
@@ -140,6 +168,10 @@ def show_order(order_id: str, as_json: JsonFlag = False) -> None:
         print(json.dumps({"order": order, "events": events}))
         return
     show(order, False, ORDER_COLUMNS)
+    if order.get("parent_order_id"):
+        out.print(f"parent: {order['parent_order_id']}", soft_wrap=True)
+    if order.get("child_order_ids"):
+        out.print(f"children: {', '.join(order['child_order_ids'])}", soft_wrap=True)
     show(events, False, ("ts_event", "type", "payload"))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import ssl
@@ -13,29 +14,20 @@ from typing import Annotated
 
 import typer
 import uvicorn
-from opentelemetry.metrics import Observation
 from rich.console import Console
-from sqlalchemy import create_engine
 
-from meltica import telemetry
-from meltica.api.app import Services, create_app
+from meltica.api.waiting import follow_engine
 from meltica.bootstrap import App, build
-from meltica.clock import Clock, LiveClock
 from meltica.config import Settings, load_settings
-from meltica.config_file import ConfigFileError, config_path
+from meltica.config_file import ConfigFileError
 from meltica.control import snapshots
-from meltica.control.reload import Reloader
-from meltica.control.venues import VenueManager
 from meltica.domain.risk.limits import RiskLimits
 from meltica.errors import MelticaError
 from meltica.log.single_writer import DataDirLockedError, WriterLock
 from meltica.marketdata.instruments import DEFAULT_INSTRUMENTS
-from meltica.projections import migrations
-from meltica.projections.projector import Projector
 from meltica.runtime.engine import Engine
-from meltica.runtime.publisher import Publisher
+from meltica.runtime.service_metrics import EngineMetrics, export_projector_metrics
 from meltica.runtime.snapshot_keys import SnapshotKeyError, load_key
-from meltica.runtime.stack import build_engine
 from meltica.seeding import seed_demo, seed_market
 from meltica.strategies.demo import DemoStrategy
 
@@ -56,12 +48,36 @@ def save_snapshot(engine: Engine, directory: Path, keep: int = 3, key: bytes | N
     return path
 
 
-def embedded_engine(app: App, demo: bool, clock: Clock | None = None) -> Engine:
+def embedded_engine(app: App, demo: bool) -> Engine:
     """The engine `meltica up` runs (snapshots are made of and restored into this)."""
-    strategies = [DemoStrategy(sizes=DEMO_SIZES)] if demo else []
-    return build_engine(
-        app.log, app.codec, strategies=strategies, clock=clock, bar_widths=app.settings.bar_widths
-    )
+    return app.engine([DemoStrategy(sizes=DEMO_SIZES)] if demo else [])
+
+
+LAYOUT_FILE = "engine-layout.json"
+
+
+def check_layout(data_dir: Path, engine: Engine) -> None:
+    """Refuse to replay this data directory's log with processors set up otherwise than those that
+    wrote it (the demo strategy or not, the simulated venues, the bar widths): the engine rebuilds
+    its state by stepping the log's inputs through them again, and other processors would decide
+    otherwise than the log says (a strategy's orders missing, a fill at a venue that is gone)."""
+    path = data_dir / LAYOUT_FILE
+    now = snapshots.layout_of(engine.processors)
+    if path.exists():
+        before = json.loads(path.read_text())
+        if before != now:
+            gone = [x for x in before if x not in now]
+            new = [x for x in now if x not in before]
+            out.print(
+                f"[red]error:[/red] the log in {data_dir} was written by processors set up otherwise "
+                f"(then: {', '.join(gone) or '-'}; now: {', '.join(new) or '-'}), and replaying it with "
+                "these would not give the state it records. Start with the settings it was written with "
+                "(`--demo` or `--no-demo`, `sim_venues`, `bar_widths`), or use a new MELTICA_DATA_DIR. "
+                "To stop the demo strategy for good: start as before, then `meltica strategies stop demo`."
+            )
+            raise typer.Exit(2)
+    else:  # a new log (or one written before the layout was kept): this run's is its layout
+        path.write_text(json.dumps(now))
 
 
 def bind_api(host: str, port: int) -> socket.socket:
@@ -120,18 +136,18 @@ def up(
 def _run(settings: Settings, sock: socket.socket, tick_ms: int, demo: bool, seed: int) -> None:
     """`up` once it holds the data directory and the API's port."""
     app = build(settings)
-    clock = LiveClock()
-    publisher = Publisher(app.log, app.codec, clock)
     demo_limits = RiskLimits(throttle_rate=Decimal(50), throttle_burst=20)  # the demo trades every few ticks
-    seed_demo(app.log, publisher, clock, "meltica up", demo_limits)
+    seed_demo(app.log, app.publisher, app.clock, "meltica up", demo_limits)
     if not settings.venues:  # the default market, unless the configuration declares venues
-        seed_market(app.log, publisher, clock, "meltica up", {"seed": str(seed), "tick_ms": str(tick_ms)})
-    path = config_path()
-    reloader = Reloader(path, settings, app.log, app.codec, publisher) if path else None
+        market = {"seed": str(seed), "tick_ms": str(tick_ms)}
+        seed_market(app.log, app.publisher, app.clock, "meltica up", market)
+    reloader = app.reloader()
     if reloader is not None:
         report = reloader.apply("meltica up", settings)
-        out.print(f"  configuration {path}: {', '.join(report['applied']) or 'no changes since last start'}")
-    engine = embedded_engine(app, demo, clock)
+        applied = ", ".join(report["applied"]) or "no changes since last start"
+        out.print(f"  configuration {reloader.path}: {applied}")
+    engine = embedded_engine(app, demo)
+    check_layout(settings.data_dir, engine)
     started = time.monotonic()
     snapshots_dir = settings.data_dir / "snapshots"
     try:
@@ -159,23 +175,16 @@ def _run(settings: Settings, sock: socket.socket, tick_ms: int, demo: bool, seed
     reload_requested = threading.Event()
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, lambda *_: reload_requested.set())
-    venues = VenueManager(app.log, app.codec, publisher, clock=clock)
+    venues = app.market_data()
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    migrations.upgrade(settings.read_model_url)
-    db = create_engine(settings.read_model_url)
-    projector = Projector(app.log, app.codec, db)
+    db = app.read_models(settings.read_model_url)
+    projector = app.projector(db)
+    api = app.api(db, reloader)
+    follow_engine(engine, api.state.parts.waiter)  # `?wait=` answered from the engine's commits
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(
-                Services(
-                    app.log,
-                    publisher,
-                    db,
-                    None if reloader is None else reloader.apply,
-                    replay_dirs=settings.replay_roots(),
-                )
-            ),
+            api,
             host=settings.api_host,
             port=settings.api_port,
             log_level="warning",
@@ -185,25 +194,8 @@ def _run(settings: Settings, sock: socket.socket, tick_ms: int, demo: bool, seed
             proxy_headers=False,  # X-Forwarded-For is the client's to write: never its address
         )
     )
-    gauge = telemetry.meter().create_observable_gauge
-    gauge(
-        "meltica_engine_steps", [lambda _: [Observation(engine.stats.steps)]], description="Steps committed"
-    )
-    gauge(
-        "meltica_engine_outputs",
-        [lambda _: [Observation(engine.stats.outputs)]],
-        description="Events written",
-    )
-    gauge(
-        "meltica_engine_dead_letters",
-        [lambda _: [Observation(engine.stats.dead_letters)]],
-        description="Records dead-lettered",
-    )
-    gauge(
-        "meltica_projector_records",
-        [lambda _: [Observation(projector.projected)]],
-        description="Records projected",
-    )
+    EngineMetrics(engine)  # /metrics: the processors' metrics as the services export them, service="engine"
+    export_projector_metrics(projector)
     venues.export_metrics()
     threads = [
         threading.Thread(target=venues.run, args=(stop,), name="venues"),
@@ -229,7 +221,7 @@ def _run(settings: Settings, sock: socket.socket, tick_ms: int, demo: bool, seed
             reload_requested.clear()
             try:
                 report = reloader.apply("SIGHUP")
-                out.print(f"  reloaded {path}: applied {report['applied'] or 'nothing'}")
+                out.print(f"  reloaded {reloader.path}: applied {report['applied'] or 'nothing'}")
                 if report["restart_required"]:
                     out.print(
                         f"  [yellow]restart needed for: {', '.join(report['restart_required'])}[/yellow]"
@@ -243,6 +235,7 @@ def _run(settings: Settings, sock: socket.socket, tick_ms: int, demo: bool, seed
     server.should_exit = True
     for t in threads:
         t.join(timeout=10)
+    api.state.parts.backtests.close()  # its backtest jobs left queued: the next start runs them at once
     if key is not None and not any(t.is_alive() for t in threads if t.name == "engine"):
         saved = save_snapshot(engine, snapshots_dir, key=key)  # the next start replays nothing
         out.print(f"  saved {saved.name}")

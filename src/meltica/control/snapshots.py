@@ -26,8 +26,9 @@ from meltica.errors import MelticaError
 from meltica.log.base import TopicPartition
 from meltica.projections import tables as t
 from meltica.projections.projector import READ_MODELS
+from meltica.runtime import state_codec
 from meltica.runtime.engine import Engine as Runtime
-from meltica.runtime.processor import Processor
+from meltica.runtime.processor import Processor, layout
 from meltica.runtime.snapshot_keys import MAC_BYTES, default_key, mac, verify
 
 FORMAT = "meltica-snapshot/2"
@@ -63,7 +64,7 @@ class Snapshot:
 def layout_of(processors: Sequence[Processor]) -> list[str]:
     """What the processors are and how they are set up (bar widths, static strategies, venues): a
     snapshot only fits an engine of the same layout."""
-    return [f"{p.name}:{getattr(p, 'layout', '')}" for p in processors]
+    return [layout(p) for p in processors]
 
 
 def capture(engine: Runtime, db: Engine | None = None) -> Snapshot:
@@ -83,7 +84,7 @@ def save(snapshot: Snapshot, path: Path, key: bytes | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as gz:
-        pickle.dump({"format": FORMAT, "snapshot": snapshot}, gz, protocol=pickle.HIGHEST_PROTOCOL)
+        state_codec.dump({"format": FORMAT, "snapshot": snapshot}, gz)
     payload = buffer.getvalue()
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_bytes(MAGIC + mac(key or default_key(), MAGIC, payload) + payload)
@@ -117,7 +118,7 @@ def load(path: Path, key: bytes | None = None) -> Snapshot:
     (a file without a valid MAC included) is a `SnapshotError` saying what is wrong."""
     payload = signed_payload(path, key)
     try:
-        document = pickle.loads(gzip.decompress(payload))  # nosec B301 # its MAC checked out
+        document = state_codec.loads(gzip.decompress(payload))  # its MAC checked out
     except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError) as err:
         raise SnapshotError(f"{path}: not a Meltica snapshot ({type(err).__name__}: {err})") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:

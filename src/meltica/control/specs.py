@@ -21,6 +21,15 @@ Int32 = Annotated[int, Field(ge=1, le=2**31 - 1)]
 Nanos = Annotated[int, Field(ge=0, le=2**63 - 1)]
 Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
+Kind = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^([A-Za-z0-9_\-]+|[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*)$",
+        description="A shipped strategy, or module:Class under the server's strategy_modules.",
+    ),
+]
 ParamValue = str | int | float | bool
 
 
@@ -100,7 +109,7 @@ class StrategySpec(Strict):
     """A strategy instance: which strategy, on what, for which account, with which parameters."""
 
     strategy_id: Name
-    kind: Name
+    kind: Kind
     account_id: Id
     instrument_id: Id
     params: dict[str, ParamValue] = Field(default_factory=dict)

@@ -1,4 +1,6 @@
-"""The venue registry at run time: named connections, each an adapter in its own thread.
+"""Market-data connections (the venue registry, `meltica venues`, topics `venues.*`) at run time:
+named connections, each an adapter in its own thread. Order execution is the topology's `venue`
+processor (`processors/execution.py`), which this module has nothing to do with.
 
 The registry is event-sourced: `ControlVenue` commands in `venues.commands` say what should
 exist and run; on start the manager reads them all to rebuild that wish and starts what should
@@ -17,7 +19,6 @@ a corrupt row) stays `FAILED` until an operator starts the connection again.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,33 +32,26 @@ from meltica.domain.control import ControlVenue, VenueAction, VenueState, VenueS
 from meltica.errors import MelticaError
 from meltica.events.codec import Codec
 from meltica.events.mapping import from_record
-from meltica.log.base import EventLog, Message, TopicPartition
+from meltica.log.base import EventLog, Message, TopicPartition, records_after
 from meltica.marketdata import adapters
 from meltica.marketdata.adapters import Adapter
 from meltica.marketdata.formats import TOPIC_OF
 from meltica.marketdata.normalize import Counters, Normalizer
+from meltica.retry import RetryPolicy
 from meltica.runtime.publisher import Publisher
 from meltica.topics import MARKET_DATA, VENUE_COMMANDS, VENUE_EVENTS
+from meltica.venues import live
+from meltica.venues.gateway import Gateway
+from meltica.venues.port import VenueRejectedError
 
 log = logging.getLogger("meltica.venues")
 STATES = tuple(VenueState)
 SEED_PER_PARTITION = 10_000  # market data remembered per partition at start (duplicate detection)
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Delays before retrying after the log failed: `first_s` doubling to `max_s`, each shortened
-    by up to `jitter` (a fraction) at random so that many connections do not retry in step."""
-
-    first_s: float = 1.0
-    max_s: float = 30.0
-    jitter: float = 0.5
-
-    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        """The delay before retry number `attempt` (1 for the first)."""
-        base = min(self.max_s, self.first_s * 2.0 ** max(0, attempt - 1))
-        draw: float = (rng or random).random()
-        return base * (1 - self.jitter * draw)
+def _check(adapter: str, params: dict[str, str]) -> None:
+    """Refuse an unknown adapter or bad parameters, the gateway's included (a ValueError)."""
+    live.check(adapter, params)
 
 
 class LogUnavailableError(MelticaError):
@@ -80,6 +74,9 @@ class Connection:
     reported: tuple[int, ...] = ()
     attempts: int = 0  # retries since the log last failed it (0: it has not)
     retry_at: float | None = None  # when it is started again (monotonic), after the log failed it
+    gateway: Gateway | None = None  # executing connections: the gateway of the current run
+    gateway_thread: threading.Thread | None = None
+    gateway_stop: threading.Event = field(default_factory=threading.Event)  # outlives market-data restarts
 
 
 class VenueManager:
@@ -115,19 +112,12 @@ class VenueManager:
             self._positions = {
                 TopicPartition(VENUE_COMMANDS, p): 0 for p in range(self.log.partitions(VENUE_COMMANDS))
             }
-        records = []
-        ends = self.log.end_offsets(list(self._positions))
-        for tp, pos in self._positions.items():
-            if ends[tp] <= pos or self._nothing_below.get(tp) == ends[tp]:
-                continue
-            batch = self.log.read(tp.topic, tp.partition, pos, 10_000)
-            if batch:
-                self._positions[tp] = batch[-1].offset + 1
-                records += batch
-            else:  # only transaction markers up to the end
-                self._nothing_below[tp] = ends[tp]
+        records = records_after(self.log, self._positions, self._nothing_below, 10_000)
+        for rec in records:
+            tp = TopicPartition(rec.topic, rec.partition)
+            self._positions[tp] = max(self._positions[tp], rec.offset + 1)
         out = []
-        for rec in sorted(records, key=lambda r: (r.seq, r.partition, r.offset)):
+        for rec in records:
             try:
                 name, fields = self.codec.decode_record(rec)
                 out.append(from_record(name, fields))
@@ -222,12 +212,15 @@ class VenueManager:
     def shutdown(self) -> None:
         """Stop every connection (their state stays wanted, so the next start resumes them)."""
         with self._lock:
-            running = [c for c in self.connections.values() if c.thread is not None]
+            running = [c for c in self.connections.values() if c.thread or c.gateway_thread]
             for conn in running:
                 conn.stop.set()
+                conn.gateway_stop.set()
         for conn in running:
-            if conn.thread is not None:
-                conn.thread.join(timeout=10)
+            for thread in (conn.thread, conn.gateway_thread):
+                if thread is not None:
+                    thread.join(timeout=10)
+            conn.gateway_thread = None
 
     def _declare(self, cmd: ControlVenue) -> str | None:
         """Record what `cmd` asks for; a refusal is returned as its reason."""
@@ -236,7 +229,7 @@ class VenueManager:
             if conn is not None and conn.state is not VenueState.REMOVED:
                 return "a venue with this name exists"
             try:
-                adapters.check(cmd.adapter, cmd.params)
+                _check(cmd.adapter, cmd.params)
             except (ValueError, OSError) as err:
                 return str(err)
             with self._lock:  # metrics read the registry from another thread
@@ -247,7 +240,7 @@ class VenueManager:
         if cmd.action is VenueAction.UPDATE:
             params = {**conn.params, **cmd.params}
             try:
-                adapters.check(conn.adapter, params)
+                _check(conn.adapter, params)
             except (ValueError, OSError) as err:
                 return str(err)
             conn.params = params
@@ -303,18 +296,27 @@ class VenueManager:
         conn.thread = threading.Thread(target=self._work, args=(conn, conn.stop), name=f"venue-{conn.name}")
         self._set(conn, VenueState.CONNECTING, reason or f"connecting ({conn.adapter})")
         conn.thread.start()
+        if live.execution_venue(conn.adapter, conn.params) is not None and conn.gateway_thread is None:
+            conn.gateway_stop = threading.Event()
+            conn.gateway_thread = threading.Thread(
+                target=self._execute, args=(conn, conn.gateway_stop), name=f"gateway-{conn.name}"
+            )
+            conn.gateway_thread.start()
 
     def _stop(self, conn: Connection, reason: str, final: VenueState = VenueState.STOPPED) -> None:
         conn.stop.set()
+        conn.gateway_stop.set()
         thread, conn.thread = conn.thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=10)
+        gateway, conn.gateway_thread = conn.gateway_thread, None
+        for t in (thread, gateway):
+            if t is not None and t is not threading.current_thread():
+                t.join(timeout=10)
         self._set(conn, final, reason)
 
     def _work(self, conn: Connection, stop: threading.Event) -> None:
         adapter: Adapter | None = None
         try:
-            adapter = adapters.make(conn.adapter, conn.params)
+            adapter = adapters.make(conn.adapter, live.market_params(conn.params))
             adapter.connect()
             normalizer = self.normalizers.setdefault(adapter.venue, Normalizer(adapter.venue))
             self._set(conn, VenueState.LIVE, f"connected to {adapter.venue}", unless=stop)
@@ -351,6 +353,37 @@ class VenueManager:
         finally:
             if adapter is not None:
                 adapter.close()
+
+    def _execute(self, conn: Connection, stop: threading.Event) -> None:
+        """The connection's gateway: orders of its account to the venue and the venue's answers
+        back, restarted with the retry policy when it fails (a refusal of the credentials ends it)."""
+        attempt = 0
+        params = conn.params
+        while not stop.is_set():
+            try:
+                gateway = Gateway(
+                    conn.name,
+                    live.make_execution(conn.adapter, params),
+                    self.log,
+                    self.codec,
+                    account=params["account"],
+                    external_orders=params.get("external_orders", "ignore"),
+                    max_request_age_s=float(params.get("max_request_age_s", "30")),
+                    clock=self.clock,
+                )
+                conn.gateway = gateway
+                gateway.run(stop)
+                return
+            except VenueRejectedError as err:  # the venue refuses these credentials: retrying will not help
+                self._publish(conn, conn.state, f"execution stopped: {err}")
+                return
+            except Exception as err:  # the venue or the log is away: try again later
+                attempt += 1
+                delay = self.retry.delay(attempt)
+                self._publish(
+                    conn, conn.state, f"execution: {type(err).__name__}: {err}; retrying in {delay:.1f} s"
+                )
+                stop.wait(delay)
 
     def _resync(
         self, conn: Connection, adapter: Adapter, normalizer: Normalizer, stop: threading.Event
@@ -437,6 +470,17 @@ class VenueManager:
                 for kind in ("received", "published", "duplicates", "gaps", "out_of_order", "resyncs")
             ]
 
+    def gateway_counters(self) -> list[Observation]:
+        """Each executing connection's gateway counters and the venue's request weight in use."""
+        with self._lock:
+            gateways = [(name, c.gateway) for name, c in self.connections.items() if c.gateway is not None]
+        out = []
+        for name, gateway in gateways:
+            counters = {**vars(gateway.stats), "weight_used": gateway.adapter.weight_used}
+            counters.pop("last_reconcile_ns")
+            out += [Observation(v, {"venue": name, "kind": k}) for k, v in counters.items()]
+        return out
+
     def export_metrics(self) -> None:
         """`meltica_venue_state{venue,state}` and `meltica_venue_marketdata{venue,kind}` gauges."""
         meter = telemetry.meter()
@@ -449,4 +493,10 @@ class VenueManager:
             "meltica_venue_marketdata",
             [lambda _: self.counters()],
             description="Market data of each venue since it connected: received, published, duplicates, ...",
+        )
+        meter.create_observable_gauge(
+            "meltica_venue_gateway",
+            [lambda _: self.gateway_counters()],
+            description="A live venue's gateway: requests, reports, duplicate and reconciled fills, "
+            "throttled, reconnects, the venue's request weight in use (weight_used)",
         )

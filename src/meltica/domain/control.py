@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -65,6 +66,14 @@ class VenueState(StrEnum):
     DEGRADED = "DEGRADED"
     FAILED = "FAILED"
     REMOVED = "REMOVED"
+
+
+def venue_down(feeds: Mapping[str, str | None]) -> str | None:
+    """Why a venue is down, given why each connection feeding it is (None: that one is up): the
+    venue is down only while every one of them is. None when it is up, or has no connection."""
+    if feeds and all(why is not None for why in feeds.values()):
+        return "; ".join(why for why in feeds.values() if why)
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
-from meltica.domain.values import OrderSide
+from meltica.domain.values import ZERO, OrderSide
 
 
 class AggressorSide(StrEnum):
@@ -27,6 +27,11 @@ class QuoteTick:
     ask_qty: Decimal
     ts: int
     flags: int = 0  # MarketDataFlag bits
+
+    @property
+    def mid(self) -> Decimal:
+        """The middle of the spread: the one mid price every part of Meltica uses."""
+        return (self.bid_px + self.ask_px) / 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,3 +104,59 @@ class Bar:
 
 
 MarketData = QuoteTick | TradeTick
+
+
+def mark_price(tick: QuoteTick | TradeTick | Bar) -> Decimal:
+    """The price a position is marked at after `tick`: a trade's price, a bar's close, a quote's mid."""
+    if isinstance(tick, TradeTick):
+        return tick.price
+    if isinstance(tick, Bar):
+        return tick.close
+    return tick.mid
+
+
+@dataclass
+class Book:
+    """Price levels of one instrument, as the market data last said (a quote is a one-level book)."""
+
+    bids: dict[Decimal, Decimal] = field(default_factory=dict)
+    asks: dict[Decimal, Decimal] = field(default_factory=dict)
+
+    def apply(self, tick: QuoteTick | OrderBookSnapshot | OrderBookDelta) -> None:
+        """The book after `tick`."""
+        if isinstance(tick, QuoteTick):
+            self.bids, self.asks = {tick.bid_px: tick.bid_qty}, {tick.ask_px: tick.ask_qty}
+        elif isinstance(tick, OrderBookSnapshot):
+            self.bids = {lv.price: lv.size for lv in tick.bids}
+            self.asks = {lv.price: lv.size for lv in tick.asks}
+        else:
+            levels = self.side(tick.side)
+            if tick.action is BookAction.CLEAR:
+                levels.clear()
+            elif tick.action is BookAction.DELETE or tick.size <= ZERO:
+                levels.pop(tick.price, None)
+            else:
+                levels[tick.price] = tick.size
+
+    def side(self, side: OrderSide) -> dict[Decimal, Decimal]:
+        return self.bids if side is OrderSide.BUY else self.asks
+
+    def levels(self, side: OrderSide) -> list[tuple[Decimal, Decimal]]:
+        """Levels of one side, best first."""
+        levels = self.side(side)
+        return sorted(levels.items(), reverse=side is OrderSide.BUY)
+
+    def best(self, side: OrderSide) -> Decimal | None:
+        levels = self.side(side)
+        if not levels:
+            return None
+        return max(levels) if side is OrderSide.BUY else min(levels)
+
+    def take(self, side: OrderSide, price: Decimal, qty: Decimal) -> None:
+        """`qty` taken at `price`: gone from the level until the market says otherwise."""
+        levels = self.side(side)
+        left = levels.get(price, ZERO) - qty
+        if left > ZERO:
+            levels[price] = left
+        else:
+            levels.pop(price, None)

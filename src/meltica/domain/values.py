@@ -6,6 +6,8 @@ from decimal import Decimal
 from enum import StrEnum
 
 ZERO = Decimal(0)
+ROUTER_VENUE = "SOR"
+"""The venue code of smart-routed orders (`domain/routing.py`): `BTCUSDT.SOR`."""
 ONE = Decimal(1)
 BPS = Decimal(10_000)
 NS_PER_SECOND = 1_000_000_000

@@ -93,3 +93,9 @@ class EventMetadata:
             causation_id=self.event_id,
             source=source,
         )
+
+
+def order_id_for(account_id: str, client_order_id: str) -> str:
+    """The order id of `client_order_id` on `account_id`, whoever submits it (a REST client, a
+    strategy): deterministic, so resubmitting the same client order id is the same order."""
+    return derive_event_id(f"order/{account_id}/{client_order_id}")

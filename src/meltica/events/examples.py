@@ -41,6 +41,7 @@ def order_filled(n: int = 0, account_id: str = "ACC-1") -> dict[str, Any]:
             "fee_currency": "USDT",
             "liquidity_side": "TAKER",
             "ts_fill": _T0 + n,
+            "reconciled": False,
         },
         "cum_qty": Decimal("0.500"),
         "leaves_qty": Decimal("0"),

@@ -57,11 +57,13 @@ class EmbeddedSchemaRegistry:
         self._catch_up()
 
     def _catch_up(self) -> None:
-        """Load versions other writers appended since we last looked."""
-        while True:
+        """Load versions other writers appended since we last looked (the end offset first: on
+        Kafka a read that finds nothing waits for its timeout, an end-offset query does not)."""
+        end = self._log.end_offset(self._topic, 0)
+        while self._next_offset < end:
             records = self._log.read(self._topic, 0, self._next_offset, 1000)
             if not records:
-                return
+                return  # only transaction markers up to the end
             for rec in records:
                 self._next_offset = rec.offset + 1
                 doc = json.loads(rec.value)

@@ -222,3 +222,25 @@ class EventLog(ABC):
         if message.key is not None:
             return partition_for(message.key, partitions)
         return next(self._round_robin) % partitions
+
+
+def records_after(
+    log: EventLog,
+    positions: Mapping[TopicPartition, int],
+    nothing_below: dict[TopicPartition, int],
+    limit: int,
+) -> list[Record]:
+    """The records after `positions` (at most `limit` a partition), in global append order. A
+    partition found to hold only transaction markers up to its end (Kafka) is noted in
+    `nothing_below` and not read again until its end moves."""
+    out: list[Record] = []
+    ends = log.end_offsets(list(positions))
+    for tp, pos in positions.items():
+        if ends[tp] <= pos or nothing_below.get(tp) == ends[tp]:
+            continue
+        batch = log.read(tp.topic, tp.partition, pos, limit)
+        if batch:
+            out += batch
+        else:
+            nothing_below[tp] = ends[tp]
+    return sorted(out, key=lambda r: (r.seq, r.partition, r.offset))

@@ -72,6 +72,9 @@ class KafkaLog(EventLog):
         self._client_id = client_id
         self._transactional_id = transactional_id or f"{client_id}-{uuid.uuid4()}"
         self._lock = threading.RLock()
+        # One transactional producer per log: one transaction at a time (threads sharing the log,
+        # such as an embedded engine and a live venue's gateway, take turns).
+        self._tx_lock = threading.Lock()
         self._admin = AdminClient(client)
         base = {
             **client,
@@ -313,20 +316,26 @@ class KafkaLog(EventLog):
         self._group_consumer(group).commit(offsets=self.kafka_offsets(offsets), asynchronous=False)
 
     def transaction(self, group: str | None = None) -> Transaction:
-        with self._lock:
-            if self._tx_producer is None:
-                self._tx_producer = Producer(
-                    {**self._producer_config, "transactional.id": self._transactional_id}
-                )
-                try:
-                    self._tx_producer.init_transactions(_TIMEOUT_S)
-                except KafkaException as err:
-                    self._tx_producer.poll(0)  # serves the error callback
-                    self._tx_producer = None
-                    self._refusals.check()
-                    raise LogError(f"cannot start a Kafka transaction: {err.args[0]}") from err
-            self._tx_producer.begin_transaction()
-            return _KafkaTransaction(self, self._tx_producer, group)
+        """A transaction; another thread's waits until this one is committed or aborted."""
+        self._tx_lock.acquire()
+        try:
+            with self._lock:
+                if self._tx_producer is None:
+                    self._tx_producer = Producer(
+                        {**self._producer_config, "transactional.id": self._transactional_id}
+                    )
+                    try:
+                        self._tx_producer.init_transactions(_TIMEOUT_S)
+                    except KafkaException as err:
+                        self._tx_producer.poll(0)  # serves the error callback
+                        self._tx_producer = None
+                        self._refusals.check()
+                        raise LogError(f"cannot start a Kafka transaction: {err.args[0]}") from err
+                self._tx_producer.begin_transaction()
+                return _KafkaTransaction(self, self._tx_producer, group)
+        except BaseException:
+            self._tx_lock.release()
+            raise
 
     def _drop_tx_producer(self) -> None:
         self._tx_producer = None
@@ -363,6 +372,12 @@ class _KafkaTransaction(Transaction):
         self._producer = producer
         self._group = group
         self._slots: list[list[Any]] = []
+        self._holds_turn = True  # the log's transaction lock, released once when this one ends
+
+    def _end(self) -> None:
+        if self._holds_turn:
+            self._holds_turn = False
+            self._log._tx_lock.release()
 
     def append(self, messages: Iterable[Message]) -> None:
         batch = list(messages)
@@ -370,23 +385,29 @@ class _KafkaTransaction(Transaction):
         self._guard(lambda: self._slots.extend(self._log._produce(self._producer, batch)))
 
     def _commit(self, messages: Sequence[Message], offsets: Mapping[TopicPartition, int]) -> list[Position]:
-        if offsets and self._group is None:
-            self._producer.abort_transaction(_TIMEOUT_S)
-            raise LogError("committing offsets needs a consumer group")
+        try:
+            if offsets and self._group is None:
+                self._producer.abort_transaction(_TIMEOUT_S)
+                raise LogError("committing offsets needs a consumer group")
 
-        def finish() -> None:
-            if offsets and self._group is not None:
-                metadata = self._log._group_consumer(self._group).consumer_group_metadata()
-                self._producer.send_offsets_to_transaction(
-                    self._log.kafka_offsets(offsets), metadata, _TIMEOUT_S
-                )
-            self._producer.commit_transaction(_TIMEOUT_S)
+            def finish() -> None:
+                if offsets and self._group is not None:
+                    metadata = self._log._group_consumer(self._group).consumer_group_metadata()
+                    self._producer.send_offsets_to_transaction(
+                        self._log.kafka_offsets(offsets), metadata, _TIMEOUT_S
+                    )
+                self._producer.commit_transaction(_TIMEOUT_S)
 
-        self._guard(finish)
+            self._guard(finish)
+        finally:
+            self._end()
         return self._log._resolve(self._slots)
 
     def _abort(self, messages: Sequence[Message]) -> None:
-        self._guard(lambda: self._producer.abort_transaction(_TIMEOUT_S))
+        try:
+            self._guard(lambda: self._producer.abort_transaction(_TIMEOUT_S))
+        finally:
+            self._end()
 
     def _guard(self, step: Callable[[], None]) -> None:
         """Run a transactional step; abort what can be aborted, drop a fenced producer."""
@@ -394,10 +415,13 @@ class _KafkaTransaction(Transaction):
             step()
         except KafkaException as err:
             kerr = err.args[0]
-            self._done = True
-            if kerr.fatal():
-                self._log._drop_tx_producer()
-                raise TransactionAbortedError(f"transactional producer fenced or failed: {kerr}") from err
-            if kerr.txn_requires_abort():
-                self._producer.abort_transaction(_TIMEOUT_S)
-            raise TransactionAbortedError(f"kafka transaction failed: {kerr}") from err
+            self._done = True  # ended here: no commit or abort follows
+            try:
+                if kerr.fatal():
+                    self._log._drop_tx_producer()
+                    raise TransactionAbortedError(f"transactional producer fenced or failed: {kerr}") from err
+                if kerr.txn_requires_abort():
+                    self._producer.abort_transaction(_TIMEOUT_S)
+                raise TransactionAbortedError(f"kafka transaction failed: {kerr}") from err
+            finally:
+                self._end()

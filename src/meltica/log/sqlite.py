@@ -30,6 +30,7 @@ from meltica.log.base import (
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 _SEQ = ("", -1)  # the heads row holding the next global sequence number
+_sleep = time.sleep  # between tries for the write lock
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (
@@ -60,17 +61,24 @@ def _packed_key(key: str) -> bytes:
     return len(raw).to_bytes(2, "big") + raw
 
 
+_KEYS: dict[bytes, str] = {}  # header names, decoded once
+
+
 def _unpack_headers(blob: bytes | None) -> Headers:
     if not blob:
         return ()
-    out, pos = [], 0
-    while pos < len(blob):
-        klen = int.from_bytes(blob[pos : pos + 2], "big")
-        key = blob[pos + 2 : pos + 2 + klen].decode()
-        pos += 2 + klen
-        vlen = int.from_bytes(blob[pos : pos + 4], "big")
-        out.append((key, bytes(blob[pos + 4 : pos + 4 + vlen])))
-        pos += 4 + vlen
+    out = []
+    pos, size = 0, len(blob)
+    while pos < size:
+        key_end = pos + 2 + ((blob[pos] << 8) | blob[pos + 1])
+        raw = blob[pos + 2 : key_end]
+        key = _KEYS.get(raw)
+        if key is None:
+            key = raw.decode()
+            if len(_KEYS) < 1024:
+                _KEYS[raw] = key
+        pos = key_end + 4 + int.from_bytes(blob[key_end : key_end + 4], "big")
+        out.append((key, bytes(blob[key_end + 4 : pos])))
     return tuple(out)
 
 
@@ -83,7 +91,8 @@ class SqliteLog(EventLog):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        self._busy_timeout_ms = int(busy_timeout_ms)
+        self._db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.executescript(_SCHEMA)
@@ -150,8 +159,9 @@ class SqliteLog(EventLog):
                 'WHERE topic = ? AND partition = ? AND "offset" >= ? ORDER BY "offset" LIMIT ?',
                 (topic, partition, offset, limit),
             ).fetchall()
+        new = tuple.__new__  # a Record without the NamedTuple's Python-level constructor call
         return [
-            Record(topic, partition, off, key, value, _unpack_headers(h) if h else (), ts, seq)
+            new(Record, (topic, partition, off, key, value, _unpack_headers(h) if h else (), ts, seq))
             for off, key, value, h, ts, seq in rows
         ]
 
@@ -218,7 +228,7 @@ class SqliteLog(EventLog):
 
     # -- plumbing -------------------------------------------------------------------------
     def _write(self) -> _WriteTransaction:
-        return _WriteTransaction(self._db)
+        return _WriteTransaction(self._db, self._busy_timeout_ms)
 
     def close(self) -> None:
         with self._lock:
@@ -226,13 +236,23 @@ class SqliteLog(EventLog):
 
 
 class _WriteTransaction:
-    """`BEGIN IMMEDIATE` ... `COMMIT`, rolled back on any error."""
+    """`BEGIN IMMEDIATE` ... `COMMIT`, rolled back on any error.
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    The write lock is waited for here, in steps of at most a millisecond, not by SQLite's busy
+    handler: that one sleeps 1, 2, 5, 10 ... 100 ms between tries, so a writer that meets another
+    process's commit (a few hundred microseconds) could lose tens of milliseconds.
+    """
+
+    def __init__(self, db: sqlite3.Connection, busy_timeout_ms: int) -> None:
         self._db = db
+        self._busy_timeout_ms = busy_timeout_ms
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("PRAGMA busy_timeout=0")
+            _begin_immediate(self._db, self._busy_timeout_ms / 1000)
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if exc_type is None:
@@ -243,6 +263,21 @@ class _WriteTransaction:
                 raise LogError(f"sqlite commit failed: {err}") from err
         else:
             self._db.execute("ROLLBACK")
+
+
+def _begin_immediate(db: sqlite3.Connection, timeout_s: float) -> None:
+    """Take the write lock, retrying (sleeps from 50 us up to 1 ms) for at most `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    pause = 0.00005
+    while True:
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as err:
+            if err.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        _sleep(pause)
+        pause = min(pause * 2, 0.001)
 
 
 class _SqliteTransaction(Transaction):

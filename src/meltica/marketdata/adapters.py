@@ -11,14 +11,17 @@ import csv
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from meltica.domain.marketdata import OrderBookDelta, OrderBookSnapshot
+from meltica.marketdata.binance import BinanceAdapter
 from meltica.marketdata.formats import READERS as FILE_READERS
 from meltica.marketdata.formats import DataFormat, opened
 from meltica.marketdata.instruments import DEFAULT_INSTRUMENTS
 from meltica.marketdata.normalize import BookUpdate, RawData
+from meltica.marketdata.okx import OkxAdapter
 from meltica.marketdata.replay import BadRowError
 from meltica.marketdata.synthetic import SyntheticFeed
 
@@ -71,7 +74,14 @@ class SyntheticAdapter:
             raise ValueError(
                 f"unknown instrument {unknown[0]!r}; the synthetic market has {', '.join(known)}"
             )
-        self.instruments = [known[s] for s in wanted] or list(DEFAULT_INSTRUMENTS)
+        chosen = [known[s] for s in wanted] or list(DEFAULT_INSTRUMENTS)
+        # its ticks are of this venue's instruments (SYMBOL.VENUE), priced as the default ones
+        self.instruments = [
+            i
+            if i.venue == self.venue
+            else replace(i, venue=self.venue, instrument_id=f"{i.symbol}.{self.venue}")
+            for i in chosen
+        ]
         self.seed = _int(params, "seed", 7)
         self.interval_ns = _int(params, "tick_ms", 500, low=1) * 1_000_000
         self._ticks: Iterator[Any] | None = None
@@ -189,6 +199,8 @@ def _book_updates(events: Iterator[Any]) -> Iterator[Any]:
 ADAPTERS: dict[str, Callable[[dict[str, str]], Adapter]] = {
     "synthetic": SyntheticAdapter,
     "replay": ReplayAdapter,
+    "binance": BinanceAdapter,
+    "okx": OkxAdapter,
 }
 
 

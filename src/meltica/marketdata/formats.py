@@ -10,10 +10,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from meltica.domain.instruments import Instrument
 from meltica.domain.marketdata import Bar, OrderBookDelta, OrderBookSnapshot, QuoteTick, TradeTick
 from meltica.marketdata import replay
 from meltica.marketdata.mapped import ColumnMapping, read_mapped
-from meltica.topics import BARS, BOOK, QUOTES, TRADES
+from meltica.topics import BARS, BOOK, INSTRUMENTS, QUOTES, TRADES
 
 
 class DataFormat(StrEnum):
@@ -41,6 +42,7 @@ TOPIC_OF: dict[type, str] = {
     TradeTick: TRADES,
     OrderBookDelta: BOOK,
     OrderBookSnapshot: BOOK,
+    Instrument: INSTRUMENTS,  # a live venue's markets
 }
 
 

@@ -5,7 +5,8 @@ of one adapter) publish each tick once. Instrument ids become `SYMBOL.VENUE`. A 
 sequence or an identical quote seen before is a duplicate: dropped and counted. A book update
 whose previous sequence is not the last one applied is a gap: the instrument's updates are dropped
 until a snapshot resyncs it (`needs_resync`). A tick older than the instrument's latest of its kind
-is kept, flagged `OUT_OF_ORDER` and counted.
+is kept, flagged `OUT_OF_ORDER` and counted. An instrument definition (a live venue's markets) is
+published unless the same definition was seen before.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from meltica.domain.instruments import Instrument
 from meltica.domain.marketdata import (
     OUT_OF_ORDER,
     Bar,
@@ -36,7 +38,7 @@ class BookUpdate:
     deltas: tuple[OrderBookDelta, ...]
 
 
-RawData = QuoteTick | TradeTick | Bar | OrderBookSnapshot | BookUpdate
+RawData = QuoteTick | TradeTick | Bar | OrderBookSnapshot | BookUpdate | Instrument
 
 
 @dataclass
@@ -104,6 +106,11 @@ class Normalizer:
     def _accept(self, item: RawData, iid: str, c: Counters) -> list[Any]:
         if isinstance(item, BookUpdate):
             return self._update(item, iid, c)
+        if isinstance(item, Instrument):
+            if self._seen.seen(("I", item)):
+                c.duplicates += 1
+                return []
+            return [item]
         if isinstance(item, OrderBookSnapshot):
             last = self._book.get(iid)
             if last is not None and item.sequence <= last and iid not in self.needs_resync:

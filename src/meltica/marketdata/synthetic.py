@@ -13,7 +13,8 @@ from meltica.domain.marketdata import AggressorSide, QuoteTick, TradeTick
 from meltica.runtime.publisher import Publisher
 from meltica.topics import QUOTES, TRADES
 
-START_PRICES = {"BTCUSDT.SIM": Decimal("43000"), "ETHUSDT.SIM": Decimal("2300"), "USDJPY.SIM": Decimal("150")}
+START_PRICES = {"BTCUSDT": Decimal("43000"), "ETHUSDT": Decimal("2300"), "USDJPY": Decimal("150")}
+"""Where each symbol's walk starts, at whichever venue it is quoted."""
 
 
 @dataclass
@@ -42,8 +43,7 @@ class SyntheticFeed:
         self.interval_ns = interval_ns
         self.trade_probability = trade_probability
         self._walks = [
-            _Walk(i, int(START_PRICES.get(i.instrument_id, Decimal(100)) / i.price_increment))
-            for i in instruments
+            _Walk(i, int(START_PRICES.get(i.symbol, Decimal(100)) / i.price_increment)) for i in instruments
         ]
         self._trades = 0
 

@@ -14,10 +14,9 @@ from typing import Any
 from meltica.clock import Clock
 from meltica.domain.marketdata import OUT_OF_ORDER, Bar, QuoteTick, TradeTick
 from meltica.runtime.processor import Output
-from meltica.topics import BARS, inputs_of
+from meltica.topics import BARS
 
 UNITS = {"s": ("SECOND", 10**9), "m": ("MINUTE", 60 * 10**9), "h": ("HOUR", 3600 * 10**9)}
-TWO = Decimal(2)
 
 
 def parse_width(text: str) -> tuple[str, int]:
@@ -27,6 +26,15 @@ def parse_width(text: str) -> tuple[str, int]:
         raise ValueError(f"bar width {text!r}: expected a number and s, m or h (e.g. 15s, 1m, 4h)")
     unit, ns = UNITS[match[2]]
     return f"{match[1]}-{unit}", int(match[1]) * ns
+
+
+def width_text(label: str) -> str:
+    """`'5-MINUTE'` -> `'5m'` (the inverse of `parse_width`); a label of another unit as it is."""
+    match = re.fullmatch(r"([1-9][0-9]*)-([A-Z]+)", label)
+    short = {unit: letter for letter, (unit, _) in UNITS.items()}
+    if match is None or match[2] not in short:
+        return label
+    return f"{match[1]}{short[match[2]]}"
 
 
 @dataclass
@@ -41,7 +49,6 @@ class _Open:
 
 class BarBuilder:
     name = "bars"
-    inputs = inputs_of("bars")
 
     def __init__(self, widths: list[str]) -> None:
         self.widths = [parse_width(w) for w in widths]
@@ -55,7 +62,7 @@ class BarBuilder:
         if isinstance(event, TradeTick):
             price, volume, source = event.price, event.size, "LAST"
         elif isinstance(event, QuoteTick):
-            price, volume, source = (event.bid_px + event.ask_px) / TWO, Decimal(0), "MID"
+            price, volume, source = event.mid, Decimal(0), "MID"
         else:
             return []
         if event.flags & OUT_OF_ORDER:

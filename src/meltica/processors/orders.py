@@ -18,7 +18,7 @@ from meltica.domain.orders.events import (
     VenueSubmitOrder,
 )
 from meltica.runtime.processor import Output
-from meltica.topics import ORDER_EVENTS, VENUE_REQUESTS, inputs_of, key_of, order_id_of
+from meltica.topics import ORDER_EVENTS, VENUE_REQUESTS, key_of, order_id_of
 
 _FROM_RISK = (OrderAccepted, OrderDenied, OrderAmendAccepted)
 _VENUE = (VenueSubmitOrder, VenueCancelOrder, VenueAmendOrder)
@@ -26,7 +26,6 @@ _VENUE = (VenueSubmitOrder, VenueCancelOrder, VenueAmendOrder)
 
 class OrderProcessor:
     name = "orders"
-    inputs = inputs_of("orders")
 
     def __init__(self, book: orders.OrderBook | None = None) -> None:
         self.book = book or orders.OrderBook()

@@ -7,12 +7,11 @@ from typing import Any
 from meltica.clock import Clock
 from meltica.domain.portfolio import decider as portfolio
 from meltica.runtime.processor import Output
-from meltica.topics import PORTFOLIO_EVENTS, inputs_of
+from meltica.topics import PORTFOLIO_EVENTS
 
 
 class PortfolioProcessor:
     name = "portfolio"
-    inputs = inputs_of("portfolio")
 
     def __init__(self, state: portfolio.PortfolioState | None = None) -> None:
         self.state = state or portfolio.PortfolioState()

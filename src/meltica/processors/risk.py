@@ -11,19 +11,18 @@ from meltica.domain.orders.events import ORDER_EVENT_TYPES, OrderAccepted
 from meltica.domain.risk import decider as risk
 from meltica.domain.risk.state import RiskState
 from meltica.runtime.processor import Output
-from meltica.topics import ORDER_COMMANDS, ORDER_EVENTS, RISK_EVENTS, inputs_of, key_of, order_id_of
+from meltica.topics import ORDER_COMMANDS, ORDER_EVENTS, RISK_COMMANDS, RISK_EVENTS, key_of, order_id_of
 
 
 class RiskProcessor:
     name = "risk"
-    inputs = inputs_of("risk")
 
     def __init__(self, state: RiskState | None = None) -> None:
         self.state = state or RiskState()
 
     def handle(self, topic: str, event: Any, clock: Clock) -> list[Output]:
         outputs: list[Output] = []
-        if topic in (ORDER_COMMANDS, "risk.commands"):
+        if topic in (ORDER_COMMANDS, RISK_COMMANDS):
             for decided in risk.decide(self.state, event):
                 risk.evolve(self.state, decided)
                 outputs.append(_output(decided))

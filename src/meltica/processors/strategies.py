@@ -1,5 +1,10 @@
-"""Strategy host: market data, the strategies' own order events and lifecycle commands in; their
-order commands and state changes out.
+"""Strategy host: market data, the strategies' own order events, the portfolio's events and lifecycle
+commands in; their order commands and state changes out.
+
+The portfolio's events (positions, balances, marks) are folded once into a `PortfolioState` the
+strategies' contexts share, so a strategy reads its account as the read models hold it; each order
+event is folded into its strategy's open orders before the strategy hears of it, and a denial or a
+rejection is also handed to `on_order_denied` / `on_order_rejected` with its reason.
 
 Instances given at construction run from the start; others are created, reconfigured, started,
 stopped and removed by `ControlStrategy` commands, so their lifecycle is in the log and a replay
@@ -15,13 +20,28 @@ from meltica.domain.control import ControlStrategy, StrategyAction, StrategyStat
 from meltica.domain.instruments import Instrument
 from meltica.domain.marketdata import Bar, QuoteTick, TradeTick
 from meltica.domain.orders.commands import CancelOrder, SubmitOrder
-from meltica.domain.orders.events import OrderAccepted
+from meltica.domain.orders.events import (
+    OrderAccepted,
+    OrderAmendRejected,
+    OrderCancelRejected,
+    OrderDenied,
+    OrderRejected,
+)
+from meltica.domain.portfolio import decider as portfolio
+from meltica.domain.portfolio.decider import PortfolioState
 from meltica.runtime.processor import Output
 from meltica.strategies import catalog
 from meltica.strategies.base import Strategy, StrategyContext
-from meltica.topics import ORDER_COMMANDS, STRATEGY_EVENTS, inputs_of
+from meltica.topics import ORDER_COMMANDS, PORTFOLIO_EVENTS, STRATEGY_EVENTS
 
 LISTENING = (StrategyState.RUNNING, StrategyState.STOPPED)  # hear about their own orders
+CALLBACKS = {QuoteTick: "on_quote", TradeTick: "on_trade", Bar: "on_bar"}  # market data's callback
+REFUSALS = {  # the callback an order event is also handed to, after on_order_event
+    OrderDenied: "on_order_denied",
+    OrderRejected: "on_order_rejected",
+    OrderCancelRejected: "on_order_rejected",
+    OrderAmendRejected: "on_order_rejected",
+}
 
 
 @dataclass
@@ -46,13 +66,17 @@ def _described(event: Any) -> str:
 
 class StrategyHost:
     name = "strategies"
-    inputs = inputs_of("strategies")
 
-    def __init__(self, strategies: list[Strategy]) -> None:
+    def __init__(self, strategies: list[Strategy], *, modules: catalog.Modules = ()) -> None:
+        self.modules = modules  # the module prefixes a created `module:Class` strategy may come from
         self.instances: dict[str, Instance] = {
             s.strategy_id: Instance(s, type(s).__name__, getattr(s, "instrument_id", "")) for s in strategies
         }
-        self.contexts = {s.strategy_id: StrategyContext(s.strategy_id, s.account_id) for s in strategies}
+        self.portfolio = PortfolioState()  # every account's, as the portfolio's events say
+        self.contexts = {
+            s.strategy_id: StrategyContext(s.strategy_id, s.account_id, portfolio=self.portfolio)
+            for s in strategies
+        }
         self.owner: dict[str, Strategy] = {}
         self.layout = ",".join(f"{type(s).__name__}:{s.strategy_id}" for s in strategies)  # the built-in ones
 
@@ -61,15 +85,24 @@ class StrategyHost:
         """The running strategies, in the order they were created."""
         return [i.strategy for i in self.instances.values() if i.state is StrategyState.RUNNING]
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A host pickled before it kept the portfolio (a snapshot) starts an empty one."""
+        self.__dict__.update(state)
+        if "portfolio" not in state:
+            self.portfolio = PortfolioState()
+            for ctx in self.contexts.values():
+                ctx.account.portfolio = self.portfolio
+
     def handle(self, topic: str, event: Any, clock: Clock) -> list[Output]:
-        if isinstance(event, Instrument):
+        if topic == PORTFOLIO_EVENTS or isinstance(event, Instrument):
+            portfolio.evolve(self.portfolio, event)  # what it does not fold it passes by
             return []
         if isinstance(event, ControlStrategy):
             return [self._control(event)]
         ts = getattr(event, "ts", 0)
         failed: list[Output] = []
         if isinstance(event, QuoteTick | TradeTick | Bar):
-            callback = {QuoteTick: "on_quote", TradeTick: "on_trade", Bar: "on_bar"}[type(event)]
+            callback = CALLBACKS[type(event)]
             for s in self.strategies:
                 failed += self._call(s, callback, event, ts)
         else:
@@ -77,8 +110,13 @@ class StrategyHost:
                 event.order.order_id if isinstance(event, OrderAccepted) else getattr(event, "order_id", None)
             )
             strategy = self.owner.get(order_id or "")
+            if strategy is not None:
+                self.contexts[strategy.strategy_id].account.learn_order(event)
             if strategy is not None and self.instances[strategy.strategy_id].state in LISTENING:
                 failed += self._call(strategy, "on_order_event", event, ts)
+                refusal = REFUSALS.get(type(event))
+                if refusal is not None and not failed:
+                    failed += self._call(strategy, refusal, event, ts)
         return failed + self._collect()
 
     def _call(self, strategy: Strategy, callback: str, event: Any, ts: int) -> list[Output]:
@@ -88,7 +126,10 @@ class StrategyHost:
         try:
             getattr(strategy, callback)(ctx, event)
         except Exception as err:
-            ctx.commands.clear()  # nothing it asked for in the failed callback goes out
+            for cmd in ctx.commands:  # nothing it asked for in the failed callback goes out
+                if isinstance(cmd, SubmitOrder):
+                    ctx.account.withdrawn(cmd.order.order_id)
+            ctx.commands.clear()
             inst = self.instances[strategy.strategy_id]
             inst.state = StrategyState.FAILED
             reason = f"{callback} raised {type(err).__name__}: {err}, on {_described(event)}"
@@ -113,6 +154,7 @@ class StrategyHost:
                     cmd.params,
                     strategy_id=cmd.strategy_id,
                     account_id=cmd.account_id,
+                    modules=self.modules,
                 )
             except ValueError as err:
                 return self._changed(
@@ -121,7 +163,9 @@ class StrategyHost:
             self.instances[cmd.strategy_id] = Instance(
                 strategy, cmd.kind, cmd.instrument_id, dict(cmd.params), StrategyState.STOPPED
             )
-            self.contexts.setdefault(cmd.strategy_id, StrategyContext(cmd.strategy_id, cmd.account_id))
+            self.contexts.setdefault(
+                cmd.strategy_id, StrategyContext(cmd.strategy_id, cmd.account_id, portfolio=self.portfolio)
+            )
             return self._state(cmd, self.instances[cmd.strategy_id], "created")
         if current is None or current.state is StrategyState.REMOVED:
             return self._changed(
@@ -136,10 +180,10 @@ class StrategyHost:
                     params,
                     strategy_id=cmd.strategy_id,
                     account_id=cmd.account_id,
+                    modules=self.modules,
                 )
             except ValueError as err:
                 return self._refused(cmd, current, str(err))
-            strategy.position = current.strategy.position  # the position it asked for stays
             for order_id, owner in self.owner.items():
                 if owner is current.strategy:
                     self.owner[order_id] = strategy
@@ -192,6 +236,8 @@ class StrategyHost:
         for inst in self.instances.values():
             s = inst.strategy
             ctx = self.contexts[s.strategy_id]
+            if not ctx.commands:
+                continue  # most inputs: nothing asked for
             for cmd in ctx.commands:
                 if isinstance(cmd, SubmitOrder):
                     self.owner[cmd.order.order_id] = s

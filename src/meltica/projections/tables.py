@@ -106,9 +106,11 @@ orders = Table(
     Column("ts_created", BigInteger, nullable=False),
     Column("ts_updated", BigInteger, nullable=False),
     Column("version", Integer, nullable=False),
+    Column("parent_order_id", String(128)),  # an OTO child's or a routed order's slice's parent
 )
 Index("ix_orders_account_status", orders.c.account_id, orders.c.status)
 Index("ix_orders_client", orders.c.account_id, orders.c.client_order_id)
+Index("ix_orders_parent", orders.c.account_id, orders.c.parent_order_id)
 
 order_events = Table(
     "order_events",
@@ -181,6 +183,15 @@ pnl = Table(
     Column("ts_event", BigInteger, nullable=False),
 )
 
+equity = Table(  # an account's equity in a currency at each of its marks: the equity chart's history
+    "equity",
+    metadata,
+    Column("account_id", String(128), primary_key=True),
+    Column("currency", String(16), primary_key=True),
+    Column("ts_event", BigInteger, primary_key=True),
+    Column("equity", NUM, nullable=False),
+)
+
 instruments = Table(
     "instruments",
     metadata,
@@ -246,6 +257,32 @@ backtests = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+backtest_reports = Table(
+    "backtest_reports",
+    metadata,
+    Column("backtest_id", String(64), primary_key=True),
+    Column("html", Text, nullable=False),
+)
+
+backtest_jobs = Table(
+    "backtest_jobs",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),  # queued, running, done, failed, cancelled
+    Column("reason", Text, nullable=False),
+    Column("strategy", String(64), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("processed", Integer, nullable=False),  # market-data events through the run so far
+    Column("total", Integer, nullable=False),  # of the selection (0 until it is loaded)
+    Column("backtest_id", String(64), nullable=True),  # the stored result, once done
+    Column("submitted_by", String(128), nullable=False),
+    Column("submitted_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),  # also the running server's heartbeat
+    Column("request", Text, nullable=True),  # the checked request as JSON: what a restart runs again
+    Column("runner", String(64), nullable=True),  # the server running it (None: released, anyone's)
+)
+
 strategies = Table(
     "strategies",
     metadata,
@@ -258,6 +295,21 @@ strategies = Table(
     Column("reason", Text, nullable=False),
     Column("operator", String(128), nullable=False),
     Column("ts_event", BigInteger, nullable=False),
+)
+
+bars = Table(
+    "bars",
+    metadata,
+    Column("instrument_id", String(128), primary_key=True),
+    Column("width", String(32), primary_key=True),  # 1m, 15s, 4h (a spec's other widths as given)
+    Column("source", String(16), primary_key=True),  # LAST (trades), MID (quote mids), BID, ...
+    Column("ts_open", BigInteger, primary_key=True),
+    Column("ts_close", BigInteger, nullable=False),
+    Column("open", NUM, nullable=False),
+    Column("high", NUM, nullable=False),
+    Column("low", NUM, nullable=False),
+    Column("close", NUM, nullable=False),
+    Column("volume", NUM, nullable=False),
 )
 
 venues = Table(
@@ -276,3 +328,23 @@ venues = Table(
     Column("resyncs", BigInteger, nullable=False),
     Column("ts_event", BigInteger, nullable=False),
 )
+
+execution_analytics = Table(
+    "execution_analytics",
+    metadata,
+    Column("order_id", String(128), primary_key=True),
+    Column("trade_id", String(128), primary_key=True),
+    Column("account_id", String(128), nullable=False),
+    Column("instrument_id", String(128), nullable=False),
+    Column("venue", String(64), nullable=False),
+    Column("strategy_id", String(128), nullable=True),
+    Column("side", String(8), nullable=False),
+    Column("arrival_mid", NUM, nullable=True),
+    Column("fill_px", NUM, nullable=False),
+    Column("quantity", NUM, nullable=False),
+    Column("slippage_bps", NUM, nullable=True),  # positive: worse for the order
+    Column("submit_to_ack_ns", BigInteger, nullable=True),
+    Column("ack_to_fill_ns", BigInteger, nullable=True),
+    Column("ts_event", BigInteger, nullable=False),
+)
+Index("ix_execution_analytics_time", execution_analytics.c.ts_event)

@@ -1,8 +1,9 @@
 """The embedded runtime: hosts every processor on one event log, one step at a time.
 
-A step is one record of an external topic (a command, a tick, an instrument), delivered
-to the processors that read its topic, in a fixed order; their outputs are delivered in
-memory to the processors that read those topics, until nothing is left to deliver. A batch
+A step (`runtime.step`, shared with the Kafka hosts) is one record of an external topic (a
+command, a tick, an instrument), delivered to the processors that read its topic, in a fixed
+order; their outputs are delivered in memory to the processors that read those topics, until
+nothing is left to deliver; a step that fails is rolled back whole. A batch
 of steps is committed in one atomic transaction: all outputs, dead letters and the engine's
 position in every external topic. Steps are deterministic, so after a crash the engine
 rebuilds every processor's state by replaying the committed steps (the same inputs in the
@@ -15,25 +16,24 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
-from meltica import telemetry
 from meltica.clock import Clock, LiveClock
-from meltica.errors import DecodeError, EncodeError, MelticaError
+from meltica.errors import MelticaError
 from meltica.events.codec import Codec
 from meltica.events.consumer import dead_letter
-from meltica.events.mapping import avro_name, from_record
-from meltica.log.base import EventLog, Headers, Message, Record, TopicPartition
-from meltica.runtime.processor import Output, Processor, output_meta
+from meltica.log.base import EventLog, Message, Record, TopicPartition
+from meltica.runtime.processor import Output, Processor
+from meltica.runtime.step import Step
 
 ENGINE_GROUP = "meltica-engine"
 ENGINE_HEADER = "meltica.engine"
+MIN_BATCH = 16  # steps of a group commit while the engine keeps up
 
 
 @dataclass
@@ -50,6 +50,8 @@ class EngineStats:
     outputs: int = 0
     dead_letters: int = 0
     replayed: int = 0
+    commits: int = 0
+    last_loop: float = field(default_factory=time.monotonic)
 
 
 class Engine:
@@ -61,6 +63,8 @@ class Engine:
         codec: Codec,
         processors: Sequence[Processor],
         *,
+        inputs: Mapping[str, Sequence[str]],
+        outputs: Mapping[str, Sequence[str]] | None = None,
         external_topics: Sequence[str],
         clock: Clock | None = None,
         tracer: Tracer | None = None,
@@ -68,21 +72,45 @@ class Engine:
     ) -> None:
         self.log = log
         self.codec = codec
-        self.processors = list(processors)
         self.clock = clock or LiveClock()
-        self.tracer = tracer or trace.get_tracer("meltica.runtime")
         self.group = group
         self.external_topics = list(external_topics)
         self.stats = EngineStats()
-        self._subscribers: dict[str, list[Processor]] = {}
-        for p in self.processors:
-            for topic in p.inputs:
-                self._subscribers.setdefault(topic, []).append(p)
+        self._stepper = Step(
+            processors,
+            inputs,
+            codec=codec,
+            clock=self.clock,
+            tracer=tracer or trace.get_tracer("meltica.runtime"),
+            outputs=outputs,
+        )
         self._cursor: dict[TopicPartition, int] = {}
-        self._traces: dict[str, Headers] = {}
         self._seen_sequence: int | None = None
         self._recovered = False
         self._decoded: dict[bytes, tuple[Any, dict[str, Any]]] = {}
+        # called with each live step's input and outputs (not those of a failed step, never on replay)
+        self.observers: list[Callable[[Any, list[Output]], None]] = []
+        # called with ("step" | "commit", seconds) of each live step and each commit
+        self.timings: list[Callable[[str, float], None]] = []
+        # called after each commit with the outputs of the live steps it committed, in order
+        self.committed: list[Callable[[list[Output]], None]] = []
+        self._uncommitted: list[Output] = []
+        self._last_batch = 0  # records the last poll read (of at most its max_steps)
+
+    @property
+    def processors(self) -> list[Processor]:
+        """The processors, in their order of delivery (after a rolled-back step: the restored ones)."""
+        return self._stepper.processors
+
+    @property
+    def recovered(self) -> bool:
+        """Whether the processors' state is rebuilt and live records are being stepped."""
+        return self._recovered
+
+    @property
+    def rollbacks(self) -> int:
+        """Steps that failed and were undone."""
+        return self._stepper.rollbacks
 
     # -- positions ------------------------------------------------------------------------------
     def _load_cursor(self) -> None:
@@ -135,11 +163,7 @@ class Engine:
                 raise MelticaError(
                     f"the snapshot is ahead of this log at {ahead[0].topic}[{ahead[0].partition}]"
                 )
-            self.processors = list(processors)
-            self._subscribers = {}
-            for p in self.processors:
-                for topic in p.inputs:
-                    self._subscribers.setdefault(topic, []).append(p)
+            self._stepper.reset(processors)
             self._cursor.update({tp: off for tp, off in positions.items() if tp in committed})
         replayed = 0
         while True:
@@ -161,10 +185,12 @@ class Engine:
         """Process up to `max_steps` available external records and commit them. Returns how many."""
         if not self._recovered:
             self.recover()
+        self.stats.last_loop = time.monotonic()
         sequence = self.log.last_sequence()
         if sequence is not None and sequence == self._seen_sequence:
             return 0  # nothing was appended anywhere since we last looked
         records = self._pending(max_steps)
+        self._last_batch = len(records)
         if not records:
             self._seen_sequence = sequence
             return 0
@@ -172,28 +198,57 @@ class Engine:
         dead: list[Message] = []
         cursor = dict(self._cursor)
         steps = 0
+        timings = self.timings
         for rec in records:
             cursor[TopicPartition(rec.topic, rec.partition)] = rec.offset + 1
             if _is_engine_record(rec):
                 continue
+            started = time.perf_counter() if timings else 0.0
             result = self._step(rec, live=True)
+            for timed in timings:
+                timed("step", time.perf_counter() - started)
             out += result.messages
             dead += result.dead_letters
             steps += 1
+        started = time.perf_counter()
+        committed, self._uncommitted = self._uncommitted, []
         self.log.append_and_commit([*out, *dead], self.group, cursor)
+        for timed in timings:
+            timed("commit", time.perf_counter() - started)
+        for notify in self.committed:
+            notify(committed)
         self._cursor = cursor
+        self.stats.commits += 1
         self.stats.steps += steps
         self.stats.outputs += len(out)
         self.stats.dead_letters += len(dead)
         return steps
 
-    def run(self, stop: threading.Event, *, poll_interval: float = 0.002, max_steps: int = 500) -> None:
-        """Poll and process until `stop` is set; the batch in flight is committed before returning."""
+    def run(
+        self,
+        stop: threading.Event,
+        *,
+        poll_interval: float = 0.002,
+        max_steps: int = 1000,
+        min_steps: int = MIN_BATCH,
+    ) -> None:
+        """Poll and process until `stop` is set; the batch in flight is committed before returning.
+
+        Group commits are sized by load: a batch takes what is pending, at most `min_steps` while
+        the engine keeps up (each commit follows its inputs within a few steps: acknowledgements in
+        milliseconds); while records stay pending after a full batch, the next may be twice as
+        large, up to `max_steps` (fewer commits per step: throughput), and back to `min_steps` as
+        soon as a batch finds less pending than it may take."""
         if not self._recovered:
             self.recover()
+        limit = min(min_steps, max_steps)
         while not stop.is_set():
-            if self.poll_once(max_steps) == 0:
+            steps = self.poll_once(limit)
+            if steps == 0:
+                limit = min(min_steps, max_steps)
                 stop.wait(poll_interval)
+            else:
+                limit = batch_limit(limit, self._last_batch, min_steps, max_steps)
 
     def drain(self, max_steps: int = 500) -> int:
         """Process everything available now (tests, backtests)."""
@@ -210,84 +265,29 @@ class Engine:
 
     # -- one step ---------------------------------------------------------------------------------
     def _step(self, rec: Record, *, live: bool) -> StepResult:
-        result = StepResult()
         known = self._decoded.pop(rec.value, None) if self._decoded else None
-        if known is not None:
-            event, meta = known
-        else:
-            try:
-                name, fields = self.codec.decode_record(rec)
-                event, meta = from_record(name, fields), fields["meta"]
-            except DecodeError as err:
-                result.dead_letters.append(dead_letter(rec, err.reason))
-                return result
-            except (MelticaError, KeyError, TypeError, ValueError) as err:
-                result.dead_letters.append(dead_letter(rec, f"cannot map {rec.topic} record: {err}"))
-                return result
-        source = {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset}
-        queue: deque[tuple[str, Any, dict[str, Any], Headers, Processor | None]] = deque(
-            [(rec.topic, event, meta, rec.headers, None)]
+        stepped = self._stepper.run(rec, live=live, known=known)
+        if stepped.failure is not None:
+            return StepResult(dead_letters=[dead_letter(rec, stepped.failure)] if live else [])
+        if live and stepped.emitted:
+            for observe in self.observers:
+                observe(stepped.event, [e.output for e in stepped.emitted])
+            if self.committed:
+                self._uncommitted += [e.output for e in stepped.emitted]
+        return StepResult(
+            messages=[
+                Message(e.output.topic, e.value, e.output.key.encode(), (*e.headers, (ENGINE_HEADER, b"1")))
+                for e in stepped.emitted
+            ]
         )
-        produced: list[tuple[Output, dict[str, Any], Headers]] = []
-        ts_init = self.clock.now_ns()  # when this step recorded its outputs
-        try:
-            while queue:
-                topic, inp, meta, headers, producer = queue.popleft()
-                for p in self._subscribers.get(topic, ()):
-                    if p is producer:
-                        continue
-                    outputs, out_headers = self._handle(p, topic, inp, headers, live)
-                    for i, out in enumerate(outputs):
-                        out_meta = output_meta(out, meta, p.name, i, source, ts_init)
-                        hdrs = self._trace_headers(out, out_headers) if live else ()
-                        produced.append((out, out_meta, hdrs))
-                        queue.append((out.topic, out.event, out_meta, hdrs, p))
-        except Exception as err:  # a processor bug must not stop the engine: dead-letter the input
-            result.dead_letters.append(dead_letter(rec, f"processing failed: {type(err).__name__}: {err}"))
-            return result
-        if live:
-            for out, meta, hdrs in produced:
-                try:  # an output the codec refuses (a value beyond its range) must not stop the engine
-                    value = self.codec.encode_object(avro_name(out.event), out.event, meta)
-                except EncodeError as err:
-                    result.messages.clear()
-                    result.dead_letters.append(dead_letter(rec, f"output not encodable: {err}"))
-                    return result
-                result.messages.append(
-                    Message(out.topic, value, out.key.encode(), (*hdrs, (ENGINE_HEADER, b"1")))
-                )
-        return result
 
-    def _handle(
-        self, p: Processor, topic: str, inp: Any, headers: Headers, live: bool
-    ) -> tuple[list[Output], Headers]:
-        """Run one processor; a span is recorded only where it produced something."""
-        if not live:
-            return p.handle(topic, inp, self.clock), ()
-        started = time.time_ns()
-        outputs = p.handle(topic, inp, self.clock)
-        if not outputs:
-            return outputs, ()
-        span = self.tracer.start_span(
-            f"{p.name} {type(inp).__name__}", context=telemetry.extract(headers), start_time=started
-        )
-        if span.is_recording():
-            span.set_attribute("meltica.topic", topic)
-            span.set_attribute("meltica.outputs", len(outputs))
-        span.end()
-        return outputs, telemetry.span_headers(span)
 
-    def _trace_headers(self, out: Output, current: Headers) -> Headers:
-        """An order keeps one trace: later outputs about it continue the trace of its first."""
-        if out.trace_key is None:
-            return current
-        known = self._traces.get(out.trace_key)
-        if known is None:
-            if len(self._traces) > 100_000:
-                self._traces.clear()
-            self._traces[out.trace_key] = current
-            return current
-        return known
+def batch_limit(limit: int, read: int, min_steps: int, max_steps: int) -> int:
+    """The next batch's size: twice `limit` (up to `max_steps`) when the last batch was full
+    (`read` records of `limit`: more are likely pending), else `min_steps`."""
+    if read >= limit:
+        return min(limit * 2, max_steps)
+    return min(min_steps, max_steps)
 
 
 def _order(rec: Record) -> int:

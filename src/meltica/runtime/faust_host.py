@@ -26,13 +26,12 @@ from typing import Any
 import faust
 from confluent_kafka import Consumer
 
-from meltica.clock import LiveClock
+from meltica.clock import Clock, LiveClock
 from meltica.events.codec import Codec
 from meltica.log.base import Record, TopicPartition
 from meltica.log.kafka import KafkaLog, record_of
 from meltica.runtime.partitions import PartitionedProcessor, PartitionState
 from meltica.runtime.processor import Processor
-from meltica.topics import inputs_of
 
 _log = logging.getLogger("meltica.faust")
 
@@ -100,23 +99,27 @@ class BroadcastReader:
 def build_app(
     app_id: str,
     makers: dict[str, Callable[[int], Processor]],
+    inputs: Mapping[str, Sequence[str]],
     *,
     bootstrap: str,
     codec: Codec,
     namespace: str = "",
     security: Mapping[str, str] | None = None,
     credentials: Any = None,
+    clock: Clock | None = None,
 ) -> faust.App:
-    """A faust app with one exactly-once agent per processor in `makers`; `security` (librdkafka)
-    and `credentials` (faust's, the same settings) are `kafka_security`'s for the settings."""
+    """A faust app with one exactly-once agent per processor in `makers` (reading its `inputs`);
+    `security` (librdkafka) and `credentials` (faust's, the same settings) are `kafka_security`'s."""
     app = faust.App(
         app_id,
         broker=f"kafka://{bootstrap}",
         broker_credentials=credentials,
         processing_guarantee="exactly_once",
         consumer_auto_offset_reset="earliest",
-        broker_session_timeout=10,
-        broker_heartbeat_interval=1,
+        # a loop starved for a while on a loaded machine must not cost the group its member: a
+        # rebalance is where faust's exactly-once gives way (a command applied twice)
+        broker_session_timeout=30,
+        broker_heartbeat_interval=3,
         store="memory://",
         web_enabled=False,
         topic_allow_declare=False,
@@ -130,7 +133,7 @@ def build_app(
         return outputs[name]
 
     for name, make in makers.items():
-        _agent(app, name, make, codec=codec, reader=reader, out_topic=out_topic)
+        _agent(app, name, make, inputs[name], codec=codec, reader=reader, out_topic=out_topic, clock=clock)
     return app
 
 
@@ -138,12 +141,14 @@ def _agent(
     app: faust.App,
     name: str,
     make: Callable[[int], Processor],
+    inputs: Sequence[str],
     *,
     codec: Codec,
     reader: KafkaLog,
     out_topic: Callable[[str], Any],
+    clock: Clock | None = None,
 ) -> None:
-    core = PartitionedProcessor(name, make, inputs_of(name), codec=codec, reader=reader, clock=LiveClock())
+    core = PartitionedProcessor(name, make, inputs, codec=codec, reader=reader, clock=clock or LiveClock())
     logical = {reader.wire(t): t for t in core.keyed}
     source = app.topic(*logical, key_serializer="raw", value_serializer="raw")
     states: dict[int, PartitionState] = {}

@@ -20,6 +20,13 @@ leaves and joins the group again with a new consumer.
 
 A processor with no keyed input (the bar builder reads only market data) joins the group on its
 own journal topic, so that its instances still split the partitions between them.
+
+Batching is latency-aware: records are stepped as they are polled (an idle poll returns at the first
+record), and a batch is committed when it is full (`max_batch` records) or `linger_s` old, whichever
+comes first. While a transaction commits on the committer thread, the next batch is polled and
+stepped (`overlap`); it is produced and committed once that commit has returned (a transactional
+producer has one transaction open at a time). If the commit fails, the stepped batch is dropped with
+the state it went ahead on, and the partitions are rebuilt from the journal (as before).
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +60,8 @@ _WEDGED_S = _TIMEOUT_S + 30.0  # a transactional call still blocked after this w
 _RESEEK_S = 10.0  # a catch-up with no progress for this long starts over on a new broadcast consumer
 _STALLED_S = 90.0  # ... and one with no progress for this long ends the process (the watchdog)
 EXIT_WEDGED = 75  # EX_TEMPFAIL: the process ends so that its supervisor starts it again
+_IDLE_POLL_S = 0.005  # an idle poll returns at the first record or after this (broadcast inputs wait)
+_OVERLAP_POLL_S = 0.001  # while a commit is in flight: look for records, or for its end, this often
 _log = logging.getLogger("meltica.service")
 _Delivered = Callable[[KafkaError | None, Any], None]
 
@@ -66,6 +77,26 @@ class HostStats:
     rebalances: int = 0
     snapshots: int = 0
     last_loop: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Batch:
+    """Records stepped and not committed yet: what the next transaction writes."""
+
+    messages: list[Message] = field(default_factory=list)
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    records: int = 0
+    since: float = 0.0  # time.monotonic() of its first record
+
+
+@dataclass
+class _InFlight:
+    """A transaction committing on the committer thread, and what it settles when it returns."""
+
+    future: Future[KafkaError | None]
+    journals: dict[int, Message]
+    ends: dict[int, int]  # journal partition -> offset after its entry (from the delivery reports)
+    messages: int
 
 
 class KafkaProcessorHost:
@@ -84,9 +115,12 @@ class KafkaProcessorHost:
         instance_id: str | None = None,
         clock: Clock | None = None,
         max_batch: int = 500,
+        linger_s: float = 0.002,
+        overlap: bool = True,
         snapshot_every: int = 10_000,
         on_wedged: Callable[[], None] | None = None,
         security: Mapping[str, str] | None = None,
+        outputs: Sequence[str] | None = None,
     ) -> None:
         self.name = name
         self.on_wedged = on_wedged or (lambda: os._exit(EXIT_WEDGED))
@@ -94,12 +128,19 @@ class KafkaProcessorHost:
         self.snapshot_every = snapshot_every
         self.partitions = partitions
         self.max_batch = max_batch
+        self.linger_s = linger_s  # a batch is committed when full or this old, whichever comes first
+        self.overlap = overlap  # step the next batch while the previous one commits
+        self._batch = _Batch()
+        self._inflight: _InFlight | None = None
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-commit")
         self.group = f"meltica-{name}"
         self.instance_id = instance_id or f"{name}-{uuid.uuid4().hex[:12]}"
         # A named instance is a static group member: restarted under the same name it takes its
         # partitions back at once instead of waiting for the session of its dead self to time out.
         self._static = {"group.instance.id": f"meltica-{instance_id}"} if instance_id else {}
         self.stats = HostStats()
+        # ("step", seconds) of each live input, ("commit", seconds) of each commit
+        self.timings: list[Callable[[str, float], None]] = []
         self.states: dict[int, PartitionState] = {}
         self.ready = threading.Event()
         self._reader = KafkaLog(
@@ -109,7 +150,7 @@ class KafkaProcessorHost:
         self.wire_group = wire(self.group)  # the group's name on the cluster (namespaced)
         self._logical = {wire(t): t for t in inputs}
         self.core = PartitionedProcessor(
-            name, make, inputs, codec=codec, reader=self._reader, clock=clock or LiveClock()
+            name, make, inputs, codec=codec, reader=self._reader, clock=clock or LiveClock(), outputs=outputs
         )
         self.keyed, self.broadcast = self.core.keyed, self.core.broadcast
         # With no keyed input the group is joined on the journal topic, only to share partitions.
@@ -174,6 +215,7 @@ class KafkaProcessorHost:
     # inside consume(), between batches, when no transaction is open. The keyed inputs resume
     # at the group's committed offsets, which the journal's last transaction also wrote.
     def _on_assign(self, consumer: Consumer, assigned: list[KafkaTopicPartition]) -> None:
+        self._drop()
         self.stats.rebalances += 1
         owned = sorted({tp.partition for tp in assigned})
         _log.info("%s: assigned partitions %s of group %s", self.instance_id, owned, self.wire_group)
@@ -226,7 +268,9 @@ class KafkaProcessorHost:
         records = self._records(batch)
         if records:
             self._progress_at = time.monotonic()
-            self._process(records)
+            self._apply(records)
+            self._flush()
+            self._settle(block=True)
             return
         self._check_positions(targets)
         behind = [
@@ -280,6 +324,7 @@ class KafkaProcessorHost:
         """The group went on without us (the broker or the network was away past the session): the
         next transaction starts on a new producer. One that lived through the outage can wait for
         ever on a coordinator it remembers from before (librdkafka #5511)."""
+        self._drop()
         self._renew_producer = True
         self._on_revoke(consumer, lost)
 
@@ -290,12 +335,14 @@ class KafkaProcessorHost:
         return producer
 
     def _on_revoke(self, consumer: Consumer, revoked: list[KafkaTopicPartition]) -> None:
+        self._drop()
         self.ready.clear()
         self.states = {}
         self._assign_broadcast()
 
     def _rewind(self) -> None:
         """After an aborted transaction: rebuild the states and re-read from the committed offsets."""
+        self._drop()
         assignment = self._consumer.assignment()
         self.states = {p: self.core.restore(p) for p in sorted({tp.partition for tp in assignment})}
         for tp in assignment:
@@ -371,6 +418,7 @@ class KafkaProcessorHost:
             )
             self.on_wedged()
             return
+        self._drop()
         self.ready.clear()
         self.states, self._catchup = {}, None
         self._broadcast.unassign()
@@ -389,6 +437,12 @@ class KafkaProcessorHost:
         self._subscribe()
         try:
             self._loop(stop)
+            self._settle(block=True)
+            if self._batch.records and not self._fenced and not self._rewind_needed:
+                self._flush()  # what was stepped is committed before leaving
+                self._settle(block=True)
+            if self._fenced or self._rewind_needed:
+                return
             if self.snapshot_every and self._catchup is None:  # leaving cleanly: the next owner starts here
                 self._snapshot([s for s in self.states.values() if s.since_snapshot])
         finally:
@@ -397,7 +451,7 @@ class KafkaProcessorHost:
     def _loop(self, stop: threading.Event) -> None:
         while not stop.is_set() and not self._fenced:
             self.stats.last_loop = time.monotonic()
-            keyed = self._consumer.consume(self.max_batch, timeout=0.005)
+            keyed = self._poll()
             failed = next((e for m in keyed if (e := m.error()) is not None and _member_failed(e)), None)
             if failed is not None:
                 self._rejoin(failed)
@@ -415,7 +469,49 @@ class KafkaProcessorHost:
             # broadcast first, then keyed: each partition's records stay in offset order
             records = self._records([*broadcast, *keyed])
             if records:
-                self._process(records)
+                self._apply(records)
+            self._settle(block=False)
+            if self._inflight is not None or self._rewind_needed or self._fenced:
+                continue
+            batch = self._batch
+            due = [s for s in self.states.values() if s.since_snapshot >= self.snapshot_every]
+            if batch.records and (
+                batch.records >= self.max_batch
+                or time.monotonic() - batch.since >= self.linger_s
+                or (self.snapshot_every and due)
+            ):
+                self._flush()
+            if self.snapshot_every and due:  # a snapshot is exactly what the committed journal holds
+                self._settle(block=True)
+                if not self._batch.records:
+                    self._snapshot(due)
+
+    def _poll(self) -> list[Any]:
+        """The next keyed records: at most what the batch has room for. Idle, it waits for the first
+        record (up to `_IDLE_POLL_S`); lingering, until the batch is due; with a commit in flight, it
+        takes what is there, else waits a little for records or the commit's end."""
+        room = self.max_batch - self._batch.records
+        inflight = self._inflight
+        if room <= 0:
+            if inflight is not None:
+                wait_for([inflight.future], timeout=_IDLE_POLL_S)
+            return []
+        got: list[Any] = self._consumer.consume(room, timeout=0)
+        if got:
+            return got
+        if inflight is not None:
+            wait_for([inflight.future], timeout=_OVERLAP_POLL_S)
+            return []
+        if self._batch.records:
+            timeout = self._batch.since + self.linger_s - time.monotonic()
+            if timeout <= 0:
+                return []
+        else:
+            timeout = _IDLE_POLL_S
+        first = self._consumer.poll(timeout)  # returns at the first record, unlike consume
+        if first is None:
+            return []
+        return [first, *self._consumer.consume(room - 1, timeout=0)] if room > 1 else [first]
 
     def _records(self, batch: list[Any]) -> list[Record]:
         """The consumed messages as records of their logical topics (error events dropped)."""
@@ -426,10 +522,14 @@ class KafkaProcessorHost:
             if not m.error() and m.topic() in logical  # the membership journal's records are not inputs
         ]
 
-    def _process(self, records: list[Record]) -> None:
-        messages: list[Message] = []
-        offsets: dict[TopicPartition, int] = {}
+    def _apply(self, records: list[Record]) -> None:
+        """Step `records` into the batch: the states move on, the outputs wait for its commit."""
+        batch = self._batch
+        if not batch.records:
+            batch.since = time.monotonic()
+        timings = self.timings
         for rec in records:
+            started = time.perf_counter() if timings else 0.0
             tp = TopicPartition(rec.topic, rec.partition)
             if rec.topic in self.broadcast:
                 targets = [s for s in self.states.values() if s.broadcast_pos.get(tp, 0) <= rec.offset]
@@ -437,17 +537,16 @@ class KafkaProcessorHost:
                 state = self.states.get(rec.partition)
                 if state is None:
                     continue  # not ours (any more): its owner reads it from the committed offset
-                offsets[tp] = rec.offset + 1
+                batch.offsets[tp] = rec.offset + 1
                 targets = [state]
             for state in targets:
-                messages += self.core.apply(state, rec, live=True)
+                batch.messages += self.core.apply(state, rec, live=True)
                 if rec.topic in self.broadcast:
                     state.broadcast_pos[tp] = rec.offset + 1
-        journals = {s.partition: j for s in self.states.values() if (j := self.core.journal_message(s))}
-        self._commit(messages, offsets, journals)
+            for timed in timings:
+                timed("step", time.perf_counter() - started)
+        batch.records += len(records)
         self.stats.records += len(records)
-        if self.snapshot_every:
-            self._snapshot([s for s in self.states.values() if s.since_snapshot >= self.snapshot_every])
 
     def _snapshot(self, states: list[PartitionState]) -> None:
         """Save `states` (each exactly what its committed journal holds) in a transaction of its own;
@@ -464,33 +563,61 @@ class KafkaProcessorHost:
         self.stats.snapshots += len(messages)
         _log.info("%s: saved partitions %s", self.instance_id, [s.partition for s in states])
 
-    def _commit(
-        self, messages: list[Message], offsets: dict[TopicPartition, int], journals: dict[int, Message]
-    ) -> None:
-        """Write `messages` and the partition `journals` with the input `offsets` in one transaction.
+    def _flush(self) -> None:
+        """Commit the batch: its messages and the partition journals with its input offsets, in one
+        transaction on the committer thread (waited for here unless `overlap`).
 
         Each journal entry's offset comes back in its delivery report (served while committing):
         a snapshot names exactly the journal it covers. The end offset cannot stand in for it, as
         the broker writes commit markers after the commit returns."""
+        batch, self._batch = self._batch, _Batch()
+        journals = {s.partition: j for s in self.states.values() if (j := self.core.journal_message(s))}
         ends: dict[int, int] = {}
 
         def delivered(err: KafkaError | None, msg: Any) -> None:
             if err is None:
                 ends[int(msg.partition())] = int(msg.offset()) + 1
 
-        failed = self._transact(messages, offsets, list(journals.values()), delivered)
+        def commit() -> KafkaError | None:
+            started = time.perf_counter()
+            failed = self._transact(batch.messages, batch.offsets, list(journals.values()), delivered)
+            for timed in self.timings:
+                timed("commit", time.perf_counter() - started)
+            return failed
+
+        future = self._committer.submit(commit)
+        self._inflight = _InFlight(future, journals, ends, len(batch.messages))
+        if not self.overlap:
+            self._settle(block=True)
+
+    def _settle(self, *, block: bool) -> None:
+        """Take the result of the transaction in flight once it has returned (waiting for it if
+        `block`). A failed one drops the batch stepped since and has the partitions rebuilt."""
+        inflight = self._inflight
+        if inflight is None or not (block or inflight.future.done()):
+            return
+        self._inflight = None
+        failed = inflight.future.result()
         if failed is not None:
+            self._batch = _Batch()  # stepped on states that went ahead of the log
             if self._fenced:
                 _log.error("%s: fenced (%s); stopping", self.instance_id, failed)
             else:
                 _log.warning("%s: transaction aborted (%s); rebuilding", self.instance_id, failed)
                 self._rewind_needed = True  # state went ahead of the log: rebuild and re-read
             return
-        for partition in journals:
+        for partition in inflight.journals:
             if (state := self.states.get(partition)) is not None:
-                state.journal_end = ends.get(partition, -1)  # no report: name no guessed position
+                state.journal_end = inflight.ends.get(partition, -1)  # no report: name no guessed position
         self.stats.transactions += 1
-        self.stats.outputs += len(messages) + len(journals)
+        self.stats.outputs += inflight.messages + len(inflight.journals)
+
+    def _drop(self) -> None:
+        """Before the states are replaced: wait for the commit in flight, drop the batch stepped
+        since (uncommitted, its inputs are read again from the committed offsets)."""
+        self._settle(block=True)
+        self._batch = _Batch()
+        self._rewind_needed = False  # the states are rebuilt by the caller
 
     def _transact(
         self,
@@ -550,6 +677,7 @@ class KafkaProcessorHost:
         try:
             self._consumer.close()
         finally:
+            self._committer.shutdown(wait=True)
             self._broadcast.close()
             self._reader.close()
 

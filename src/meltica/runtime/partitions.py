@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import gzip
 import logging
-import pickle  # nosec B403 # only MAC-checked snapshots are unpickled
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -31,16 +30,15 @@ from typing import Any
 
 from opentelemetry import trace
 
-from meltica import telemetry
 from meltica.clock import Clock
-from meltica.errors import DecodeError, EncodeError, MelticaError
 from meltica.events.codec import Codec
 from meltica.events.consumer import dead_letter
-from meltica.events.mapping import avro_name, from_record
-from meltica.log.base import EventLog, Headers, Message, Record, TopicPartition
+from meltica.log.base import EventLog, Message, Record, TopicPartition
 from meltica.log.partitioner import partition_for
-from meltica.runtime.processor import Output, Processor, output_meta
+from meltica.runtime import state_codec
+from meltica.runtime.processor import Output, Processor, layout
 from meltica.runtime.snapshot_keys import MAC_BYTES, default_key, mac, verify
+from meltica.runtime.step import Step
 from meltica.topics import TOPIC_BY_NAME, journal_topic, snapshot_topic
 
 PRODUCER_HEADER = "meltica.producer"
@@ -59,11 +57,17 @@ class PartitionState:
     """The processor state for one partition of the keyed topics."""
 
     partition: int
-    processor: Processor
+    step: Step
     broadcast_pos: dict[TopicPartition, int]
     segments: list[list[Any]] = field(default_factory=list)
     since_snapshot: int = 0  # inputs applied since the state was last saved
     journal_end: int = 0  # offset after the newest committed journal entry this state holds
+
+    @property
+    def processor(self) -> Processor:
+        """The partition's processor (after a rolled-back step: the restored one)."""
+        processor: Processor = self.step.processors[0]
+        return processor
 
     def note(self, rec: Record) -> None:
         """Record that `rec` was applied (extending the current run when it continues it)."""
@@ -88,6 +92,7 @@ class PartitionedProcessor:
         reader: EventLog,
         clock: Clock,
         snapshot_key: bytes | None = None,
+        outputs: Sequence[str] | None = None,
     ) -> None:
         self.name = name
         self.snapshot_key = snapshot_key or default_key()
@@ -96,6 +101,8 @@ class PartitionedProcessor:
         self.reader = reader
         self.clock = clock
         self.journal = journal_topic(name)
+        self.inputs = tuple(inputs)
+        self.outputs = None if outputs is None else tuple(outputs)
         self.keyed, self.broadcast = keyed_and_broadcast(inputs)
         self.tracer = trace.get_tracer("meltica.service")
         self.replayed = 0
@@ -108,13 +115,10 @@ class PartitionedProcessor:
     def restore(self, partition: int) -> PartitionState:
         """The state of `partition` as its committed journal left it: from its latest snapshot, if
         there is a usable one, replaying only the journal after it."""
-        state = PartitionState(partition, self.make(partition), self.initial_broadcast_pos())
-        offset = 0
         found = self.latest_snapshot(partition)
-        if found is not None:
-            offset, processor, broadcast_pos = found
-            state.processor = processor
-            state.broadcast_pos.update(broadcast_pos)
+        offset, processor, broadcast_pos = found or (0, self.make(partition), {})
+        state = PartitionState(partition, self._step(processor, partition), self.initial_broadcast_pos())
+        state.broadcast_pos.update(broadcast_pos)
         cursors: dict[TopicPartition, _Cursor] = {}
         replayed = 0
         while entries := self.reader.read(self.journal, partition, offset, 1000):
@@ -142,6 +146,7 @@ class PartitionedProcessor:
             return None
         end = self.reader.end_offset(topic, partition)
         start = end
+        wanted = layout(self.make(partition))
         while start > 0:  # newest last; transaction markers take offsets too, so look back in steps
             start = max(0, start - 16)
             for rec in reversed(self.reader.read(topic, partition, start, end - start)):
@@ -152,7 +157,7 @@ class PartitionedProcessor:
                     tag, blob = snap["state"][:MAC_BYTES], snap["state"][MAC_BYTES:]
                     if not verify(self.snapshot_key, tag, *self._covers(snap), blob):
                         raise ValueError("MAC does not match the snapshot key: refused unread")
-                    processor, broadcast_pos = pickle.loads(gzip.decompress(blob))  # nosec B301 # MAC checked
+                    processor, broadcast_pos = state_codec.loads(gzip.decompress(blob))  # MAC checked
                 except Exception as err:  # an unreadable snapshot: an older one, or the journal, will do
                     _log.warning(
                         "%s: snapshot %d of partition %d unusable: %s", self.name, rec.offset, partition, err
@@ -160,13 +165,23 @@ class PartitionedProcessor:
                     continue
                 if [t for t in broadcast_pos if t not in self.initial_broadcast_pos()]:
                     continue  # taken with other inputs than this build reads
+                if layout(processor) != wanted:  # e.g. a pipeline before the router joined it
+                    _log.warning(
+                        "%s: snapshot %d of partition %d holds %s, not %s: replaying the journal",
+                        self.name,
+                        rec.offset,
+                        partition,
+                        layout(processor),
+                        wanted,
+                    )
+                    continue
                 return int(snap["journal_offset"]), processor, broadcast_pos
             end = start
         return None
 
     def snapshot_message(self, state: PartitionState) -> Message:
         """`state` as a snapshot record covering its journal up to `state.journal_end`."""
-        blob = gzip.compress(pickle.dumps((state.processor, state.broadcast_pos), pickle.HIGHEST_PROTOCOL), 3)
+        blob = gzip.compress(state_codec.dumps((state.processor, state.broadcast_pos)), 3)
         snap: dict[str, Any] = {
             "processor": self.name,
             "partition": state.partition,
@@ -197,55 +212,49 @@ class PartitionedProcessor:
         value = self.codec.encode("InputJournal", journal)
         return Message(self.journal, value, str(state.partition).encode(), (), state.partition)
 
+    def _step(self, processor: Processor, partition: int) -> Step:
+        return Step(
+            [processor],
+            {processor.name: self.inputs},
+            codec=self.codec,
+            clock=self.clock,
+            tracer=self.tracer,
+            producer=lambda p: f"{self.name}/{partition}",
+            outputs=None if self.outputs is None else {processor.name: self.outputs},
+        )
+
     def apply(self, state: PartitionState, rec: Record, *, live: bool) -> list[Message]:
-        """Apply `rec` to `state`; the messages it owes the log (none when replaying)."""
+        """Apply `rec` to `state` (the step of `runtime.step`: a failure dead-letters the input and
+        leaves the state as it was); the messages it owes the log (none when replaying)."""
         if live:
             state.note(rec)
         if any(k == PRODUCER_HEADER and v == self.name.encode() for k, v in rec.headers):
             return []  # our own output, applied when we emitted it
         owner = rec.partition == state.partition
-        try:
-            name, fields = self.codec.decode_record(rec)
-            event = from_record(name, fields)
-        except DecodeError as err:
-            return [dead_letter(rec, err.reason)] if live and owner else []
-        except (MelticaError, KeyError, TypeError, ValueError) as err:
-            return [dead_letter(rec, f"cannot map {rec.topic} record: {err}")] if live and owner else []
-        try:
-            outputs = state.processor.handle(rec.topic, event, self.clock)
-        except Exception as err:  # a processor bug must not stop the service: dead-letter the input
-            if live:
-                _log.exception("%s failed on %s[%d]@%d", self.name, *rec[:3])
-            reason = f"processing failed: {type(err).__name__}: {err}"
-            return [dead_letter(rec, reason)] if live and owner else []
-        if not live or not outputs:
-            return []
-        try:
-            messages = self._messages(state, rec, fields["meta"], outputs)
-        except EncodeError as err:  # an output beyond the codec's range: the input is dead-lettered
-            return [dead_letter(rec, f"output not encodable: {err}")] if owner else []
-        for observe in self.observers:  # outputs that are written, not those dead-lettered with their input
-            observe(event, outputs)
-        return messages
+        partitions: dict[str, int] = {}
 
-    def _messages(
-        self, state: PartitionState, rec: Record, cause: dict[str, Any], outputs: list[Output]
-    ) -> list[Message]:
-        producer = f"{self.name}/{state.partition}"
-        ts_init = self.clock.now_ns()
-        span = self.tracer.start_span(f"{self.name} {rec.topic}", context=telemetry.extract(rec.headers))
-        headers: Headers = (*telemetry.span_headers(span), (PRODUCER_HEADER, self.name.encode()))
-        span.end()
-        source = {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset}
-        out = []
-        for i, o in enumerate(outputs):
-            partition = partition_for(o.key.encode(), self.reader.partitions(o.topic))
-            if partition != state.partition:
-                continue  # the partition that owns this key writes it
-            meta = output_meta(o, cause, producer, i, source, ts_init)
-            value = self.codec.encode_object(avro_name(o.event), o.event, meta)
-            out.append(Message(o.topic, value, o.key.encode(), headers, partition))
-        return out
+        def mine(out: Output) -> bool:  # the partition that owns a key writes it
+            if out.topic not in partitions:
+                partitions[out.topic] = self.reader.partitions(out.topic)
+            return partition_for(out.key.encode(), partitions[out.topic]) == state.partition
+
+        stepped = state.step.run(rec, live=live, keep=mine)
+        if stepped.failure is not None:  # (the step logged it)
+            return [dead_letter(rec, stepped.failure)] if live and owner else []
+        if not live or not stepped.emitted:
+            return []
+        for observe in self.observers:  # outputs that are written, not those dead-lettered with their input
+            observe(stepped.event, [e.output for e in stepped.emitted])
+        return [
+            Message(
+                e.output.topic,
+                e.value,
+                e.output.key.encode(),
+                (*e.headers, (PRODUCER_HEADER, self.name.encode())),
+                partition_for(e.output.key.encode(), partitions[e.output.topic]),
+            )
+            for e in stepped.emitted
+        ]
 
 
 class _Cursor:

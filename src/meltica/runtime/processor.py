@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,16 +21,12 @@ class Output:
 
 
 class Processor(Protocol):
-    """A thin adapter: decode is done, the decider runs here, encode happens in the runtime."""
+    """A thin adapter: decode is done, the decider runs here, encode happens in the runtime. Which
+    topics it reads is the topology's to say (`meltica.topology`)."""
 
     @property
     def name(self) -> str:
         """Unique name; also names the processor in event ids and spans."""
-        ...
-
-    @property
-    def inputs(self) -> Sequence[str]:
-        """The topics it reads."""
         ...
 
     def handle(self, topic: str, event: Any, clock: Clock) -> list[Output]:
@@ -57,3 +52,11 @@ def output_meta(
         "version": out.version,
         "source": source,
     }
+
+
+def layout(processor: Any) -> str:
+    """Which processors a processor is and holds (a fused one's members, an execution processor's
+    venues): a snapshot of another layout is not this build's state."""
+    members = getattr(processor, "members", None)
+    own = f"{processor.name}:{getattr(processor, 'layout', '')}"
+    return own if members is None else f"{own}({'+'.join(layout(m) for m in members)})"

@@ -6,7 +6,8 @@ append the log has not acknowledged by then fails with `LogUnavailable` (the rec
 written: a retry with the same ids is safe). A burst queues for one of `max_waiting` slots within
 the deadline while the log answers; once the log looks down, a call finding no slot fails at once.
 The waiting happens on a pool of threads, so the caller's deadline holds even when the log's
-client blocks for its own, longer timeout."""
+client blocks for its own, longer timeout. Appends from concurrent callers share one log append
+(`GroupCommit`): one commit for every command that arrived while the previous one was written."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from meltica.events.codec import Codec
 from meltica.events.envelope import derive_event_id
 from meltica.events.mapping import to_record
 from meltica.log.base import EventLog, Message, Position
+from meltica.runtime.group_commit import GroupCommit
 from meltica.topics import INSTRUMENTS, MARKET_DATA, key_of
 
 T = TypeVar("T")
@@ -100,6 +102,7 @@ class Publisher:
         self._id_seed = id_seed  # deterministic event ids (backtests): derived from the seed and a counter
         self._count = 0
         self.deadline = deadline
+        self.commits = GroupCommit(log)  # concurrent appends (the API's requests) share one commit
 
     def with_deadline(self, timeout: float, max_waiting: int = 64) -> Publisher:
         """This publisher (log, codec, clock) with appends bounded by `Deadline(timeout, max_waiting)`."""
@@ -115,8 +118,8 @@ class Publisher:
     def append(self, messages: Sequence[Message]) -> list[Position]:
         """Append records, within the deadline where there is one."""
         if self.deadline is None:
-            return self.log.append(messages)
-        return self.deadline(lambda: self.log.append(messages), "the event log")
+            return self.commits.append(messages)
+        return self.deadline(lambda: self.commits.append(messages), "the event log")
 
     def message(self, topic: str, event: Any, *, correlation_id: str | None = None) -> Message:
         return self.message_and_meta(topic, event, correlation_id=correlation_id)[0]

@@ -15,6 +15,7 @@ import hmac
 import os
 import secrets
 import stat
+import threading
 from pathlib import Path
 
 from meltica.errors import MelticaError
@@ -48,7 +49,7 @@ def load_key(path: Path) -> bytes:
 
 def _create(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # per thread too
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w") as f:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 
 from meltica.strategies.base import Strategy
 from meltica.strategies.grid import Grid
@@ -28,15 +29,45 @@ STRATEGIES: dict[str, type[Strategy]] = {
 IDENTITY = ("instrument_id", "strategy_id", "account_id")  # given by the instance, not parameters
 
 
-def resolve(name: str, *, modules: bool = False) -> type[Strategy]:
-    """The strategy class a name gives: a shipped one or, with `modules` (the CLI, never a remote
-    caller: importing runs the module), `module:Class` importable from the path; anything else is
-    a ValueError saying why."""
+Modules = bool | Sequence[str]
+"""Which `module:Class` names may load: False none, True any (the CLI's own), else the modules
+under these prefixes (an operator's `strategy_modules`, for remote callers)."""
+MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
+class StrategyNotAllowedError(ValueError):
+    """A `module:Class` strategy whose module is outside the allowed prefixes."""
+
+
+def allowed(module_name: str, modules: Modules) -> bool:
+    """Whether `module_name` may be imported under `modules`."""
+    if isinstance(modules, bool):
+        return modules
+    return any(module_name == p or module_name.startswith(p + ".") for p in modules if p)
+
+
+def resolve(name: str, *, modules: Modules = False) -> type[Strategy]:
+    """The strategy class a name gives: a shipped one or `module:Class` importable from the path,
+    if `modules` allows its module (importing runs the module: for remote callers only under the
+    operator's prefixes); a StrategyNotAllowedError, or another ValueError saying why not."""
     if name in STRATEGIES:
         return STRATEGIES[name]
     module_name, sep, class_name = name.partition(":")
-    if not modules or not sep or not module_name or not class_name:
+    if not sep:
         raise ValueError(f"unknown strategy {name!r}; one of {', '.join(STRATEGIES)}, or module:Class")
+    if not modules:
+        raise StrategyNotAllowedError(
+            f"strategy {name}: user strategy modules are not enabled here (the setting "
+            "strategy_modules, MELTICA_STRATEGY_MODULES, is empty)"
+        )
+    if not MODULE_NAME.fullmatch(module_name) or not class_name.isidentifier():
+        raise ValueError(f"strategy {name}: not module.path:Class")
+    if not allowed(module_name, modules):
+        prefixes = ", ".join(modules) if not isinstance(modules, bool) and modules else "none"
+        raise StrategyNotAllowedError(
+            f"strategy {name}: module {module_name} is not under the allowed prefixes of the setting "
+            f"strategy_modules (MELTICA_STRATEGY_MODULES): {prefixes}"
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
@@ -47,7 +78,7 @@ def resolve(name: str, *, modules: bool = False) -> type[Strategy]:
     return cls
 
 
-def parameters(name: str, *, modules: bool = False) -> dict[str, str]:
+def parameters(name: str, *, modules: Modules = False) -> dict[str, str]:
     """The parameters a strategy takes, with their defaults as text."""
     signature = inspect.signature(resolve(name, modules=modules).__init__)
     return {
@@ -64,7 +95,7 @@ def build(
     *,
     strategy_id: str | None = None,
     account_id: str | None = None,
-    modules: bool = False,
+    modules: Modules = False,
 ) -> Strategy:
     """A strategy from its name and `name=value` parameters; unknown or malformed ones are a ValueError."""
     cls = resolve(name, modules=modules)

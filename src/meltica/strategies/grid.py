@@ -43,7 +43,7 @@ class Grid(Strategy):
 
     def on_quote(self, ctx: StrategyContext, quote: QuoteTick) -> None:
         if quote.instrument_id == self.instrument_id and self.centre is None:
-            self._start(ctx, (quote.bid_px + quote.ask_px) / 2)
+            self._start(ctx, quote.mid)
 
     def on_bar(self, ctx: StrategyContext, bar: Bar) -> None:
         if bar.instrument_id == self.instrument_id and self.centre is None:

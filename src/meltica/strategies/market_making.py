@@ -44,7 +44,7 @@ class MarketMaking(Strategy):
     def on_quote(self, ctx: StrategyContext, quote: QuoteTick) -> None:
         if quote.instrument_id != self.instrument_id:
             return
-        mid = ((quote.bid_px + quote.ask_px) / 2 / self.tick).to_integral_value() * self.tick
+        mid = (quote.mid / self.tick).to_integral_value() * self.tick
         if self.quoted_mid is not None and abs(mid - self.quoted_mid) < self.tick * self.requote_ticks:
             return
         for order_id in list(self.working):

@@ -31,7 +31,6 @@ class MeanReversion(Strategy):
         self.entry, self.exit, self.quantity = Decimal(entry), Decimal(exit), Decimal(quantity)
         self.strategy_id, self.account_id = strategy_id, account_id
         self.closes: deque[Decimal] = deque(maxlen=window)
-        self.position = ZERO
 
     def on_bar(self, ctx: StrategyContext, bar: Bar) -> None:
         if bar.instrument_id != self.instrument_id:
@@ -45,7 +44,7 @@ class MeanReversion(Strategy):
         if variance == ZERO:
             return
         z = (bar.close - mean) / variance.sqrt()
-        target = self.position
+        target = ctx.exposure(self.instrument_id)  # held, and what is in flight
         if z > self.entry:
             target = -self.quantity
         elif z < -self.entry:

@@ -30,7 +30,6 @@ class Momentum(Strategy):
         self.threshold, self.quantity = Decimal(threshold), Decimal(quantity)
         self.strategy_id, self.account_id = strategy_id, account_id
         self.closes: deque[Decimal] = deque(maxlen=lookback + 1)
-        self.position = ZERO
 
     def on_bar(self, ctx: StrategyContext, bar: Bar) -> None:
         if bar.instrument_id != self.instrument_id:

@@ -12,7 +12,7 @@ from meltica.domain.orders import decider as orders
 from meltica.domain.orders.commands import AmendOrder, SubmitOrder, SubmitOrderList
 from meltica.domain.orders.events import ExecutionReport, VenueAmendOrder, VenueCancelOrder, VenueSubmitOrder
 from meltica.domain.portfolio import decider as portfolio
-from meltica.domain.portfolio.events import AdjustBalance
+from meltica.domain.portfolio.events import AdjustBalance, PortfolioEvent
 from meltica.domain.risk import decider as risk
 from meltica.domain.risk.events import ResetKillSwitch, SetRiskLimits, SetTradingState, TripKillSwitch
 from meltica.domain.risk.state import RiskState
@@ -50,6 +50,9 @@ class Flow:
             return
         self.events.append(e)
         risk.evolve(self.risk, e)
+        if isinstance(e, PortfolioEvent):  # the order processor does not read the portfolio's events
+            portfolio.evolve(self.portfolio, e)
+            return
         follow = orders.decide(self.book, e)
         orders.evolve(self.book, e)
         pevents = portfolio.decide(self.portfolio, e)

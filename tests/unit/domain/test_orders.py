@@ -188,7 +188,8 @@ def test_cancel_at_venue_goes_through_pending_cancel() -> None:
     assert out[1].venue_order_id == f"V-{spec.order_id}"
     assert status(book, spec) is S.PENDING_CANCEL
     [again] = run(book, CancelOrder(spec.order_id, spec.account_id, spec.instrument_id, T0))
-    assert isinstance(again, OrderCancelRejected)
+    assert isinstance(again, OrderTransitionRejected)  # refused, and the first cancel still pending
+    assert (again.reason, status(book, spec)) == ("a cancel is already pending", S.PENDING_CANCEL)
     run(book, report(spec, ExecType.CANCELED))
     assert status(book, spec) is S.CANCELED
 
@@ -222,6 +223,24 @@ def test_cancel_unknown_foreign_and_terminal_orders() -> None:
     [done] = od.decide(book, CancelOrder(spec.order_id, "ACC-1", BTC.instrument_id, T0))
     assert isinstance(done, OrderCancelRejected)
     assert "FILLED" in done.reason
+
+
+def test_a_cancel_the_status_table_refuses_is_rejected_not_dropped() -> None:
+    """An order the venue reports triggered may not go to PENDING_CANCEL: the client hears why, and a
+    bulk cancel records the refusal for operators."""
+    spec = order()
+    book = live(spec)
+    run(book, ack(spec))
+    run(book, report(spec, ExecType.TRIGGERED))  # the venue says its order went live
+    assert status(book, spec) is S.TRIGGERED
+    assert not can_transition(S.TRIGGERED, S.PENDING_CANCEL)
+    [client] = run(book, CancelOrder(spec.order_id, spec.account_id, spec.instrument_id, T0))
+    assert isinstance(client, OrderCancelRejected)
+    assert client.reason == "TRIGGERED cannot become PENDING_CANCEL"
+    [bulk] = run(book, CancelAllOrders("ACC-1", T0))
+    assert isinstance(bulk, OrderTransitionRejected)
+    assert (bulk.from_status, bulk.attempted) == (S.TRIGGERED, "cancel (cancel all)")
+    assert status(book, spec) is S.TRIGGERED, "a refusal changes nothing"
 
 
 def test_amend_at_venue_and_below_filled_quantity() -> None:

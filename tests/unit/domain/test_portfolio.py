@@ -1,13 +1,11 @@
-"""Positions (average cost), balances with free/locked, PnL marks and execution analytics."""
+"""Positions (average cost), balances with free/locked and PnL marks (execution analytics: their own file)."""
 
 from __future__ import annotations
-
-from decimal import Decimal
 
 from meltica.domain.orders.commands import SubmitOrder
 from meltica.domain.portfolio.events import BalanceChanged, Lot, PnLMarked, PositionChanged, PositionSide
 from meltica.domain.portfolio.positions import Position, after_fill
-from meltica.domain.values import ExecType, OrderSide
+from meltica.domain.values import ExecType
 from tests.unit.domain.flow import Flow
 from tests.unit.domain.support import BTC, T0, D, ack, fill, order, quote, report, trade
 
@@ -92,26 +90,3 @@ def test_a_mark_interval_publishes_at_most_one_mark_per_interval_of_moved_prices
     assert published == [(D("100.5"), 0), (D("101.5"), 60), (D("99"), 120)]
     # between marks the state follows every tick: equity is always at the latest price
     assert f.portfolio.position("ACC-1", BTC.instrument_id).mark_px == D("99")
-
-
-def test_execution_analytics() -> None:
-    f = funded()
-    spec = order(qty="2", price="101")
-    f.submit(SubmitOrder(spec, T0))
-    f.report(ack(spec, ts=T0 + 1_500_000))
-    f.report(fill(spec, "1", "100.5", ts=T0 + 2_000_000))
-    f.report(fill(spec, "1", "100.7", ts=T0 + 3_000_000))
-    a = f.portfolio.analytics[spec.order_id]
-    assert a.arrival_px == Decimal("100.00")
-    assert a.avg_fill_px == Decimal("100.6")
-    assert a.slippage_bps == Decimal("60")  # paid 0.6 above arrival on 100: 60 bps worse
-    assert (a.submit_to_ack_ns, a.submit_to_fill_ns) == (1_500_000, 3_000_000)
-
-
-def test_sell_slippage_sign() -> None:
-    f = funded()
-    f.deposit("ACC-1", "BTC", "1")
-    spec = order(side=OrderSide.SELL, qty="1", price="99.5")
-    f.submit(SubmitOrder(spec, T0))
-    f.report(fill(spec, "1", "99.5"))
-    assert f.portfolio.analytics[spec.order_id].slippage_bps == Decimal("50")

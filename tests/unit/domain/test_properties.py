@@ -1,7 +1,7 @@
 """Invariants of the deciders, by hypothesis (500 examples each in CI).
 
 - orders: filled <= quantity; a terminal order never changes; replaying the events
-  rebuilds the same book;
+  rebuilds the same book; a cancel the status table refuses is rejected, never dropped;
 - risk: reservations and open orders return to zero when every order is terminal;
 - portfolio: position = signed sum of fills; realized + unrealized - fees equals the
   change in equity at the marks.
@@ -18,8 +18,15 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invaria
 
 from meltica.domain.orders import decider as od
 from meltica.domain.orders.commands import CancelOrder, SubmitOrder
-from meltica.domain.orders.events import OrderAccepted, OrderAmendAccepted, OrderFilled
+from meltica.domain.orders.events import (
+    OrderAccepted,
+    OrderAmendAccepted,
+    OrderCancelRejected,
+    OrderFilled,
+    OrderTransitionRejected,
+)
 from meltica.domain.orders.model import OrderStatus
+from meltica.domain.orders.transitions import can_transition
 from meltica.domain.portfolio import decider as pd
 from meltica.domain.portfolio.events import AdjustBalance
 from meltica.domain.risk.limits import RiskLimits
@@ -28,6 +35,7 @@ from meltica.domain.values import ZERO, ExecType, OrderSide, OrderType
 from tests.unit.domain.flow import Flow
 from tests.unit.domain.support import BTC, T0, D, ack, fill, order, quote, report, trade
 
+S = OrderStatus
 QTY = st.integers(1, 50).map(lambda n: Decimal(n) / 10)
 PX = st.integers(9_500, 10_500).map(lambda n: Decimal(n) / 100)
 
@@ -45,7 +53,7 @@ class OrderMachine(RuleBasedStateMachine):
         self.ts = T0
         self.trade_ids: list[str] = ["T-dup"]
 
-    def feed(self, inp: Any) -> None:
+    def feed(self, inp: Any) -> list[Any]:
         self.ts += 1
         out = od.decide(self.book, inp)
         if isinstance(inp, OrderAccepted):
@@ -53,6 +61,7 @@ class OrderMachine(RuleBasedStateMachine):
         for e in out:
             od.evolve(self.book, e)
         self.events += out
+        return out
 
     @rule(target=orders, qty=QTY, market=st.booleans())
     def accept(self, qty: Decimal, market: bool) -> str:
@@ -74,8 +83,22 @@ class OrderMachine(RuleBasedStateMachine):
 
     @rule(oid=orders)
     def request_cancel(self, oid: str) -> None:
-        s = self.book.orders[oid].spec
-        self.feed(CancelOrder(oid, s.account_id, s.instrument_id, self.ts))
+        """Every cancel is answered: it starts (or ends) the order's cancel when the status table
+        allows that, else it is rejected and changes nothing."""
+        o = self.book.orders[oid]
+        before, target = o.status, S.PENDING_CANCEL if o.at_venue else S.CANCELED
+        out = self.feed(CancelOrder(oid, o.spec.account_id, o.spec.instrument_id, self.ts))
+        if before is not S.PENDING_CANCEL and can_transition(before, target):
+            assert self.book.orders[oid].status is target
+        else:
+            [rejection] = out
+            assert isinstance(rejection, OrderCancelRejected | OrderTransitionRejected)
+            assert self.book.orders[oid].status is before
+
+    @rule(oid=orders)
+    def venue_triggers(self, oid: str) -> None:
+        """The venue says the order went live (a stop it holds), so its status is TRIGGERED."""
+        self.feed(report(self.book.orders[oid].spec, ExecType.TRIGGERED, ts=self.ts))
 
     @rule(
         oid=orders,

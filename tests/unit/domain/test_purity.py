@@ -1,8 +1,11 @@
-"""`meltica.domain` stays pure: no I/O, clock, randomness or infrastructure imports."""
+"""`meltica.domain` stays pure: no I/O, clock, randomness or infrastructure imports, and no
+persistence hooks (snapshot encoding lives in `meltica.runtime.state_codec`)."""
 
 from __future__ import annotations
 
 import ast
+import importlib
+import pkgutil
 from pathlib import Path
 
 import meltica.domain
@@ -15,6 +18,8 @@ FORBIDDEN = {
     "logging",
     "os",
     "pathlib",
+    "copyreg",
+    "pickle",
     "random",
     "secrets",
     "select",
@@ -58,3 +63,18 @@ def test_domain_imports_no_io() -> None:
             assert top not in FORBIDDEN, f"{path.relative_to(root)} imports {name}"
             if top == "meltica":
                 assert name.startswith(ALLOWED_MELTICA), f"{path.relative_to(root)} imports {name}"
+
+
+PICKLING_HOOKS = ("__getstate__", "__setstate__", "__reduce__", "__reduce_ex__", "__getnewargs__")
+
+
+def test_domain_classes_carry_no_pickling_hooks() -> None:
+    """Only those `dataclasses` itself adds (frozen slotted classes) are allowed."""
+    found = []
+    for info in pkgutil.walk_packages(meltica.domain.__path__, "meltica.domain."):
+        module = importlib.import_module(info.name)
+        for cls in vars(module).values():
+            if isinstance(cls, type) and cls.__module__ == module.__name__:
+                own = [h for h in PICKLING_HOOKS if h in vars(cls)]
+                found += [f"{cls.__name__}.{h}" for h in own if vars(cls)[h].__module__ != "dataclasses"]
+    assert found == []

@@ -26,6 +26,13 @@ export async function api(path, { method = "GET", body } = {}) {
   return data;
 }
 
+/** The text of a document the API serves (an HTML report); a problem+json answer throws. */
+export async function text(path) {
+  const r = await fetch(path, { headers: { "X-API-Key": key.get() } });
+  if (!r.ok) throw new Problem(r.status, await r.json().catch(() => ({})));
+  return r.text();
+}
+
 /** Every item of a paged list, following next_cursor. */
 export async function all(path) {
   const items = [];

@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from meltica.domain.marketdata import ClockTick, MarketData, QuoteTick, TradeTick
 from meltica.domain.orders.commands import CancelAllOrders, CancelOrder
@@ -27,8 +27,10 @@ from meltica.domain.orders.events import (
     OrderCanceled,
     OrderCancelRejected,
     OrderDenied,
+    OrderEvent,
     OrderExpired,
     OrderFilled,
+    OrderOutput,
     OrderPartiallyFilled,
     OrderPendingCancel,
     OrderPendingReplace,
@@ -45,16 +47,37 @@ from meltica.domain.orders.events import (
 from meltica.domain.orders.model import Order, OrderSpec, OrderStatus, amend_problem
 from meltica.domain.orders.transitions import can_transition
 from meltica.domain.orders.triggers import (
+    is_activated,
     is_triggered,
     reference_price,
     trailed_trigger,
     triggered_limit_price,
 )
 from meltica.domain.risk.events import KillSwitchTripped
-from meltica.domain.values import ZERO, ContingencyType, ExecType, RiskScope, TimeInForce, next_utc_midnight
+from meltica.domain.values import (
+    ROUTER_VENUE,
+    ZERO,
+    ContingencyType,
+    ExecType,
+    RiskScope,
+    TimeInForce,
+    next_utc_midnight,
+)
 
 S = OrderStatus
-Event = Any  # an order event or a venue request
+Event = OrderOutput  # an order event or a venue request
+OrderInput = (
+    OrderAccepted
+    | OrderDenied
+    | OrderAmendAccepted
+    | ExecutionReport
+    | CancelOrder
+    | CancelAllOrders
+    | KillSwitchTripped
+    | MarketData
+    | ClockTick
+)
+"""What the order decider decides on (anything else it is given needs no follow-up)."""
 
 
 @dataclass(slots=True)
@@ -62,7 +85,7 @@ class OrderBook:
     """All orders one order processor knows, by id, with indexes kept by `evolve`."""
 
     orders: dict[str, Order] = field(default_factory=dict)
-    denied: dict[str, str] = field(default_factory=dict)
+    denied: dict[str, str] = field(default_factory=dict)  # order id -> why risk denied it
     open_ids: dict[str, None] = field(default_factory=dict)  # insertion-ordered set
     children: dict[str, list[str]] = field(default_factory=dict)  # OTO parent -> children
     held: dict[str, dict[str, None]] = field(default_factory=dict)  # instrument -> orders not at a venue
@@ -78,15 +101,27 @@ class OrderBook:
 
     def _index(self, order: Order) -> None:
         oid, inst = order.order_id, order.spec.instrument_id
-        if order.is_terminal:
+        terminal = order.is_terminal
+        if terminal:
             self.open_ids.pop(oid, None)
-        if order.is_terminal or order.routed:
+        if terminal or order.routed:
             held = self.held.get(inst)
             if held is not None:
                 held.pop(oid, None)
 
 
-def _ids(order: Order) -> dict[str, Any]:
+class _Ids(TypedDict):
+    order_id: str
+    client_order_id: str
+    account_id: str
+    instrument_id: str
+
+
+class _IdsAt(_Ids):
+    ts: int
+
+
+def _ids(order: Order) -> _Ids:
     s = order.spec
     return {
         "order_id": s.order_id,
@@ -96,6 +131,11 @@ def _ids(order: Order) -> dict[str, Any]:
     }
 
 
+def _refused(order: Order, target: OrderStatus) -> str:
+    """Why the status table refuses `order` the move to `target`."""
+    return f"{order.status} cannot become {target}"
+
+
 def _rejected(order: Order, attempted: str, reason: str, ts: int) -> OrderTransitionRejected:
     return OrderTransitionRejected(
         **_ids(order), ts=ts, from_status=order.status, attempted=attempted, reason=reason
@@ -103,12 +143,13 @@ def _rejected(order: Order, attempted: str, reason: str, ts: int) -> OrderTransi
 
 
 # -- decide -----------------------------------------------------------------------------------
-def decide(book: OrderBook, inp: Any) -> list[Event]:
+def decide(book: OrderBook, inp: OrderInput) -> list[Event]:
     """What follows from `inp` given the book. Pure."""
-    if isinstance(inp, OrderAccepted):
-        return _on_accepted(book, inp)
-    if isinstance(inp, ExecutionReport):
-        return _on_report(book, inp)
+    t = type(inp)
+    if t is OrderAccepted:  # the hot path: exact type checks before the isinstance chain
+        return _on_accepted(book, cast(OrderAccepted, inp))
+    if t is ExecutionReport:
+        return _on_report(book, cast(ExecutionReport, inp))
     if isinstance(inp, CancelOrder):
         return _on_cancel(book, inp)
     if isinstance(inp, OrderAmendAccepted):
@@ -146,11 +187,11 @@ def _in_scope(order: Order, trip: KillSwitchTripped) -> bool:
 
 
 def _released(book: OrderBook, spec: OrderSpec) -> bool:
-    """An OTO child waits until its parent is filled."""
+    """An OTO child waits until its parent is filled (a routed parent's children are its fills)."""
     if spec.parent_order_id is None:
         return True
     parent = book.orders.get(spec.parent_order_id)
-    return parent is not None and parent.status is S.FILLED
+    return parent is not None and (parent.status is S.FILLED or parent.spec.venue == ROUTER_VENUE)
 
 
 def _route(order: Order, ts: int, spec: OrderSpec | None = None) -> list[Event]:
@@ -172,10 +213,13 @@ def _on_accepted(book: OrderBook, accepted: OrderAccepted) -> list[Event]:
     spec = accepted.order
     if spec.order_id in book.orders or spec.order_id in book.denied:
         return []  # redelivered
-    order = _new_order(spec, accepted.ts)
     if spec.order_type.has_trigger or not _released(book, spec):
         return []  # held here until its trigger fires or its parent fills
-    return _route(order, accepted.ts)
+    venue, ts = spec.venue, accepted.ts
+    return [
+        OrderSubmitted(spec.order_id, spec.client_order_id, spec.account_id, spec.instrument_id, ts, venue),
+        VenueSubmitOrder(venue, spec, ts),
+    ]
 
 
 def _fill_event(order: Order, fill: Fill, ts: int) -> Event:
@@ -183,13 +227,16 @@ def _fill_event(order: Order, fill: Fill, ts: int) -> Event:
     prev_value = (order.avg_px or ZERO) * order.filled_qty
     avg = (prev_value + fill.last_px * fill.last_qty) / cum
     kind = OrderFilled if cum == order.quantity else OrderPartiallyFilled
-    return kind(**_ids(order), ts=ts, fill=fill, cum_qty=cum, leaves_qty=order.quantity - cum, avg_px=avg)
+    s = order.spec
+    return kind(
+        s.order_id, s.client_order_id, s.account_id, s.instrument_id, ts, fill, cum, order.quantity - cum, avg
+    )
 
 
 def _on_report(book: OrderBook, rep: ExecutionReport) -> list[Event]:
     order = book.orders.get(rep.order_id)
     if order is None:
-        ids = {
+        ids: _Ids = {
             "order_id": rep.order_id,
             "client_order_id": "",
             "account_id": rep.account_id,
@@ -209,7 +256,12 @@ def _on_report(book: OrderBook, rep: ExecutionReport) -> list[Event]:
         return _on_trade(book, order, rep)
     if et is ExecType.NEW:
         if order.status in (S.SUBMITTED, S.TRIGGERED):
-            return [OrderAcknowledged(**_ids(order), ts=ts, venue_order_id=rep.venue_order_id or "")]
+            s = order.spec
+            return [
+                OrderAcknowledged(
+                    s.order_id, s.client_order_id, s.account_id, s.instrument_id, ts, rep.venue_order_id or ""
+                )
+            ]
         if order.venue_order_id is None and order.is_open and order.at_venue:
             # a late acknowledgement after fills: keep the venue id, the status stays
             return [OrderAcknowledged(**_ids(order), ts=ts, venue_order_id=rep.venue_order_id or "")]
@@ -313,12 +365,15 @@ def _cancel_children(book: OrderBook, order: Order, ts: int) -> list[Event]:
 
 
 def _cancel(order: Order, ts: int, reason: str) -> list[Event]:
+    """Cancel an open order for `reason`: here when it never left, else through its venue. A
+    cancel already pending asks nothing more; one the status table refuses (a venue-side
+    trigger, a pending amend) is recorded as rejected, never dropped silently."""
     if not order.at_venue:
         return [OrderCanceled(**_ids(order), ts=ts, reason=reason)]
-    if order.status in (S.PENDING_CANCEL,):
+    if order.status is S.PENDING_CANCEL:
         return []
     if not can_transition(order.status, S.PENDING_CANCEL):
-        return []
+        return [_rejected(order, f"cancel ({reason})", _refused(order, S.PENDING_CANCEL), ts)]
     s = order.spec
     return [
         OrderPendingCancel(**_ids(order), ts=ts),
@@ -340,7 +395,7 @@ def _amend(
     ]
 
 
-def _unknown(cmd: CancelOrder | OrderAmendAccepted) -> dict[str, Any]:
+def _unknown(cmd: CancelOrder | OrderAmendAccepted) -> _IdsAt:
     return {
         "order_id": cmd.order_id,
         "client_order_id": "",
@@ -357,9 +412,12 @@ def _on_cancel(book: OrderBook, cmd: CancelOrder) -> list[Event]:
     if order.is_terminal:
         return [OrderCancelRejected(**_ids(order), ts=cmd.ts, reason=f"order is {order.status}")]
     if order.status is S.PENDING_CANCEL:
-        return [OrderCancelRejected(**_ids(order), ts=cmd.ts, reason="a cancel is already pending")]
+        # not an OrderCancelRejected: that one ends the pending cancel, and this one is not it
+        return [_rejected(order, type(cmd).__name__, "a cancel is already pending", cmd.ts)]
     if order.status is S.PENDING_REPLACE:
         return [OrderCancelRejected(**_ids(order), ts=cmd.ts, reason="an amend is pending")]
+    if order.at_venue and not can_transition(order.status, S.PENDING_CANCEL):
+        return [OrderCancelRejected(**_ids(order), ts=cmd.ts, reason=_refused(order, S.PENDING_CANCEL))]
     return _cancel(order, cmd.ts, "canceled by client")
 
 
@@ -403,6 +461,8 @@ def _on_market(book: OrderBook, tick: MarketData) -> list[Event]:
             continue
         trigger = order.trigger_price
         if s.order_type.is_trailing:
+            if not is_activated(order, price):
+                continue
             moved = trailed_trigger(order, price)
             if moved != trigger:
                 trigger = moved
@@ -440,6 +500,17 @@ def _new_order(spec: OrderSpec, ts: int) -> Order:
 
 def evolve(book: OrderBook, event: Event) -> OrderBook:
     """Apply one event to the book (in place) and return it. Venue requests change nothing."""
+    t = type(event)
+    apply = _APPLY.get(t)
+    if apply is not None:  # only order events have a handler: they all carry an order id
+        order = book.orders.get(cast(Any, event).order_id)
+        if order is not None:
+            apply(order, event)
+            order.version += 1
+            book._index(order)
+        return book
+    if t in _VENUE_REQUESTS:
+        return book
     if isinstance(event, OrderAccepted):
         spec = event.order
         if spec.order_id not in book.orders:
@@ -452,8 +523,8 @@ def evolve(book: OrderBook, event: Event) -> OrderBook:
     if isinstance(event, OrderDenied):
         book.denied[event.order_id] = event.reason
         return book
-    order = book.orders.get(getattr(event, "order_id", ""))
-    if order is None or isinstance(event, VenueSubmitOrder | VenueCancelOrder | VenueAmendOrder):
+    order = book.orders.get(getattr(event, "order_id", ""))  # other facts pass unchanged
+    if order is None:
         return book
     _APPLY.get(type(event), _ignore)(order, event)
     order.version += 1
@@ -461,7 +532,11 @@ def evolve(book: OrderBook, event: Event) -> OrderBook:
     return book
 
 
-def _ignore(order: Order, event: Any) -> None:
+_Apply = Callable[[Order, OrderEvent], None]
+_VENUE_REQUESTS = frozenset({VenueSubmitOrder, VenueCancelOrder, VenueAmendOrder})
+
+
+def _ignore(order: Order, event: OrderEvent) -> None:
     """Events that record something without changing the order (transition rejections)."""
 
 
@@ -482,17 +557,17 @@ def _filled(o: Order, e: OrderFilled | OrderPartiallyFilled) -> None:
     o.status = S.FILLED if isinstance(e, OrderFilled) else S.PARTIALLY_FILLED
 
 
-def _pending(status: OrderStatus) -> Any:
-    def apply(o: Order, e: Any) -> None:
+def _pending(status: OrderStatus) -> _Apply:
+    def apply(o: Order, e: OrderEvent) -> None:
         o.previous_status, o.status = o.status, status
 
     return apply
 
 
-def _revert(pending: OrderStatus) -> Any:
+def _revert(pending: OrderStatus) -> _Apply:
     """A rejection ends the request of its own kind only (an amend's, not a pending cancel)."""
 
-    def apply(o: Order, e: Any) -> None:
+    def apply(o: Order, e: OrderEvent) -> None:
         if o.status is pending and o.previous_status is not None:
             o.status, o.previous_status = o.previous_status, None
 
@@ -516,14 +591,15 @@ def _trigger_moved(o: Order, e: OrderTriggerUpdated) -> None:
     o.trigger_price = e.trigger_price
 
 
-def _status(status: OrderStatus) -> Any:
-    def apply(o: Order, e: Any) -> None:
+def _status(status: OrderStatus) -> _Apply:
+    def apply(o: Order, e: OrderEvent) -> None:
         o.status = status
 
     return apply
 
 
-_APPLY: dict[type, Any] = {
+# Each handler takes the event type it is filed under (a dict: one lookup per event).
+_APPLY: dict[type, Callable[[Order, Any], None]] = {
     OrderSubmitted: _submitted,
     OrderAcknowledged: _acknowledged,
     OrderRejected: _status(S.REJECTED),

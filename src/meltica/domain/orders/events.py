@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from meltica.domain.orders.model import OrderSpec, OrderStatus
+from meltica.domain.risk.checks import DenyReason
 from meltica.domain.values import ExecType, LiquiditySide, OrderSide
 
 
@@ -20,6 +21,7 @@ class Fill:
     fee_currency: str
     liquidity_side: LiquiditySide
     ts_fill: int
+    reconciled: bool = False  # found by reconciliation with the venue, not reported live
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,9 @@ class _OrderEvent:
 
 @dataclass(frozen=True, slots=True)
 class OrderDenied(_OrderEvent):
-    reason: str
+    """Pre-trade risk refused the order (its Avro record carries the reason's value)."""
+
+    reason: DenyReason
     message: str = ""
 
 
@@ -228,6 +232,7 @@ OrderEvent = (
     | OrderTransitionRejected
 )
 VenueRequest = VenueSubmitOrder | VenueCancelOrder | VenueAmendOrder
+OrderOutput = OrderEvent | VenueRequest  # what the order decider emits
 
 ORDER_EVENT_TYPES: tuple[type, ...] = (
     OrderAccepted,

@@ -8,6 +8,8 @@ from decimal import Decimal
 from enum import StrEnum
 
 from meltica.domain.values import (
+    BPS,
+    ROUTER_VENUE,
     ZERO,
     ContingencyType,
     OrderSide,
@@ -63,6 +65,8 @@ class OrderSpec:
     parent_order_id: str | None = None
     strategy_id: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    activation_price: Decimal | None = None
+    """Trailing stops: the market price at which the trail starts (None: at once)."""
 
     @property
     def venue(self) -> str:
@@ -87,18 +91,46 @@ class OrderSpec:
                 return "trailing-stop order needs a positive trailing_offset"
             if self.trailing_offset_type is TrailingOffsetType.NONE:
                 return "trailing-stop order needs trailing_offset_type PRICE or BASIS_POINTS"
+            if self.trailing_offset_type is TrailingOffsetType.BASIS_POINTS and self.trailing_offset >= BPS:
+                return f"trailing_offset in basis points must be below {BPS}"
             if t is OrderType.TRAILING_STOP_LIMIT and self.limit_offset is None:
                 return "TRAILING_STOP_LIMIT order needs a limit_offset"
+        elif self.trailing_offset is not None or self.limit_offset is not None:
+            return "trailing_offset and limit_offset apply to trailing-stop orders"
+        if self.activation_price is not None:
+            if not t.is_trailing:
+                return "activation_price applies to trailing-stop orders"
+            if self.activation_price <= ZERO:
+                return "activation_price must be positive"
         if t is OrderType.MARKET and self.price is not None:
             return "MARKET order takes no price"
         if self.time_in_force is TimeInForce.GTD and self.expire_time_ns is None:
             return "GTD order needs expire_time_ns"
-        if self.display_quantity is not None and not ZERO < self.display_quantity <= self.quantity:
-            return "display_quantity must be positive and at most the quantity"
+        if self.display_quantity is not None:
+            if not ZERO < self.display_quantity <= self.quantity:
+                return "display_quantity must be positive and at most the quantity"
+            if not t.has_limit_price:
+                return "display_quantity (an iceberg) applies to orders with a limit price"
+            if self.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
+                return "an iceberg rests: it cannot be IOC or FOK"
         if self.post_only and t is not OrderType.LIMIT:
             return "post-only applies to LIMIT orders"
         if self.post_only and self.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
             return "post-only orders cannot be IOC or FOK"
+        if self.venue == ROUTER_VENUE:
+            return self._routing_problem()
+        return None
+
+    def _routing_problem(self) -> str | None:
+        """What a smart-routed order (at venue SOR) cannot be."""
+        if self.order_type not in (OrderType.MARKET, OrderType.LIMIT):
+            return "a routed (SOR) order is MARKET or LIMIT"
+        if self.time_in_force is TimeInForce.FOK:
+            return "a routed (SOR) order cannot be FOK: its children fill at several venues"
+        if self.post_only or self.display_quantity is not None:
+            return "a routed (SOR) order cannot be post-only or an iceberg"
+        if self.parent_order_id is not None or self.contingency_type is not ContingencyType.NONE:
+            return "a routed (SOR) order cannot be part of a contingent order list"
         return None
 
 

@@ -44,6 +44,15 @@ def trailed_trigger(order: Order, price: Decimal) -> Decimal:
     return candidate if order.trigger_price is None else min(order.trigger_price, candidate)
 
 
+def is_activated(order: Order, price: Decimal) -> bool:
+    """A trailing stop trails once the market reaches its activation price (a sell's from below,
+    a buy's from above); one without, or already trailing (it has a trigger), trails at once."""
+    activation = order.spec.activation_price
+    if activation is None or order.trigger_price is not None:
+        return True
+    return price >= activation if order.spec.side is OrderSide.SELL else price <= activation
+
+
 def is_triggered(side: OrderSide, trigger_price: Decimal, price: Decimal) -> bool:
     """A buy stop fires at or above its trigger, a sell stop at or below."""
     return price >= trigger_price if side is OrderSide.BUY else price <= trigger_price

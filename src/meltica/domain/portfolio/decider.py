@@ -1,4 +1,4 @@
-"""The portfolio decider: fills and marks become position, balance and PnL events.
+"""The portfolio decider: fills and marks become position, balance, PnL and execution events.
 
 Balances are per account and asset, split into free and locked (what open orders hold
 back). Equity, per account and currency, is that currency's cash plus the market value of
@@ -7,30 +7,46 @@ the positions quoted in it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from typing import Any
 
 from meltica.domain.amounts import PRECISION, amount_problem
 from meltica.domain.instruments import Instrument
-from meltica.domain.marketdata import Bar, QuoteTick, TradeTick
+from meltica.domain.marketdata import Bar, QuoteTick, TradeTick, mark_price
 from meltica.domain.orders.events import (
     OrderAccepted,
     OrderAcknowledged,
     OrderCanceled,
+    OrderEvent,
     OrderExpired,
     OrderFilled,
     OrderPartiallyFilled,
     OrderRejected,
     OrderReplaced,
+    OrderSubmitted,
+    OrderTriggered,
 )
-from meltica.domain.portfolio.analytics import ExecutionAnalytics
-from meltica.domain.portfolio.events import AdjustBalance, BalanceChanged, PnLMarked, PositionChanged
+from meltica.domain.portfolio.analytics import ExecutionAnalytics, slippage_bps
+from meltica.domain.portfolio.events import (
+    AdjustBalance,
+    BalanceChanged,
+    BalanceDiscrepancy,
+    ExecutionAnalyzed,
+    PnLMarked,
+    PortfolioEvent,
+    PositionChanged,
+    VenueBalanceReported,
+)
 from meltica.domain.portfolio.positions import Position, after_fill
 from meltica.domain.reservations import reservation
+from meltica.domain.routing import routed
 from meltica.domain.values import ZERO, OrderSide
 
-Event = Any
+Event = PortfolioEvent
+PortfolioInput = AdjustBalance | VenueBalanceReported | OrderEvent | QuoteTick | TradeTick | Bar | Instrument
+"""What the portfolio decides on and learns from (its own events it only learns from)."""
 
 
 @dataclass(slots=True)
@@ -70,13 +86,6 @@ class PortfolioState:
     # time (and only when the price moved since its last published mark); 0 marks every move.
     mark_interval_ns: int = 0
     published_marks: dict[str, tuple[int, Decimal]] = field(default_factory=dict)
-
-    def __setstate__(self, saved: Any) -> None:
-        """Unpickle (a snapshot), giving fields added since it was taken their defaults."""
-        values = saved[1] if isinstance(saved, tuple) else saved
-        defaults = PortfolioState()
-        for name in PortfolioState.__slots__:
-            setattr(self, name, values[name] if name in values else getattr(defaults, name))
 
     def balance(self, account_id: str, asset: str) -> Balance:
         return self.balances.get((account_id, asset)) or Balance()
@@ -131,36 +140,73 @@ def _adjustment_problem(state: PortfolioState, inp: AdjustBalance) -> str | None
     return None if problem is None else f"the new balance cannot be held exactly: {problem}"
 
 
-def decide(state: PortfolioState, inp: Any) -> list[Event]:
+def decide(state: PortfolioState, inp: PortfolioInput) -> list[Event]:
     """Portfolio events that follow from `inp`. Pure."""
-    if isinstance(inp, AdjustBalance):
-        problem = _adjustment_problem(state, inp)
-        if problem:  # the runtime dead-letters the command with this reason; the balance stays
-            raise ValueError(f"balance adjustment of {inp.account_id} {inp.asset} refused: {problem}")
-        return [_balance_event(state, inp.account_id, inp.asset, inp.delta, ZERO, inp.reason, inp.ts)]
-    if isinstance(inp, OrderAccepted):
-        lock = _lock_for(state, inp)
-        if lock is None:
-            return []
-        return [_balance_event(state, lock.account_id, lock.asset, ZERO, lock.amount, "reserve", inp.ts)]
-    if isinstance(inp, OrderFilled | OrderPartiallyFilled):
-        return _on_fill(state, inp)
-    if isinstance(inp, OrderReplaced):
-        lock = state.locks.get(inp.order_id)
-        moved = None if lock is None else _replaced_lock(state, lock, inp)
-        if lock is None or moved is None or moved.held == lock.held:
-            return []
-        delta = moved.held - lock.held
-        why = "reserve" if delta > ZERO else "release"
-        return [_balance_event(state, lock.account_id, lock.asset, ZERO, delta, why, inp.ts)]
-    if isinstance(inp, OrderCanceled | OrderExpired | OrderRejected):
-        lock = state.locks.get(inp.order_id)
-        if lock is None or lock.held == ZERO:
-            return []
-        return [_balance_event(state, lock.account_id, lock.asset, ZERO, -lock.held, "release", inp.ts)]
-    if isinstance(inp, QuoteTick | TradeTick | Bar):
-        return _on_mark(state, inp)
-    return []
+    decider = _DECIDE.get(type(inp))
+    if decider is None or _mirrored(inp):
+        return []
+    return decider(state, inp)
+
+
+_ORDER_FACTS = (
+    OrderAcknowledged,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderPartiallyFilled,
+    OrderRejected,
+    OrderReplaced,
+    OrderSubmitted,
+    OrderTriggered,
+)
+
+
+def _mirrored(e: object) -> bool:
+    """An event of a routed order: its children's own events hold and move the money."""
+    if isinstance(e, OrderAccepted):
+        return routed(e.order.instrument_id)
+    return isinstance(e, _ORDER_FACTS) and routed(e.instrument_id)
+
+
+def _on_adjust(state: PortfolioState, inp: AdjustBalance) -> list[Event]:
+    problem = _adjustment_problem(state, inp)
+    if problem:  # the runtime dead-letters the command with this reason; the balance stays
+        raise ValueError(f"balance adjustment of {inp.account_id} {inp.asset} refused: {problem}")
+    return [_balance_event(state, inp.account_id, inp.asset, inp.delta, ZERO, inp.reason, inp.ts)]
+
+
+def _on_venue_balance(state: PortfolioState, inp: VenueBalanceReported) -> list[Event]:
+    """A live venue's balance that differs from ours is reported (the portfolio keeps its own)."""
+    ours = state.balance(inp.account_id, inp.asset).total
+    if ours == inp.total:
+        return []
+    return [
+        BalanceDiscrepancy(inp.account_id, inp.venue, inp.asset, ours, inp.total, inp.total - ours, inp.ts)
+    ]
+
+
+def _on_accepted(state: PortfolioState, inp: OrderAccepted) -> list[Event]:
+    lock = _lock_for(state, inp)
+    if lock is None:
+        return []
+    return [_balance_event(state, lock.account_id, lock.asset, ZERO, lock.amount, "reserve", inp.ts)]
+
+
+def _on_replaced(state: PortfolioState, inp: OrderReplaced) -> list[Event]:
+    lock = state.locks.get(inp.order_id)
+    moved = None if lock is None else _replaced_lock(state, lock, inp)
+    if lock is None or moved is None or moved.held == lock.held:
+        return []
+    delta = moved.held - lock.held
+    why = "reserve" if delta > ZERO else "release"
+    return [_balance_event(state, lock.account_id, lock.asset, ZERO, delta, why, inp.ts)]
+
+
+def _on_ended(state: PortfolioState, inp: OrderCanceled | OrderExpired | OrderRejected) -> list[Event]:
+    lock = state.locks.get(inp.order_id)
+    if lock is None or lock.held == ZERO:
+        return []
+    return [_balance_event(state, lock.account_id, lock.asset, ZERO, -lock.held, "release", inp.ts)]
 
 
 def _lock_for(state: PortfolioState, e: OrderAccepted) -> Lock | None:
@@ -245,19 +291,35 @@ def _on_fill(state: PortfolioState, e: OrderFilled | OrderPartiallyFilled) -> li
         add(lock.asset, ZERO, -release)
     for asset, (delta, lock_delta) in changes.items():
         out.append(_balance_event(state, e.account_id, asset, delta, lock_delta, "fill", ts))
+    out.append(_analyzed(state.analytics.get(e.order_id), e))
     return out
 
 
-def _mark_of(tick: QuoteTick | TradeTick | Bar) -> Decimal:
-    if isinstance(tick, TradeTick):
-        return tick.price
-    if isinstance(tick, Bar):
-        return tick.close
-    return (tick.bid_px + tick.ask_px) / 2
+def _analyzed(a: ExecutionAnalytics | None, e: OrderFilled | OrderPartiallyFilled) -> ExecutionAnalyzed:
+    """How the fill of `e` executed (an order the portfolio did not see accepted: no arrival mid
+    and no latencies)."""
+    fill = e.fill
+    arrival = None if a is None else a.arrival_px
+    return ExecutionAnalyzed(
+        e.account_id,
+        e.instrument_id,
+        e.order_id,
+        fill.trade_id,
+        a.venue if a is not None and a.venue else e.instrument_id.rpartition(".")[2],
+        None if a is None else a.strategy_id,
+        fill.side,
+        arrival,
+        fill.last_px,
+        fill.last_qty,
+        slippage_bps(fill.side, arrival, fill.last_px),
+        None if a is None else a.submit_to_ack_ns,
+        None if a is None else a.ack_to_fill_ns(e.ts),
+        e.ts,
+    )
 
 
 def _on_mark(state: PortfolioState, tick: QuoteTick | TradeTick | Bar) -> list[Event]:
-    mark = _mark_of(tick)
+    mark = mark_price(tick)
     if state.mark_interval_ns:
         last = state.published_marks.get(tick.instrument_id)
         if last is not None and (last[1] == mark or tick.ts - last[0] < state.mark_interval_ns):
@@ -295,11 +357,28 @@ def _on_mark(state: PortfolioState, tick: QuoteTick | TradeTick | Bar) -> list[E
     return out
 
 
+# What each input type decides (a dict: one lookup per input, as for `evolve`); others decide nothing.
+_DECIDE: dict[type, Callable[[PortfolioState, Any], list[Event]]] = {
+    AdjustBalance: _on_adjust,
+    VenueBalanceReported: _on_venue_balance,
+    OrderAccepted: _on_accepted,
+    OrderFilled: _on_fill,
+    OrderPartiallyFilled: _on_fill,
+    OrderReplaced: _on_replaced,
+    OrderCanceled: _on_ended,
+    OrderExpired: _on_ended,
+    OrderRejected: _on_ended,
+    QuoteTick: _on_mark,
+    TradeTick: _on_mark,
+    Bar: _on_mark,
+}
+
+
 # -- evolve -----------------------------------------------------------------------------------
-def evolve(state: PortfolioState, event: Any) -> PortfolioState:
+def evolve(state: PortfolioState, event: PortfolioInput | PortfolioEvent) -> PortfolioState:
     """Apply one event or market fact (in place) and return the state."""
     handler = _EVOLVE.get(type(event))
-    if handler is not None:
+    if handler is not None and not _mirrored(event):
         handler(state, event)
     return state
 
@@ -330,8 +409,28 @@ def _accepted(state: PortfolioState, e: OrderAccepted) -> None:
         state.locks[e.order.order_id] = lock
     spec = e.order
     state.analytics[spec.order_id] = ExecutionAnalytics(
-        spec.order_id, spec.side, e.ts, arrival_px=state.marks.get(spec.instrument_id)
+        spec.order_id,
+        spec.side,
+        e.ts,
+        arrival_px=state.marks.get(spec.instrument_id),
+        account_id=spec.account_id,
+        instrument_id=spec.instrument_id,
+        venue=spec.venue,
+        strategy_id=spec.strategy_id,
     )
+
+
+def _submitted(state: PortfolioState, e: OrderSubmitted) -> None:
+    a = state.analytics.get(e.order_id)
+    if a is not None and not a.sent:
+        a.ts_submitted, a.sent, a.venue = e.ts, True, e.venue or a.venue
+
+
+def _triggered(state: PortfolioState, e: OrderTriggered) -> None:
+    """A stop's arrival is where it triggered (its trigger price), not the market when placed."""
+    a = state.analytics.get(e.order_id)
+    if a is not None:
+        a.arrival_px = e.trigger_price if e.trigger_price is not None else state.marks.get(e.instrument_id)
 
 
 def _acknowledged(state: PortfolioState, e: OrderAcknowledged) -> None:
@@ -346,11 +445,8 @@ def _filled(state: PortfolioState, e: OrderFilled | OrderPartiallyFilled) -> Non
         lock.leaves = e.leaves_qty
         if e.leaves_qty == ZERO:
             del state.locks[e.order_id]
-    a = state.analytics.get(e.order_id)
-    if a is not None:
-        a.filled_qty, a.avg_fill_px = e.cum_qty, e.avg_px
-        if isinstance(e, OrderFilled):
-            a.ts_filled = e.ts
+    if isinstance(e, OrderFilled):  # its last fill is analyzed: the order's analytics end
+        state.analytics.pop(e.order_id, None)
 
 
 def _replaced(state: PortfolioState, e: OrderReplaced) -> None:
@@ -362,6 +458,7 @@ def _replaced(state: PortfolioState, e: OrderReplaced) -> None:
 
 def _ended(state: PortfolioState, e: OrderCanceled | OrderExpired | OrderRejected) -> None:
     state.locks.pop(e.order_id, None)
+    state.analytics.pop(e.order_id, None)
 
 
 def _instrument(state: PortfolioState, e: Instrument) -> None:
@@ -369,19 +466,22 @@ def _instrument(state: PortfolioState, e: Instrument) -> None:
 
 
 def _tick(state: PortfolioState, e: QuoteTick | TradeTick | Bar) -> None:
-    mark = _mark_of(e)
+    mark = mark_price(e)
     state.marks[e.instrument_id] = mark
     for (_, instrument_id), pos in state.positions.items():
         if instrument_id == e.instrument_id:
             pos.mark_px = mark
 
 
-_EVOLVE: dict[type, Any] = {
+# Each handler takes the event type it is filed under (a dict: one lookup per event).
+_EVOLVE: dict[type, Callable[[PortfolioState, Any], None]] = {
     PositionChanged: _position,
     BalanceChanged: _balance,
     PnLMarked: _marked,
     OrderAccepted: _accepted,
+    OrderSubmitted: _submitted,
     OrderAcknowledged: _acknowledged,
+    OrderTriggered: _triggered,
     OrderFilled: _filled,
     OrderPartiallyFilled: _filled,
     OrderReplaced: _replaced,

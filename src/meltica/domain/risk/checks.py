@@ -56,7 +56,11 @@ class DenyReason(StrEnum):
     INSUFFICIENT_BALANCE = "insufficient_balance"
     LIST_DENIED = "list_denied"
     DUPLICATE_ORDER_ID = "duplicate_order_id"
+    ACTIVATION_REACHED = "activation_price_reached"
 
+
+# Order types that trade at market once live (their hold is widened by the price band).
+AT_MARKET = frozenset(t for t in OrderType if t.when_triggered is OrderType.MARKET)
 
 # Denials that count towards the circuit breaker: not those the halt itself causes.
 NOT_BREACHES = frozenset(
@@ -134,14 +138,7 @@ def reduces(p: Proposal) -> bool:
     pos = p.position
     if pos == ZERO or (pos > ZERO) == (p.signed_qty > ZERO):
         return False
-    pending = sum(
-        (
-            o.worst_leaves
-            for o in p.account.open_orders.values()
-            if o.instrument_id == p.order.instrument_id and o.side is p.order.side
-        ),
-        ZERO,
-    )
+    pending = p.account.orders().leaves(p.order.instrument_id, p.order.side)
     return p.live_qty + pending <= abs(pos)
 
 
@@ -154,11 +151,15 @@ def unknown_instrument(p: Proposal) -> DenyReason | None:
 
 
 def kill_switch(p: Proposal) -> DenyReason | None:
+    if not p.state.kill_switches:
+        return None
     scopes = p.state.scopes_of(p.order.account_id, p.order.instrument_id)
     return DenyReason.KILL_SWITCH if any(s in p.state.kill_switches for s in scopes) else None
 
 
 def trading_state(p: Proposal) -> DenyReason | None:
+    if not p.state.trading:
+        return None
     states = {p.state.trading.get(s) for s in p.state.scopes_of(p.order.account_id, p.order.instrument_id)}
     if TradingState.HALTED in states:
         return DenyReason.TRADING_HALTED
@@ -168,6 +169,8 @@ def trading_state(p: Proposal) -> DenyReason | None:
 
 
 def throttle(p: Proposal) -> DenyReason | None:
+    if p.order.parent_order_id in p.account.routed:
+        return None  # a routed order's child: its parent took the token
     return DenyReason.THROTTLED if tokens_at(p.account, p.limits, p.ts) < 1 else None
 
 
@@ -192,17 +195,22 @@ def order_type_allowed(p: Proposal) -> DenyReason | None:
 def precision(p: Proposal) -> DenyReason | None:
     inst, o = p.instrument, p.order
     assert inst is not None  # nosec B101 # typing; unknown_instrument denies first
-    prices = [x for x in (o.price, o.trigger_price) if x is not None]
+    tick = inst.price_increment
+    for x in (o.price, o.trigger_price, o.activation_price):
+        if x is not None and not is_multiple(x, tick):
+            return DenyReason.PRICE_PRECISION
+    offset = o.trailing_offset
     if (
-        o.order_type.is_trailing
+        offset is not None
         and o.trailing_offset_type is TrailingOffsetType.PRICE
-        and o.trailing_offset is not None
+        and o.order_type.is_trailing
+        and not is_multiple(offset, tick)
     ):
-        prices.append(o.trailing_offset)
-    if any(not is_multiple(x, inst.price_increment) for x in prices):
         return DenyReason.PRICE_PRECISION
-    quantities = [x for x in (o.quantity, o.display_quantity) if x is not None]
-    if any(not is_multiple(x, inst.size_increment) for x in quantities):
+    size = inst.size_increment
+    if not is_multiple(o.quantity, size) or (
+        o.display_quantity is not None and not is_multiple(o.display_quantity, size)
+    ):
         return DenyReason.QUANTITY_PRECISION
     return None
 
@@ -210,12 +218,12 @@ def precision(p: Proposal) -> DenyReason | None:
 def quantity_bounds(p: Proposal) -> DenyReason | None:
     inst, qty = p.instrument, p.order.quantity
     assert inst is not None  # nosec B101 # typing; unknown_instrument denies first
-    lows = [x for x in (inst.min_quantity, p.limits.min_quantity) if x is not None]
-    highs = [x for x in (inst.max_quantity, p.limits.max_quantity) if x is not None]
-    if any(qty < low for low in lows):
-        return DenyReason.QUANTITY_BELOW_MIN
-    if any(qty > high for high in highs):
-        return DenyReason.QUANTITY_ABOVE_MAX
+    for low in (inst.min_quantity, p.limits.min_quantity):
+        if low is not None and qty < low:
+            return DenyReason.QUANTITY_BELOW_MIN
+    for high in (inst.max_quantity, p.limits.max_quantity):
+        if high is not None and qty > high:
+            return DenyReason.QUANTITY_ABOVE_MAX
     return None
 
 
@@ -237,10 +245,21 @@ def price_band(p: Proposal) -> DenyReason | None:
     band, last, o = p.limits.price_band, p.last, p.order
     if band is None or last is None or last <= ZERO:
         return None
-    for price in (o.price, o.trigger_price):
+    for price in (o.price, o.trigger_price, o.activation_price):
         if price is not None and abs(price - last) > last * band:
             return DenyReason.PRICE_BAND
     return None
+
+
+def activation_ahead(p: Proposal) -> DenyReason | None:
+    """A trailing stop's activation price lies ahead of the market: above it for a sell, below
+    it for a buy (one the market has already reached would start trailing at once). Once it
+    trails (it has a trigger), an amend of it is not judged again on this."""
+    activation, last = p.order.activation_price, p.last
+    if activation is None or last is None or p.order.trigger_price is not None:
+        return None
+    reached = last >= activation if p.order.side.sign < 0 else last <= activation
+    return DenyReason.ACTIVATION_REACHED if reached else None
 
 
 def max_order_notional(p: Proposal) -> DenyReason | None:
@@ -256,14 +275,7 @@ def max_position(p: Proposal) -> DenyReason | None:
     cap = p.limits.max_position
     if cap is None:
         return None
-    same_side = sum(
-        (
-            o.worst_leaves
-            for o in p.account.open_orders.values()
-            if o.instrument_id == p.order.instrument_id and o.side is p.order.side
-        ),
-        ZERO,
-    )
+    same_side = p.account.orders().leaves(p.order.instrument_id, p.order.side)
     projected = p.position + (same_side + p.live_qty) * p.order.side.sign
     return DenyReason.MAX_POSITION if abs(projected) > cap else None
 
@@ -279,12 +291,11 @@ def _exposures(p: Proposal, accounts: list[AccountRisk]) -> tuple[Decimal, Decim
                 continue
             value = inst.notional(qty, price)
             gross, net = gross + abs(value), net + value
-        for o in account.open_orders.values():
-            inst = p.state.instruments.get(o.instrument_id)
+        for instrument_id, (units, net_units) in account.orders().exposure().items():
+            inst = p.state.instruments.get(instrument_id)
             if inst is None:
                 continue
-            value = o.value(inst) * o.side.sign
-            gross, net = gross + abs(value), net + value
+            gross, net = gross + units * inst.multiplier, net + net_units * inst.multiplier
     value = p.notional(p.live_qty) * p.order.side.sign
     return gross + abs(value), abs(net + value)
 
@@ -328,7 +339,7 @@ def balance(p: Proposal) -> DenyReason | None:
     inst, price = p.instrument, p.ref_price
     assert inst is not None  # nosec B101 # typing; unknown_instrument denies first
     assert price is not None  # nosec B101 # typing; reference_price denies first
-    band = p.limits.price_band if p.order.order_type.when_triggered is OrderType.MARKET else None
+    band = p.limits.price_band if p.order.order_type in AT_MARKET else None
     asset, amount = reservation(p.order.side, p.live_qty, price, inst, band)
     return DenyReason.INSUFFICIENT_BALANCE if p.account.available(asset) < amount else None
 
@@ -346,6 +357,7 @@ CHECKS: tuple[Check, ...] = (
     reference_price,
     min_notional,
     price_band,
+    activation_ahead,
     max_order_notional,
     reduce_only,
     max_position,

@@ -11,11 +11,11 @@ instruments and market prices to the state in place.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections import Counter
+from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeGuard
 
 from meltica.domain.instruments import Instrument
 from meltica.domain.marketdata import Bar, QuoteTick, TradeTick
@@ -26,6 +26,7 @@ from meltica.domain.orders.events import (
     OrderAmendRejected,
     OrderCanceled,
     OrderDenied,
+    OrderEvent,
     OrderExpired,
     OrderFilled,
     OrderPartiallyFilled,
@@ -39,11 +40,13 @@ from meltica.domain.orders.events import (
 from meltica.domain.orders.model import OrderSpec, OrderStatus, amend_problem
 from meltica.domain.portfolio.events import BalanceChanged
 from meltica.domain.reservations import reservation
-from meltica.domain.risk.checks import NOT_BREACHES, DenyReason, Proposal, first_denial, tokens_at
+from meltica.domain.risk.checks import AT_MARKET, NOT_BREACHES, DenyReason, Proposal, first_denial, tokens_at
 from meltica.domain.risk.events import (
     KillSwitchReset,
     KillSwitchTripped,
     ResetKillSwitch,
+    RiskCommand,
+    RiskEvent,
     RiskLimitsChanged,
     SetRiskLimits,
     SetTradingState,
@@ -51,9 +54,22 @@ from meltica.domain.risk.events import (
     TripKillSwitch,
 )
 from meltica.domain.risk.state import AccountRisk, OpenOrder, PendingAmend, RiskState
-from meltica.domain.values import ZERO, ContingencyType, OrderType, RiskScope
+from meltica.domain.routing import NOT_AMENDABLE, routed
+from meltica.domain.values import ROUTER_VENUE, ZERO, ContingencyType, RiskScope
 
-Event = Any
+RiskInput = SubmitOrder | SubmitOrderList | AmendOrder | RiskCommand
+"""What the risk decider decides on: order and risk commands."""
+Event = (
+    OrderAccepted
+    | OrderDenied
+    | OrderAmendAccepted
+    | OrderAmendRejected
+    | OrderTransitionRejected
+    | RiskEvent
+)
+"""What it decides: order acceptances, denials and amend answers, and risk events."""
+RiskFact = OrderEvent | RiskEvent | BalanceChanged | Instrument | QuoteTick | TradeTick | Bar
+"""What `evolve` learns from (every other input passes through unchanged)."""
 CIRCUIT_BREAKER = "circuit-breaker"
 
 
@@ -79,8 +95,7 @@ def _judge(
     account = state.account(spec.account_id)
     filled = ZERO
     if amending is not None:
-        others = {k: v for k, v in account.open_orders.items() if k != spec.order_id}
-        account = dataclasses.replace(account, open_orders=others)
+        account = dataclasses.replace(account, open_orders=account.orders().without(spec.order_id))
         filled = amending.filled
     proposal = Proposal(
         state=state,
@@ -98,23 +113,25 @@ def _message(spec: OrderSpec, reason: DenyReason) -> str:
     return (spec.problems() or "") if reason is DenyReason.INVALID_ORDER else ""
 
 
-def _breach(e: Event) -> bool:
+def _breach(e: Event) -> TypeGuard[OrderDenied | OrderAmendRejected]:
     """A denial that counts towards the circuit breaker (an order's, or risk's of an amend)."""
-    if isinstance(e, OrderDenied | OrderAmendRejected):
+    if isinstance(e, OrderDenied):
+        return e.reason not in NOT_BREACHES
+    if isinstance(e, OrderAmendRejected):
         reason = _deny_reason(e.reason)
         return reason is not None and reason not in NOT_BREACHES
     return False
 
 
 def _deny_reason(text: str) -> DenyReason | None:
-    """The deny reason an `OrderDenied`/`OrderAmendRejected` reason starts with, if any."""
+    """The deny reason an `OrderAmendRejected` reason starts with, if any (a venue's is free text)."""
     try:
         return DenyReason(text.partition(":")[0])
     except ValueError:
         return None
 
 
-def _breaker(state: RiskState, events: list[Event], ts: int) -> list[Event]:
+def _breaker(state: RiskState, events: Sequence[Event], ts: int) -> list[Event]:
     """Trip the account's kill switch when its breaches in the window reach the limit."""
     out: list[Event] = []
     counted: dict[str, int] = {}
@@ -136,18 +153,16 @@ def _breaker(state: RiskState, events: list[Event], ts: int) -> list[Event]:
     return out
 
 
-def decide(state: RiskState, inp: Any) -> list[Event]:
+def decide(state: RiskState, inp: RiskInput) -> list[Event]:
     """The risk decision for a command. Pure."""
     if isinstance(inp, SubmitOrder):
         spec = inp.order
         if _is_duplicate(state, spec):
             return []
         reason = _judge(state, spec, inp.ts)
-        out: list[Event] = [
-            OrderAccepted(spec, inp.ts)
-            if reason is None
-            else _denied(spec, reason, _message(spec, reason), inp.ts)
-        ]
+        if reason is None:
+            return [OrderAccepted(spec, inp.ts)]  # no breach: the breaker has nothing to count
+        out: list[Event] = [_denied(spec, reason, _message(spec, reason), inp.ts)]
         return out + _breaker(state, out, inp.ts)
     if isinstance(inp, SubmitOrderList):
         return _decide_list(state, inp)
@@ -180,8 +195,8 @@ def _decide_list(state: RiskState, cmd: SubmitOrderList) -> list[Event]:
     contingent = any(s.contingency_type is not ContingencyType.NONE or s.parent_order_id for s in fresh)
     if repeated or (contingent and len(fresh) < len(cmd.orders)):
         return _deny_duplicates(cmd, fresh, repeated)
-    scratch = copy.deepcopy(state)
-    decisions: list[Event] = []
+    scratch = _scratch(state, {spec.account_id for spec in fresh})
+    decisions: list[OrderAccepted | OrderDenied] = []
     for spec in fresh:
         reason = _judge(scratch, spec, cmd.ts)
         event = (
@@ -199,7 +214,25 @@ def _decide_list(state: RiskState, cmd: SubmitOrderList) -> list[Event]:
             else _denied(d.order, DenyReason.LIST_DENIED, f"{first.order_id} denied: {first.reason}", cmd.ts)
             for d in decisions
         ]
-    return decisions + _breaker(state, decisions, cmd.ts)
+    return [*decisions, *_breaker(state, decisions, cmd.ts)]
+
+
+def _scratch(state: RiskState, account_ids: set[str]) -> RiskState:
+    """A state to judge a list's orders on one after another, each as if those before it were
+    decided: the list's accounts copied (open orders with their totals, positions, balances,
+    tokens, breaches), the rest shared, since evolving an acceptance or a denial changes nothing
+    else. Its id sets start empty: duplicates are found before judging."""
+    accounts = dict(state.accounts)
+    for account_id in account_ids & accounts.keys():
+        a = accounts[account_id]
+        accounts[account_id] = dataclasses.replace(
+            a,
+            positions=dict(a.positions),
+            open_orders=a.orders().copy(),
+            balances=dict(a.balances),
+            client_order_ids=set(),
+        )
+    return dataclasses.replace(state, accounts=accounts, known_orders=set(), limits_cache=state.limits_cache)
 
 
 def _repeated(specs: list[OrderSpec]) -> set[str]:
@@ -248,11 +281,15 @@ def amended_spec(
 def _decide_amend(state: RiskState, cmd: AmendOrder) -> list[Event]:
     """An amend is judged as the order it would make; one pending amend per order at a time."""
     account = state.accounts.get(cmd.account_id)
+    if routed(cmd.instrument_id) and cmd.order_id in state.known_orders:
+        return [_amend_rejected(cmd, "", NOT_AMENDABLE)]
     o = None if account is None else account.open_orders.get(cmd.order_id)
-    if o is None or o.spec is None:
+    spec = None if o is None else o.spec
+    if account is not None and spec is not None and spec.parent_order_id in account.routed:
+        return [_amend_rejected(cmd, spec.client_order_id, NOT_AMENDABLE)]
+    if o is None or spec is None:
         known = cmd.order_id in state.known_orders and account is not None
         return [_amend_rejected(cmd, "", "order is not open" if known else "unknown order")]
-    spec = o.spec
     if o.pending is not None:  # not an OrderAmendRejected: that one would end the pending amend
         return [
             OrderTransitionRejected(
@@ -314,12 +351,12 @@ def _reserve(state: RiskState, spec: OrderSpec, quantity: Decimal, price: Decima
     if inst is None or ref is None:
         return None
     limits = state.effective_limits(spec.account_id, spec.instrument_id)
-    band = limits.price_band if spec.order_type.when_triggered is OrderType.MARKET else None
+    band = limits.price_band if spec.order_type in AT_MARKET else None
     asset, amount = reservation(spec.side, quantity, ref, inst, band)
     return OpenOrder(spec.instrument_id, spec.side, quantity, quantity, ref, asset, amount, spec)
 
 
-def evolve(state: RiskState, event: Any) -> RiskState:
+def evolve(state: RiskState, event: RiskFact | RiskInput) -> RiskState:
     """Apply one event or market fact to the risk state (in place) and return it."""
     handler = _EVOLVE.get(type(event))
     if handler is not None:
@@ -332,7 +369,11 @@ def _accepted(state: RiskState, e: OrderAccepted) -> None:
     state.known_orders.add(spec.order_id)
     account = _account(state, spec.account_id)
     account.client_order_ids.add(spec.client_order_id)
-    _take_token(state, account, spec.instrument_id, e.ts)
+    if spec.parent_order_id not in account.routed:  # a routed order's child: its parent took it
+        _take_token(state, account, spec.instrument_id, e.ts)
+    if spec.venue == ROUTER_VENUE:
+        account.routed.add(spec.order_id)
+        return  # a routed order holds nothing itself: each child is checked and held at its venue
     open_order = _reserve(state, spec, spec.quantity, spec.price)
     if open_order is not None:
         account.open_orders[spec.order_id] = open_order
@@ -372,6 +413,7 @@ def _amend_accepted(state: RiskState, e: OrderAmendAccepted | OrderPendingReplac
     held = _reserve(state, spec, spec.quantity, spec.price)
     if held is not None:
         o.pending = PendingAmend(spec.quantity, held.price, held.reserved)
+        account.orders().recount(e.order_id)
 
 
 def _amend_ended(state: RiskState, e: OrderAmendRejected | OrderTransitionRejected) -> None:
@@ -382,11 +424,16 @@ def _amend_ended(state: RiskState, e: OrderAmendRejected | OrderTransitionReject
         return
     account = state.accounts.get(e.account_id)
     o = None if account is None else account.open_orders.get(e.order_id)
-    if o is not None:
+    if account is not None and o is not None and o.pending is not None:
         o.pending = None
+        account.orders().recount(e.order_id)
 
 
 def _fill(state: RiskState, e: OrderFilled | OrderPartiallyFilled) -> None:
+    if routed(e.instrument_id):  # a routed order's fill mirrors a child's, which counted
+        if e.leaves_qty <= ZERO and e.account_id in state.accounts:
+            state.accounts[e.account_id].routed.discard(e.order_id)
+        return
     account = _account(state, e.account_id)
     signed = e.fill.last_qty * e.fill.side.sign
     account.positions[e.instrument_id] = account.positions.get(e.instrument_id, ZERO) + signed
@@ -395,12 +442,15 @@ def _fill(state: RiskState, e: OrderFilled | OrderPartiallyFilled) -> None:
         o.leaves = e.leaves_qty
         if e.leaves_qty <= ZERO:
             del account.open_orders[e.order_id]
+        else:
+            account.orders().recount(e.order_id)
 
 
 def _ended(state: RiskState, e: OrderCanceled | OrderExpired | OrderRejected) -> None:
     account = state.accounts.get(e.account_id)
     if account is not None:
         account.open_orders.pop(e.order_id, None)
+        account.routed.discard(e.order_id)
 
 
 def _replaced(state: RiskState, e: OrderReplaced) -> None:
@@ -412,7 +462,7 @@ def _replaced(state: RiskState, e: OrderReplaced) -> None:
     inst = state.instruments.get(e.instrument_id)
     price = e.price if e.price is not None else e.trigger_price if e.trigger_price is not None else o.price
     if inst is not None:
-        at_market = o.spec is not None and o.spec.order_type.when_triggered is OrderType.MARKET
+        at_market = o.spec is not None and o.spec.order_type in AT_MARKET
         band = state.effective_limits(e.account_id, e.instrument_id).price_band if at_market else None
         o.asset, o.reserved = reservation(o.side, e.quantity, price, inst, band)
     o.quantity, o.leaves, o.price, o.pending = e.quantity, e.quantity - filled, price, None
@@ -420,6 +470,7 @@ def _replaced(state: RiskState, e: OrderReplaced) -> None:
         o.spec = dataclasses.replace(
             o.spec, quantity=e.quantity, price=e.price, trigger_price=e.trigger_price
         )
+    account.orders().recount(e.order_id)
 
 
 def _trigger_moved(state: RiskState, e: OrderTriggerUpdated | OrderTriggered) -> None:
@@ -463,19 +514,28 @@ def _instrument(state: RiskState, e: Instrument) -> None:
     state.instruments[e.instrument_id] = e
 
 
+def _price(state: RiskState, instrument_id: str, price: Decimal) -> None:
+    """The last price of an instrument, which is also the last of its symbol at the routing venue."""
+    state.prices[instrument_id] = price
+    symbol, _, venue = instrument_id.rpartition(".")
+    if venue != ROUTER_VENUE and f"{symbol}.{ROUTER_VENUE}" in state.instruments:
+        state.prices[f"{symbol}.{ROUTER_VENUE}"] = price
+
+
 def _quote(state: RiskState, e: QuoteTick) -> None:
-    state.prices[e.instrument_id] = (e.bid_px + e.ask_px) / 2
+    _price(state, e.instrument_id, e.mid)
 
 
 def _trade(state: RiskState, e: TradeTick) -> None:
-    state.prices[e.instrument_id] = e.price
+    _price(state, e.instrument_id, e.price)
 
 
 def _bar(state: RiskState, e: Bar) -> None:
-    state.prices[e.instrument_id] = e.close
+    _price(state, e.instrument_id, e.close)
 
 
-_EVOLVE: dict[type, Any] = {
+# Each handler takes the event type it is filed under (a dict: one lookup per event).
+_EVOLVE: dict[type, Callable[[RiskState, Any], None]] = {
     OrderAccepted: _accepted,
     OrderDenied: _denied_event,
     OrderPartiallyFilled: _fill,

@@ -79,3 +79,7 @@ class KillSwitchReset:
     scope_id: str
     operator: str
     ts: int
+
+
+RiskCommand = SetRiskLimits | SetTradingState | TripKillSwitch | ResetKillSwitch
+RiskEvent = RiskLimitsChanged | TradingStateChanged | KillSwitchTripped | KillSwitchReset

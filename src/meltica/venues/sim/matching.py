@@ -9,17 +9,24 @@ that moves through its price fills it as maker. IOC and market remainders are ca
 FOK fills entirely or not at all, post-only orders that would take liquidity are rejected.
 Bars are read as four trades (open, high, low, close). Report times are the request or
 market time plus the latency model's delay.
+
+Our own resting orders queue among themselves too: the size ahead of an order counts the shown
+part of our orders already resting at its price. An iceberg (`display_quantity`) rests natively
+here, one slice at a time: only its slice is shown and queues, prints at its price fill the slice
+alone, and once the slice is filled the next one is shown at the back of its price level (behind
+every order there, ours included). A print or a book through its price fills it slice after
+slice. Reports are of the whole order (cum and leaves quantities); a refresh reports nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from meltica.domain.instruments import Instrument
-from meltica.domain.marketdata import Bar, BookAction, OrderBookDelta, OrderBookSnapshot, QuoteTick, TradeTick
+from meltica.domain.marketdata import Bar, Book, OrderBookDelta, OrderBookSnapshot, QuoteTick, TradeTick
 from meltica.domain.orders.events import (
     ExecutionReport,
     Fill,
@@ -50,36 +57,6 @@ S = OrderStatus
 
 
 @dataclass
-class Book:
-    """Price levels of one instrument, as the market data last said."""
-
-    bids: dict[Decimal, Decimal] = field(default_factory=dict)
-    asks: dict[Decimal, Decimal] = field(default_factory=dict)
-
-    def side(self, side: OrderSide) -> dict[Decimal, Decimal]:
-        return self.bids if side is OrderSide.BUY else self.asks
-
-    def levels(self, side: OrderSide) -> list[tuple[Decimal, Decimal]]:
-        """Levels of one side, best first."""
-        levels = self.side(side)
-        return sorted(levels.items(), reverse=side is OrderSide.BUY)
-
-    def best(self, side: OrderSide) -> Decimal | None:
-        levels = self.side(side)
-        if not levels:
-            return None
-        return max(levels) if side is OrderSide.BUY else min(levels)
-
-    def take(self, side: OrderSide, price: Decimal, qty: Decimal) -> None:
-        levels = self.side(side)
-        left = levels.get(price, ZERO) - qty
-        if left > ZERO:
-            levels[price] = left
-        else:
-            levels.pop(price, None)
-
-
-@dataclass
 class Resting:
     spec: OrderSpec
     venue_order_id: str
@@ -88,10 +65,20 @@ class Resting:
     filled: Decimal = ZERO
     notional: Decimal = ZERO
     fills: int = 0
+    slice_left: Decimal | None = None  # an iceberg at rest: what its shown slice has left
 
     @property
     def leaves(self) -> Decimal:
         return self.spec.quantity - self.filled
+
+    @property
+    def shown(self) -> Decimal:
+        """What the venue shows of the order (and what a print at its price can fill)."""
+        return self.leaves if self.slice_left is None else min(self.slice_left, self.leaves)
+
+
+def _level(r: Resting) -> tuple[str, OrderSide, Decimal | None]:
+    return r.spec.instrument_id, r.spec.side, r.spec.price
 
 
 def _marketable(side: OrderSide, limit: Decimal | None, price: Decimal) -> bool:
@@ -126,8 +113,31 @@ class SimVenue:
     def on_instrument(self, inst: Instrument) -> None:
         self.instruments[inst.instrument_id] = inst
 
+    down: str | None = None  # why the venue is down (class default: snapshots taken before it)
+
+    def connection(self, up: bool, reason: str, ts: int) -> list[ExecutionReport]:
+        """The venue's market-data connection came up or failed. A simulated venue matches against
+        that data only, so while it is down it cancels what rests (cancel on disconnect) and
+        rejects new orders."""
+        if up:
+            self.down = None
+            return []
+        self.down = reason
+        out = []
+        for order_id in list(self.resting) + list(self.at_next_open):
+            r = self.resting.get(order_id)
+            if r is not None:
+                self._leave_queue(r)
+            r = self.resting.pop(order_id, None) or self.at_next_open.pop(order_id)
+            why = f"venue down: {reason}"
+            out.append(self._report(r.spec, ExecType.CANCELED, S.CANCELED, ts, cum_qty=r.filled, reason=why))
+        return out
+
     def on_request(self, req: Any) -> list[ExecutionReport]:
         if isinstance(req, VenueSubmitOrder):
+            if self.down is not None:
+                why = f"venue down: {self.down}"
+                return [self._report(req.order, ExecType.REJECTED, S.REJECTED, req.ts, reason=why)]
             return self._submit(req.order, req.ts)
         if isinstance(req, VenueCancelOrder):
             return self._cancel(req)
@@ -141,21 +151,8 @@ class SimVenue:
             self.tick_driven.add(tick.instrument_id)
         elif tick.instrument_id in self.tick_driven:
             return []  # bars built from the ticks already matched would match them twice
-        if isinstance(tick, QuoteTick):
-            book.bids, book.asks = {tick.bid_px: tick.bid_qty}, {tick.ask_px: tick.ask_qty}
-            return self._expire(tick.instrument_id, tick.ts) + self._crossed(tick.instrument_id, tick.ts)
-        if isinstance(tick, OrderBookSnapshot):
-            book.bids = {lv.price: lv.size for lv in tick.bids}
-            book.asks = {lv.price: lv.size for lv in tick.asks}
-            return self._expire(tick.instrument_id, tick.ts) + self._crossed(tick.instrument_id, tick.ts)
-        if isinstance(tick, OrderBookDelta):
-            levels = book.side(tick.side)
-            if tick.action is BookAction.CLEAR:
-                levels.clear()
-            elif tick.action is BookAction.DELETE or tick.size <= ZERO:
-                levels.pop(tick.price, None)
-            else:
-                levels[tick.price] = tick.size
+        if isinstance(tick, QuoteTick | OrderBookSnapshot | OrderBookDelta):
+            book.apply(tick)
             return self._expire(tick.instrument_id, tick.ts) + self._crossed(tick.instrument_id, tick.ts)
         if isinstance(tick, TradeTick):
             return self._expire(tick.instrument_id, tick.ts) + self._traded(
@@ -176,6 +173,15 @@ class SimVenue:
                 out += self._traded(tick.instrument_id, price, quarter, tick.ts)
             return out
         return []
+
+    def depth(self, instrument_id: str, side: OrderSide) -> list[tuple[Decimal, Decimal]]:
+        """The venue's book of one side as others see it, best first: the market's levels with
+        the shown part of our resting orders (an iceberg's slice, never its hidden rest)."""
+        levels = dict(self.books.get(instrument_id, Book()).side(side))
+        for r in self._on_instrument(instrument_id):
+            if r.spec.side is side and r.spec.price is not None:
+                levels[r.spec.price] = levels.get(r.spec.price, ZERO) + r.shown
+        return sorted(levels.items(), reverse=side is OrderSide.BUY)
 
     # -- reports ----------------------------------------------------------------------------------
     def _report(
@@ -202,6 +208,8 @@ class SimVenue:
         r.fills += 1
         r.filled += qty
         r.notional += qty * price
+        if r.slice_left is not None:
+            r.slice_left -= qty
         fill = Fill(
             f"{r.venue_order_id}-{r.fills}",
             r.venue_order_id,
@@ -278,12 +286,17 @@ class SimVenue:
                 reason = "IOC remainder" if limit is not None else "no more liquidity for the market order"
                 out.append(self._report(spec, ExecType.CANCELED, S.CANCELED, ts, reason=reason))
             else:
-                resting.queue_ahead = book.side(spec.side).get(limit, ZERO)
+                if spec.display_quantity is not None:
+                    resting.slice_left = min(spec.display_quantity, resting.leaves)
+                resting.queue_ahead = self._queue_at(resting)
                 self.resting[spec.order_id] = resting
         return out
 
     def _cancel(self, req: VenueCancelOrder) -> list[ExecutionReport]:
         ts = req.ts + self.latency.delay_ns(req.order_id, "cancel")
+        r = self.resting.get(req.order_id)
+        if r is not None:
+            self._leave_queue(r)
         r = self.resting.pop(req.order_id, None) or self.at_next_open.pop(req.order_id, None)
         if r is None:
             return [
@@ -323,9 +336,14 @@ class SimVenue:
         qty = req.quantity if req.quantity is not None else r.spec.quantity
         price = req.price if req.price is not None else r.spec.price
         loses_priority = price != r.spec.price or qty > r.spec.quantity
+        if loses_priority:
+            self._leave_queue(r)
         r.spec = dataclasses.replace(r.spec, quantity=qty, price=price)
         if loses_priority and price is not None:
-            r.queue_ahead = self.books.get(r.spec.instrument_id, Book()).side(r.spec.side).get(price, ZERO)
+            if r.slice_left is not None and r.spec.display_quantity is not None:
+                r.slice_left = min(r.spec.display_quantity, r.leaves)
+            r.queue_ahead = self._queue_at(r)
+            self.resting[r.spec.order_id] = self.resting.pop(r.spec.order_id)  # to the back
         out = [
             self._report(
                 r.spec,
@@ -348,6 +366,35 @@ class SimVenue:
         if r.leaves <= ZERO:
             self.resting.pop(r.spec.order_id, None)
 
+    def _same_level(self, r: Resting) -> list[Resting]:
+        """Our other resting orders at `r`'s instrument, side and price, in queue order."""
+        return [o for o in self.resting.values() if o is not r and _level(o) == _level(r)]
+
+    def _queue_at(self, r: Resting) -> Decimal:
+        """The size ahead of `r` joining the back of its price level: the market's size there
+        and what our orders resting there show."""
+        assert r.spec.price is not None  # nosec B101 # typing; resting orders are limits
+        market = self.books.get(r.spec.instrument_id, Book()).side(r.spec.side).get(r.spec.price, ZERO)
+        return market + sum((o.shown for o in self._same_level(r)), ZERO)
+
+    def _leave_queue(self, r: Resting) -> None:
+        """`r` leaves its place: our orders behind it at its price move up by what it showed."""
+        behind = False
+        for o in self.resting.values():
+            if o is r:
+                behind = True
+            elif behind and _level(o) == _level(r):
+                o.queue_ahead = max(ZERO, o.queue_ahead - r.shown)
+
+    def _refresh(self, r: Resting) -> None:
+        """An iceberg whose slice is filled shows the next one at the back of its price level."""
+        if r.slice_left is None or r.slice_left > ZERO or r.leaves <= ZERO:
+            return
+        assert r.spec.display_quantity is not None  # nosec B101 # slice_left is set for icebergs only
+        r.slice_left = min(r.spec.display_quantity, r.leaves)
+        r.queue_ahead = self._queue_at(r)
+        self.resting[r.spec.order_id] = self.resting.pop(r.spec.order_id)  # to the back
+
     def _crossed(self, instrument_id: str, ts: int) -> list[ExecutionReport]:
         """Resting orders the book moved through fill at their limit, as makers."""
         out: list[ExecutionReport] = []
@@ -359,18 +406,22 @@ class SimVenue:
             for price, size in book.levels(opposite):
                 if r.leaves <= ZERO or not _marketable(r.spec.side, r.spec.price, price):
                     break
-                qty = min(size, r.leaves)
-                book.take(opposite, price, qty)
-                assert r.spec.price is not None  # nosec B101 # typing; resting orders are limits
-                out.append(
-                    self._fill(
-                        r,
-                        qty,
-                        r.spec.price,
-                        LiquiditySide.MAKER,
-                        ts + self.latency.delay_ns(r.spec.order_id, f"fill{r.fills}"),
+                left = size
+                while left > ZERO and r.shown > ZERO:  # slice after slice for an iceberg
+                    qty = min(left, r.shown)
+                    book.take(opposite, price, qty)
+                    left -= qty
+                    assert r.spec.price is not None  # nosec B101 # typing; resting orders are limits
+                    out.append(
+                        self._fill(
+                            r,
+                            qty,
+                            r.spec.price,
+                            LiquiditySide.MAKER,
+                            ts + self.latency.delay_ns(r.spec.order_id, f"fill{r.fills}"),
+                        )
                     )
-                )
+                    self._refresh(r)
             self._done(r)
         return out
 
@@ -383,12 +434,15 @@ class SimVenue:
             if not _marketable(r.spec.side.opposite, price, limit):  # print not at or through our price
                 continue
             available = size
-            if price == limit:
+            through = price != limit
+            if not through:
                 eaten = min(r.queue_ahead, available)
                 r.queue_ahead -= eaten
                 available -= eaten
-            qty = min(available, r.leaves)
-            if qty > ZERO:
+            # at our price the print fills the shown slice; through it, slice after slice
+            while available > ZERO and r.shown > ZERO:
+                qty = min(available, r.shown)
+                available -= qty
                 out.append(
                     self._fill(
                         r,
@@ -398,6 +452,9 @@ class SimVenue:
                         ts + self.latency.delay_ns(r.spec.order_id, f"fill{r.fills}"),
                     )
                 )
+                self._refresh(r)
+                if not through:
+                    break
             self._done(r)
         return out
 
@@ -405,6 +462,7 @@ class SimVenue:
         out: list[ExecutionReport] = []
         for r in self._on_instrument(instrument_id):
             if r.expire_ns is not None and r.expire_ns <= ts:
+                self._leave_queue(r)
                 del self.resting[r.spec.order_id]
                 out.append(
                     self._report(r.spec, ExecType.EXPIRED, S.EXPIRED, ts, cum_qty=r.filled, leaves_qty=ZERO)
