@@ -38,23 +38,93 @@ def _env(data_dir: str, port: int, limits: dict[str, str] | None = None) -> dict
     return env
 
 
+def _submissions(base: str, headers: dict[str, str], seconds: float, workers: int) -> tuple[float, list[str]]:
+    """Orders posted by `workers` client threads for `seconds`: accepted per second, and their ids."""
+    ids: list[str] = []
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def submit(worker: int) -> None:
+        with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                body = {
+                    "account_id": "DEMO",
+                    "instrument_id": "BTCUSDT.SIM",
+                    "side": "BUY" if n % 2 else "SELL",
+                    "type": "MARKET",
+                    "quantity": "0.001",
+                    "client_order_id": f"w{worker}-{n}",
+                }
+                r = client.post("/v1/orders", json=body)
+                if r.status_code == 202:
+                    with lock:
+                        ids.append(r.json()["order_id"])
+
+    threads = [threading.Thread(target=submit, args=(w,)) for w in range(workers)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    return len(ids) / (time.perf_counter() - began), ids
+
+
+def _reads(
+    base: str, headers: dict[str, str], seconds: float, workers: int, ids: list[str]
+) -> dict[str, float]:
+    """GET /v1/orders/{id} by `workers` client threads for `seconds`: latency percentiles."""
+    latencies: list[float] = []
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def read(worker: int) -> None:
+        with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
+            i = worker
+            while not stop.is_set():
+                started = time.perf_counter()
+                r = client.get(f"/v1/orders/{ids[i % len(ids)]}")
+                elapsed = (time.perf_counter() - started) * 1000
+                if r.status_code == 200:
+                    with lock:
+                        latencies.append(elapsed)
+                i += workers
+
+    threads = [threading.Thread(target=read, args=(w,)) for w in range(workers)]
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {"get_p50_ms": q[49], "get_p99_ms": q[98], "gets": len(latencies)}
+
+
+def _started(command: list[str], env: dict[str, str], ready: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if ready in line:
+            break
+    else:
+        raise RuntimeError(f"{' '.join(command)} did not start (exit {proc.wait()})")
+    threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep its pipe drained
+    return proc
+
+
 def measure(seconds: float = 5.0, workers: int = 8, limits: dict[str, str] | None = None) -> dict[str, float]:
     """Submissions/s and GET latencies with `workers` clients (`limits`: the API's rate limits,
     default lifted)."""
     with tempfile.TemporaryDirectory() as tmp:
         port = _port()
         env = _env(tmp, port, limits)
-        up = subprocess.Popen(
-            [sys.executable, "-m", "meltica", "up", "--no-demo", "--tick-ms", "200"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
+        up = _started(
+            [sys.executable, "-m", "meltica", "up", "--no-demo", "--tick-ms", "200"], env, "Meltica is up"
         )
-        assert up.stdout is not None
-        for line in up.stdout:
-            if "Meltica is up" in line:
-                break
         key = subprocess.run(
             [sys.executable, "-m", "meltica", "keys", "create", "--name", "bench", "--accounts", "DEMO"],
             env=env,
@@ -64,65 +134,28 @@ def measure(seconds: float = 5.0, workers: int = 8, limits: dict[str, str] | Non
         ).stdout.strip()
         base = f"http://127.0.0.1:{port}"
         headers = {"X-API-Key": key}
-        ids: list[str] = []
-        stop = threading.Event()
-        lock = threading.Lock()
-
-        def submit(worker: int) -> None:
-            with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
-                n = 0
-                while not stop.is_set():
-                    n += 1
-                    body = {
-                        "account_id": "DEMO",
-                        "instrument_id": "BTCUSDT.SIM",
-                        "side": "BUY" if n % 2 else "SELL",
-                        "type": "MARKET",
-                        "quantity": "0.001",
-                        "client_order_id": f"w{worker}-{n}",
-                    }
-                    r = client.post("/v1/orders", json=body)
-                    if r.status_code == 202:
-                        with lock:
-                            ids.append(r.json()["order_id"])
-
-        threads = [threading.Thread(target=submit, args=(w,)) for w in range(workers)]
-        began = time.perf_counter()
-        for t in threads:
-            t.start()
-        time.sleep(seconds)
-        stop.set()
-        for t in threads:
-            t.join()
-        submit_rate = len(ids) / (time.perf_counter() - began)
-
+        submit_rate, ids = _submissions(base, headers, seconds, workers)
         time.sleep(2)  # let the projector catch up
-        latencies: list[float] = []
-        stop.clear()
-
-        def read(worker: int) -> None:
-            with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
-                i = worker
-                while not stop.is_set():
-                    started = time.perf_counter()
-                    r = client.get(f"/v1/orders/{ids[i % len(ids)]}")
-                    elapsed = (time.perf_counter() - started) * 1000
-                    if r.status_code == 200:
-                        with lock:
-                            latencies.append(elapsed)
-                    i += workers
-
-        threads = [threading.Thread(target=read, args=(w,)) for w in range(workers)]
-        for t in threads:
-            t.start()
-        time.sleep(seconds)
-        stop.set()
-        for t in threads:
-            t.join()
+        reads = _reads(base, headers, seconds, workers, ids)
         up.send_signal(signal.SIGINT)
         up.wait(timeout=60)
-        q = statistics.quantiles(latencies, n=100, method="inclusive")
-        return {"submit_per_s": submit_rate, "get_p50_ms": q[49], "get_p99_ms": q[98], "gets": len(latencies)}
+        return {"submit_per_s": submit_rate, **reads}
+
+
+def anchor(seconds: float = 5.0, workers: int = 8) -> dict[str, float]:
+    """The same clients against `benchmarks.rest_anchor`: FastAPI and uvicorn as `meltica up` runs
+    them, with nothing behind the two routes. What this machine's HTTP stack and clients reach."""
+    port = _port()
+    server = _started(
+        [sys.executable, "-m", "benchmarks.rest_anchor", str(port)], dict(os.environ), "Uvicorn running"
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        submit_rate, ids = _submissions(base, {}, seconds, workers)
+        return {"submit_per_s": submit_rate, **_reads(base, {}, seconds, workers, ids)}
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=60)
 
 
 def results() -> list[Any]:
@@ -143,4 +176,11 @@ def results() -> list[Any]:
                 lower_is_better=True,
             ),
         ]
+    bare = anchor()
+    group = "REST anchor: bare FastAPI app (8 clients, loopback)"
+    out += [
+        Result(group, "POST submissions/s (202, nothing behind)", bare["submit_per_s"]),
+        Result(group, "GET p50 ms", bare["get_p50_ms"], lower_is_better=True),
+        Result(group, "GET p99 ms", bare["get_p99_ms"], lower_is_better=True),
+    ]
     return out

@@ -807,6 +807,39 @@ def test_an_account_bound_key_sees_only_its_accounts(watched: Watched, server: S
     expect(w.page.locator("#orders")).to_have_attribute("data-rows", "0")  # loaded, and none of DEMO
 
 
+def test_nothing_is_asked_without_a_key_and_signing_out_stops_asking(
+    watched: Watched, server: Server
+) -> None:
+    """A screen still loading, a timer or the stream's reconnect when the key is gone would ask with
+    no key (a 401 in the console, seen in CI right after a sign-out): no call leaves without one."""
+    w, expect = watched, sync_api.expect
+    keyless: list[str] = []
+    w.page.on(
+        "request", lambda r: "/v1/" in r.url and not r.headers.get("x-api-key") and keyless.append(r.url)
+    )
+    enter(w, server, server.trader)
+    w.page.goto(f"{BASE}/ui/#portfolio")  # a screen of several calls
+    w.page.click("#logout")
+    expect(w.page.locator("#login")).to_be_visible()
+    refused = w.page.evaluate(
+        """async () => {
+          const m = await import("/ui/api.js");
+          const calls = [
+            () => m.api("/v1/me"),
+            () => m.text("/v1/me"),
+            () => m.stream("/v1/stream", () => {}, undefined, () => {}),
+          ];
+          const out = [];
+          for (const call of calls) {
+            try { await call(); out.push("asked"); } catch (e) { out.push(`${e.status} ${e.message}`); }
+          }
+          return out;
+        }"""
+    )
+    assert refused == ["401 not signed in"] * 3
+    assert keyless == []
+
+
 def test_a_wrong_key_is_refused_and_the_key_lasts_the_session(watched: Watched, server: Server) -> None:
     w, expect = watched, sync_api.expect
     w.expected.add(401)

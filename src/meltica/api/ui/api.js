@@ -16,8 +16,15 @@ export class Problem extends Error {
   }
 }
 
+/** The key header; without a key (signed out, or signing out) nothing is sent. */
+function auth() {
+  const k = key.get();
+  if (!k) throw new Problem(401, { detail: "not signed in" });
+  return { "X-API-Key": k };
+}
+
 export async function api(path, { method = "GET", body } = {}) {
-  const headers = { "X-API-Key": key.get() };
+  const headers = auth();
   if (body !== undefined) headers["content-type"] = "application/json";
   const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await r.text();
@@ -28,7 +35,7 @@ export async function api(path, { method = "GET", body } = {}) {
 
 /** The text of a document the API serves (an HTML report); a problem+json answer throws. */
 export async function text(path) {
-  const r = await fetch(path, { headers: { "X-API-Key": key.get() } });
+  const r = await fetch(path, { headers: auth() });
   if (!r.ok) throw new Problem(r.status, await r.json().catch(() => ({})));
   return r.text();
 }
@@ -48,7 +55,7 @@ export async function all(path) {
 
 /** Server-Sent Events of `path` (EventSource cannot send the key header); calls onEvent(type, data). */
 export async function stream(path, onEvent, signal, onOpen) {
-  const r = await fetch(path, { headers: { "X-API-Key": key.get() }, signal });
+  const r = await fetch(path, { headers: auth(), signal });
   if (!r.ok) throw new Problem(r.status, await r.json());
   onOpen();
   const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();

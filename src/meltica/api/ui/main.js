@@ -626,6 +626,15 @@ async function login(k) {
   setInterval(refresh, 5000);
 }
 
+function logout() {
+  // Screens still loading and timers still set would ask on without a key: stop them first.
+  me = null;
+  clearTimeout(pending);
+  if (live) live.abort();
+  key.clear();
+  location.reload();
+}
+
 function start() {
   $("#filters").status.append(...STATUSES.map((s) => el("option", {}, s)));
   const form = $("#ticket-form");
@@ -649,7 +658,7 @@ function start() {
   $("#trip").addEventListener("click", () => killSwitch("trip"));
   $("#reset").addEventListener("click", () => killSwitch("reset"));
   $("#login-form").addEventListener("submit", (e) => { e.preventDefault(); login($("#key").value.trim()); });
-  $("#logout").addEventListener("click", () => { key.clear(); location.reload(); });
+  $("#logout").addEventListener("click", logout);
   window.addEventListener("hashchange", route);
   if (key.get()) login(key.get());
 }

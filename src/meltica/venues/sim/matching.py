@@ -77,7 +77,10 @@ class Resting:
         return self.leaves if self.slice_left is None else min(self.slice_left, self.leaves)
 
 
-def _level(r: Resting) -> tuple[str, OrderSide, Decimal | None]:
+Level = tuple[str, OrderSide, Decimal | None]
+
+
+def _level(r: Resting) -> Level:
     return r.spec.instrument_id, r.spec.side, r.spec.price
 
 
@@ -104,10 +107,54 @@ class SimVenue:
         self.latency = latency or FixedLatency()
         self.instruments: dict[str, Instrument] = {}
         self.books: dict[str, Book] = {}
-        self.resting: dict[str, Resting] = {}
+        self.resting: dict[str, Resting] = {}  # every resting order, in time priority
+        self._index()
         self.bar_driven: set[str] = set()  # instruments known only through bars
         self.tick_driven: set[str] = set()  # instruments with quotes, trades or books: bars add nothing
         self.at_next_open: dict[str, Resting] = {}
+
+    # -- resting orders -------------------------------------------------------------------------
+    # `resting` is the state; `_queues` (per price level) and `_instruments` index it in the same
+    # time priority, so a submit, cancel or tick touches only its level or instrument.
+    def _index(self) -> None:
+        self._queues: dict[Level, dict[str, Resting]] = {}
+        self._instruments: dict[str, dict[str, Resting]] = {}
+        for r in self.resting.values():
+            self._queues.setdefault(_level(r), {})[r.spec.order_id] = r
+            self._instruments.setdefault(r.spec.instrument_id, {})[r.spec.order_id] = r
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_queues", "_instruments")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._index()  # the indexes are never pickled: rebuilt from `resting`
+
+    def _rest(self, r: Resting) -> None:
+        """`r` rests at the back of its price level."""
+        order_id = r.spec.order_id
+        self.resting[order_id] = r
+        self._queues.setdefault(_level(r), {})[order_id] = r
+        self._instruments.setdefault(r.spec.instrument_id, {})[order_id] = r
+
+    def _unrest(self, order_id: str) -> Resting | None:
+        """The resting order `order_id`, no longer resting (None if it was not)."""
+        r = self.resting.pop(order_id, None)
+        if r is not None:
+            level = _level(r)
+            queue = self._queues[level]
+            del queue[order_id]
+            if not queue:
+                del self._queues[level]
+            on_instrument = self._instruments[r.spec.instrument_id]
+            del on_instrument[order_id]
+            if not on_instrument:
+                del self._instruments[r.spec.instrument_id]
+        return r
+
+    def _to_back(self, r: Resting) -> None:
+        self._unrest(r.spec.order_id)
+        self._rest(r)
 
     # -- inputs -----------------------------------------------------------------------------------
     def on_instrument(self, inst: Instrument) -> None:
@@ -128,7 +175,7 @@ class SimVenue:
             r = self.resting.get(order_id)
             if r is not None:
                 self._leave_queue(r)
-            r = self.resting.pop(order_id, None) or self.at_next_open.pop(order_id)
+            r = self._unrest(order_id) or self.at_next_open.pop(order_id)
             why = f"venue down: {reason}"
             out.append(self._report(r.spec, ExecType.CANCELED, S.CANCELED, ts, cum_qty=r.filled, reason=why))
         return out
@@ -289,7 +336,7 @@ class SimVenue:
                 if spec.display_quantity is not None:
                     resting.slice_left = min(spec.display_quantity, resting.leaves)
                 resting.queue_ahead = self._queue_at(resting)
-                self.resting[spec.order_id] = resting
+                self._rest(resting)
         return out
 
     def _cancel(self, req: VenueCancelOrder) -> list[ExecutionReport]:
@@ -297,7 +344,7 @@ class SimVenue:
         r = self.resting.get(req.order_id)
         if r is not None:
             self._leave_queue(r)
-        r = self.resting.pop(req.order_id, None) or self.at_next_open.pop(req.order_id, None)
+        r = self._unrest(req.order_id) or self.at_next_open.pop(req.order_id, None)
         if r is None:
             return [
                 ExecutionReport(
@@ -338,12 +385,13 @@ class SimVenue:
         loses_priority = price != r.spec.price or qty > r.spec.quantity
         if loses_priority:
             self._leave_queue(r)
+            self._unrest(r.spec.order_id)  # its level may change with its price
         r.spec = dataclasses.replace(r.spec, quantity=qty, price=price)
-        if loses_priority and price is not None:
+        if loses_priority:
             if r.slice_left is not None and r.spec.display_quantity is not None:
                 r.slice_left = min(r.spec.display_quantity, r.leaves)
             r.queue_ahead = self._queue_at(r)
-            self.resting[r.spec.order_id] = self.resting.pop(r.spec.order_id)  # to the back
+            self._rest(r)  # at the back
         out = [
             self._report(
                 r.spec,
@@ -360,15 +408,15 @@ class SimVenue:
 
     # -- market ----------------------------------------------------------------------------------
     def _on_instrument(self, instrument_id: str) -> list[Resting]:
-        return [r for r in self.resting.values() if r.spec.instrument_id == instrument_id]
+        return list(self._instruments.get(instrument_id, {}).values())
 
     def _done(self, r: Resting) -> None:
         if r.leaves <= ZERO:
-            self.resting.pop(r.spec.order_id, None)
+            self._unrest(r.spec.order_id)
 
     def _same_level(self, r: Resting) -> list[Resting]:
         """Our other resting orders at `r`'s instrument, side and price, in queue order."""
-        return [o for o in self.resting.values() if o is not r and _level(o) == _level(r)]
+        return [o for o in self._queues.get(_level(r), {}).values() if o is not r]
 
     def _queue_at(self, r: Resting) -> Decimal:
         """The size ahead of `r` joining the back of its price level: the market's size there
@@ -380,10 +428,10 @@ class SimVenue:
     def _leave_queue(self, r: Resting) -> None:
         """`r` leaves its place: our orders behind it at its price move up by what it showed."""
         behind = False
-        for o in self.resting.values():
+        for o in self._queues.get(_level(r), {}).values():
             if o is r:
                 behind = True
-            elif behind and _level(o) == _level(r):
+            elif behind:
                 o.queue_ahead = max(ZERO, o.queue_ahead - r.shown)
 
     def _refresh(self, r: Resting) -> None:
@@ -393,7 +441,7 @@ class SimVenue:
         assert r.spec.display_quantity is not None  # nosec B101 # slice_left is set for icebergs only
         r.slice_left = min(r.spec.display_quantity, r.leaves)
         r.queue_ahead = self._queue_at(r)
-        self.resting[r.spec.order_id] = self.resting.pop(r.spec.order_id)  # to the back
+        self._to_back(r)
 
     def _crossed(self, instrument_id: str, ts: int) -> list[ExecutionReport]:
         """Resting orders the book moved through fill at their limit, as makers."""
@@ -463,7 +511,7 @@ class SimVenue:
         for r in self._on_instrument(instrument_id):
             if r.expire_ns is not None and r.expire_ns <= ts:
                 self._leave_queue(r)
-                del self.resting[r.spec.order_id]
+                self._unrest(r.spec.order_id)
                 out.append(
                     self._report(r.spec, ExecType.EXPIRED, S.EXPIRED, ts, cum_qty=r.filled, leaves_qty=ZERO)
                 )
