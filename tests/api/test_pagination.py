@@ -244,7 +244,7 @@ def test_every_list_pages_and_refuses_a_tampered_cursor(api: Api) -> None:
             return len(r.json()["items"]) >= 2
 
         try:
-            api.until(two, timeout=5)  # balances come from the projector
+            api.until(two)  # balances come from the projector
         except AssertionError:
             raise AssertionError(f"{path}: fewer than two items") from None
         found = every(api, path, 1)
