@@ -31,6 +31,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+OTHER = "python: stdlib and other libraries"
+
 # (substring of a module's path, layer), first match wins
 LAYERS: tuple[tuple[str, str], ...] = (
     ("meltica/venues/sim", "sim venue matching"),
@@ -82,7 +84,7 @@ def layer_of(filename: str) -> str:
     for part, layer in LAYERS:
         if part in name:
             return layer
-    return "python: stdlib and other libraries"
+    return OTHER
 
 
 def by_layer(stats: pstats.Stats) -> dict[str, float]:
@@ -182,18 +184,21 @@ def rest(
         lines = raw.read_text().splitlines()
         if keep is not None:
             keep.write_text(raw.read_text())
+    return {"path": "rest", "submissions_per_s_under_py_spy": rate_per_s, **summarize(lines)}
+
+
+def summarize(lines: list[str]) -> dict[str, Any]:
+    """py-spy raw samples by the thread's role and by the layer of the innermost frame that has one."""
     layers: dict[str, float] = defaultdict(float)
     roles: dict[str, float] = defaultdict(float)
     for line in lines:
         files, count = _frames(line)
         role = next((r for f in files for part, r in ROLES if part in f), "other threads (start-up, signals)")
         roles[role] += count
-        known = [layer_of(f) for f in files if "site-packages" in f or "meltica/" in f]
-        layers[known[-1] if known else "python: stdlib and other libraries"] += count
+        known = [layer for layer in map(layer_of, files) if layer != OTHER]
+        layers[known[-1] if known else OTHER] += count
     total = sum(roles.values()) or 1.0
     return {
-        "path": "rest",
-        "submissions_per_s_under_py_spy": rate_per_s,
         "samples": total,
         "roles": {k: v / total for k, v in sorted(roles.items(), key=lambda kv: -kv[1])},
         "layers": {k: v / total for k, v in sorted(layers.items(), key=lambda kv: -kv[1])},

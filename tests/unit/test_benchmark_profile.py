@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.profile import _frames, by_layer, layer_of, profile
+from benchmarks.profile import _frames, by_layer, layer_of, profile, summarize
 
 
 class Stats:
@@ -52,3 +52,19 @@ def test_the_domain_profile_accounts_for_its_time_by_layer() -> None:
     shares = {name: row["share"] for name, row in report["layers"].items()}
     assert abs(sum(shares.values()) - 1) < 1e-9
     assert {"domain: risk", "domain: orders", "domain: portfolio"} <= set(shares)
+
+
+def test_py_spy_samples_go_to_the_thread_role_and_the_innermost_frame_with_a_layer() -> None:
+    lines = [
+        "thread (0x1);run (uvicorn/server.py:1);__call__ (fastapi/applications.py:2);f (json/decoder.py:3) 3",
+        "thread (0x1);run (uvicorn/server.py:1);encode (meltica/events/codec.py:4) 1",
+        "thread (0x2);run (meltica/runtime/engine.py:5);evolve (meltica/domain/risk/decider.py:6) 4",
+    ]
+    report = summarize(lines)
+    assert report["samples"] == 8
+    assert report["roles"] == {"engine thread": 0.5, "API event loop": 0.5}
+    assert report["layers"] == {
+        "domain: risk": 0.5,
+        "FastAPI, Starlette, pydantic": 0.375,  # json is below it: charged to its caller's layer
+        "events: Avro encode/decode": 0.125,
+    }
