@@ -155,26 +155,15 @@ def rest(
     import shutil
     import signal
     import subprocess
-    import sys
 
-    from benchmarks.rest import _env, _port, _started, _submissions
+    from benchmarks.rest import _submissions, meltica_up
 
     spy = shutil.which("py-spy")
     if spy is None:
         raise SystemExit("benchmarks.profile rest needs py-spy: pip install py-spy")
     with tempfile.TemporaryDirectory() as tmp:
-        port, raw = _port(), Path(tmp) / "spy.txt"
-        env = _env(tmp, port)
-        up = _started(
-            [sys.executable, "-m", "meltica", "up", "--no-demo", "--tick-ms", "200"], env, "Meltica is up"
-        )
-        key = subprocess.run(
-            [sys.executable, "-m", "meltica", "keys", "create", "--name", "bench", "--accounts", "DEMO"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        raw = Path(tmp) / "spy.txt"
+        up, port, key = meltica_up(tmp)
         spy_args = [*extra, "--threads", "--format", "raw", "--rate", "250", "--duration", str(int(seconds))]
         recording = subprocess.Popen([spy, "record", *spy_args, "-o", str(raw), "--pid", str(up.pid)])
         rate_per_s, _ids = _submissions(f"http://127.0.0.1:{port}", {"X-API-Key": key}, seconds, workers)

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -38,6 +39,17 @@ def _env(data_dir: str, port: int, limits: dict[str, str] | None = None) -> dict
     return env
 
 
+def _clients(work: Callable[[int], None], workers: int, seconds: float, stop: threading.Event) -> None:
+    """`work(worker)` on `workers` threads until `stop` is set, `seconds` from now."""
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+
+
 def _submissions(base: str, headers: dict[str, str], seconds: float, workers: int) -> tuple[float, list[str]]:
     """Orders posted by `workers` client threads for `seconds`: accepted per second, and their ids."""
     ids: list[str] = []
@@ -62,14 +74,8 @@ def _submissions(base: str, headers: dict[str, str], seconds: float, workers: in
                     with lock:
                         ids.append(r.json()["order_id"])
 
-    threads = [threading.Thread(target=submit, args=(w,)) for w in range(workers)]
     began = time.perf_counter()
-    for t in threads:
-        t.start()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join()
+    _clients(submit, workers, seconds, stop)
     return len(ids) / (time.perf_counter() - began), ids
 
 
@@ -93,13 +99,7 @@ def _reads(
                         latencies.append(elapsed)
                 i += workers
 
-    threads = [threading.Thread(target=read, args=(w,)) for w in range(workers)]
-    for t in threads:
-        t.start()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join()
+    _clients(read, workers, seconds, stop)
     q = statistics.quantiles(latencies, n=100, method="inclusive")
     return {"get_p50_ms": q[49], "get_p99_ms": q[98], "gets": len(latencies)}
 
@@ -116,22 +116,29 @@ def _started(command: list[str], env: dict[str, str], ready: str) -> subprocess.
     return proc
 
 
+def meltica_up(data_dir: str, limits: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], int, str]:
+    """`meltica up` on a free port with `data_dir` (`limits`: the API's rate limits, default
+    lifted), once it is up: the process, its port and a trading key for account DEMO."""
+    port = _port()
+    env = _env(data_dir, port, limits)
+    up = _started(
+        [sys.executable, "-m", "meltica", "up", "--no-demo", "--tick-ms", "200"], env, "Meltica is up"
+    )
+    key = subprocess.run(
+        [sys.executable, "-m", "meltica", "keys", "create", "--name", "bench", "--accounts", "DEMO"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return up, port, key
+
+
 def measure(seconds: float = 5.0, workers: int = 8, limits: dict[str, str] | None = None) -> dict[str, float]:
     """Submissions/s and GET latencies with `workers` clients (`limits`: the API's rate limits,
     default lifted)."""
     with tempfile.TemporaryDirectory() as tmp:
-        port = _port()
-        env = _env(tmp, port, limits)
-        up = _started(
-            [sys.executable, "-m", "meltica", "up", "--no-demo", "--tick-ms", "200"], env, "Meltica is up"
-        )
-        key = subprocess.run(
-            [sys.executable, "-m", "meltica", "keys", "create", "--name", "bench", "--accounts", "DEMO"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        up, port, key = meltica_up(tmp, limits)
         base = f"http://127.0.0.1:{port}"
         headers = {"X-API-Key": key}
         submit_rate, ids = _submissions(base, headers, seconds, workers)
