@@ -109,11 +109,23 @@ def test_a_venue_pickled_before_the_indexes_gets_them_back() -> None:
     v = SimVenue("SIM")
     v.on_instrument(BTC)
     v.on_market(QuoteTick(BTC.instrument_id, Decimal(98), Decimal(3), Decimal(102), Decimal(3), T0))
-    apply(v, ("submit", BTC, OrderSide.BUY, Decimal(99), 2, None, None), 0, T0)
+    for n in range(3):  # two at one level, one at another
+        apply(v, ("submit", BTC, OrderSide.BUY, Decimal(99 - n // 2), 2, None, None), n, T0)
     state = v.__getstate__()
     assert "_queues" not in state  # never pickled
     assert "_instruments" not in state
     old = SimVenue.__new__(SimVenue)
     old.__setstate__(state)
     indexes_agree(old)
-    assert [r.spec.order_id for r in old._same_level(old.resting["O0"])] == []
+    assert [r.spec.order_id for r in old._same_level(old.resting["O1"])] == ["O0"]
+    assert [r.spec.order_id for r in old._on_instrument(BTC.instrument_id)] == ["O0", "O1", "O2"]
+
+
+def test_an_order_resting_again_under_its_id_replaces_the_first() -> None:
+    v = SimVenue("SIM")
+    v.on_instrument(BTC)
+    v.on_market(QuoteTick(BTC.instrument_id, Decimal(98), Decimal(3), Decimal(102), Decimal(3), T0))
+    apply(v, ("submit", BTC, OrderSide.BUY, Decimal(99), 2, None, None), 0, T0)
+    apply(v, ("submit", BTC, OrderSide.BUY, Decimal(100), 2, None, None), 0, T0 + 1)  # the same id, again
+    indexes_agree(v)
+    assert [r.spec.price for r in v.resting.values()] == [Decimal(100)]

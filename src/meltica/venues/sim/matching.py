@@ -131,8 +131,9 @@ class SimVenue:
         self._index()  # the indexes are never pickled: rebuilt from `resting`
 
     def _rest(self, r: Resting) -> None:
-        """`r` rests at the back of its price level."""
+        """`r` rests at the back of its price level (in place of any order resting with its id)."""
         order_id = r.spec.order_id
+        self._unrest(order_id)
         self.resting[order_id] = r
         self._queues.setdefault(_level(r), {})[order_id] = r
         self._instruments.setdefault(r.spec.instrument_id, {})[order_id] = r
@@ -153,7 +154,6 @@ class SimVenue:
         return r
 
     def _to_back(self, r: Resting) -> None:
-        self._unrest(r.spec.order_id)
         self._rest(r)
 
     # -- inputs -----------------------------------------------------------------------------------
