@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 
 from meltica.domain.orders import events as oe
-from meltica.domain.orders.decider import OrderBook, evolve
+from meltica.domain.orders.decider import STATUS_SET_BY, OrderBook, evolve
 from meltica.domain.orders.model import TERMINAL, OrderStatus
 from meltica.projections import queries
 from meltica.topics import ORDER_EVENTS
@@ -35,23 +35,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 S = OrderStatus
-_SETS: dict[type, OrderStatus] = {
-    oe.OrderAccepted: S.ACCEPTED,
-    oe.OrderDenied: S.DENIED,
-    oe.OrderSubmitted: S.SUBMITTED,
-    oe.OrderRejected: S.REJECTED,
-    oe.OrderPartiallyFilled: S.PARTIALLY_FILLED,
-    oe.OrderFilled: S.FILLED,
-    oe.OrderPendingCancel: S.PENDING_CANCEL,
-    oe.OrderCanceled: S.CANCELED,
-    oe.OrderPendingReplace: S.PENDING_REPLACE,
-    oe.OrderTriggered: S.TRIGGERED,
-    oe.OrderExpired: S.EXPIRED,
-}
-"""The status each event sets whatever the order's state: what an order the waiter holds no
-state for (its acceptance was before the waiter started) gets from its events."""
 _ORDER_EVENTS = frozenset(
-    {*_SETS, oe.OrderAcknowledged, oe.OrderCancelRejected, oe.OrderReplaced, oe.OrderAmendRejected}
+    {*STATUS_SET_BY, oe.OrderAcknowledged, oe.OrderCancelRejected, oe.OrderReplaced, oe.OrderAmendRejected}
 )
 """The events that may change an order's status (the others leave it as it is)."""
 
@@ -157,7 +142,7 @@ class OrderWaiter:
         elif order_id in book.denied:
             status = S.DENIED.value
         else:
-            found = _SETS.get(type(event))
+            found = STATUS_SET_BY.get(type(event))  # an order whose acceptance came before the waiter
             if found is None:
                 return
             status = found.value
@@ -167,7 +152,7 @@ class OrderWaiter:
             self._close(order_id, status)
         elif order is None:
             self._remember(self._seen, order_id, status)
-        elif len(book.orders) > self.capacity:  # the oldest open order's later events: by _SETS
+        elif len(book.orders) > self.capacity:  # the oldest open order's later events: by STATUS_SET_BY
             oldest = next(iter(book.orders))
             self._remember(self._seen, oldest, book.orders[oldest].status.value)
             self._forget(oldest)

@@ -33,6 +33,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from meltica import telemetry
 from meltica.config import Settings
 from meltica.domain.orders import events as oe
+from meltica.domain.orders.decider import STATUS_SET_BY
 from meltica.domain.orders.events import OrderAcknowledged, OrderDenied, OrderSubmitted
 from meltica.domain.orders.model import OrderStatus
 from meltica.domain.risk.checks import DenyReason
@@ -53,20 +54,7 @@ _REASONS = frozenset(r.value for r in DenyReason)
 S = OrderStatus
 # The status each order event moves its order to (an ack: from SUBMITTED or TRIGGERED). Events whose
 # status depends on the order (a replacement, a rejected cancel) are not counted.
-STATUS_AFTER: dict[type, OrderStatus] = {
-    oe.OrderAccepted: S.ACCEPTED,
-    oe.OrderDenied: S.DENIED,
-    oe.OrderSubmitted: S.SUBMITTED,
-    oe.OrderAcknowledged: S.NEW,
-    oe.OrderRejected: S.REJECTED,
-    oe.OrderPartiallyFilled: S.PARTIALLY_FILLED,
-    oe.OrderFilled: S.FILLED,
-    oe.OrderPendingCancel: S.PENDING_CANCEL,
-    oe.OrderCanceled: S.CANCELED,
-    oe.OrderPendingReplace: S.PENDING_REPLACE,
-    oe.OrderTriggered: S.TRIGGERED,
-    oe.OrderExpired: S.EXPIRED,
-}
+STATUS_AFTER: dict[type, OrderStatus] = {**STATUS_SET_BY, OrderAcknowledged: S.NEW}
 
 
 class Host(Protocol):

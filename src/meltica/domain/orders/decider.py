@@ -617,6 +617,23 @@ _APPLY: dict[type, Callable[[Order, Any], None]] = {
 }
 
 
+STATUS_SET_BY: dict[type, OrderStatus] = {
+    OrderAccepted: S.ACCEPTED,
+    OrderDenied: S.DENIED,
+    OrderSubmitted: S.SUBMITTED,
+    OrderRejected: S.REJECTED,
+    OrderPartiallyFilled: S.PARTIALLY_FILLED,
+    OrderFilled: S.FILLED,
+    OrderPendingCancel: S.PENDING_CANCEL,
+    OrderCanceled: S.CANCELED,
+    OrderPendingReplace: S.PENDING_REPLACE,
+    OrderTriggered: S.TRIGGERED,
+    OrderExpired: S.EXPIRED,
+}
+"""The status each of these order events leaves its order in, whatever the order's state (an
+acknowledgement, a replacement or a rejected cancel or amend depends on the state: not here)."""
+
+
 def replay(events: list[Event]) -> OrderBook:
     """A book rebuilt from its events."""
     book = OrderBook()
