@@ -153,8 +153,13 @@ class SimVenue:
                 del self._instruments[r.spec.instrument_id]
         return r
 
-    def _to_back(self, r: Resting) -> None:
-        self._rest(r)
+    def _withdraw(self, order_id: str) -> Resting | None:
+        """The resting order `order_id` taken off the book (ours behind it move up); None if it
+        was not resting."""
+        r = self.resting.get(order_id)
+        if r is not None:
+            self._leave_queue(r)
+        return self._unrest(order_id)
 
     # -- inputs -----------------------------------------------------------------------------------
     def on_instrument(self, inst: Instrument) -> None:
@@ -172,10 +177,7 @@ class SimVenue:
         self.down = reason
         out = []
         for order_id in list(self.resting) + list(self.at_next_open):
-            r = self.resting.get(order_id)
-            if r is not None:
-                self._leave_queue(r)
-            r = self._unrest(order_id) or self.at_next_open.pop(order_id)
+            r = self._withdraw(order_id) or self.at_next_open.pop(order_id)
             why = f"venue down: {reason}"
             out.append(self._report(r.spec, ExecType.CANCELED, S.CANCELED, ts, cum_qty=r.filled, reason=why))
         return out
@@ -341,10 +343,7 @@ class SimVenue:
 
     def _cancel(self, req: VenueCancelOrder) -> list[ExecutionReport]:
         ts = req.ts + self.latency.delay_ns(req.order_id, "cancel")
-        r = self.resting.get(req.order_id)
-        if r is not None:
-            self._leave_queue(r)
-        r = self._unrest(req.order_id) or self.at_next_open.pop(req.order_id, None)
+        r = self._withdraw(req.order_id) or self.at_next_open.pop(req.order_id, None)
         if r is None:
             return [
                 ExecutionReport(
@@ -384,8 +383,7 @@ class SimVenue:
         price = req.price if req.price is not None else r.spec.price
         loses_priority = price != r.spec.price or qty > r.spec.quantity
         if loses_priority:
-            self._leave_queue(r)
-            self._unrest(r.spec.order_id)  # its level may change with its price
+            self._withdraw(r.spec.order_id)  # before its level changes with its price
         r.spec = dataclasses.replace(r.spec, quantity=qty, price=price)
         if loses_priority:
             if r.slice_left is not None and r.spec.display_quantity is not None:
@@ -441,7 +439,7 @@ class SimVenue:
         assert r.spec.display_quantity is not None  # nosec B101 # slice_left is set for icebergs only
         r.slice_left = min(r.spec.display_quantity, r.leaves)
         r.queue_ahead = self._queue_at(r)
-        self._to_back(r)
+        self._rest(r)  # at the back
 
     def _crossed(self, instrument_id: str, ts: int) -> list[ExecutionReport]:
         """Resting orders the book moved through fill at their limit, as makers."""
@@ -510,8 +508,7 @@ class SimVenue:
         out: list[ExecutionReport] = []
         for r in self._on_instrument(instrument_id):
             if r.expire_ns is not None and r.expire_ns <= ts:
-                self._leave_queue(r)
-                self._unrest(r.spec.order_id)
+                self._withdraw(r.spec.order_id)
                 out.append(
                     self._report(r.spec, ExecType.EXPIRED, S.EXPIRED, ts, cum_qty=r.filled, leaves_qty=ZERO)
                 )
