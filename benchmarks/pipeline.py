@@ -34,6 +34,7 @@ from meltica.events.codec import Codec
 from meltica.events.registry import EmbeddedSchemaRegistry
 from meltica.log.sqlite import SqliteLog
 from meltica.marketdata.instruments import DEFAULT_INSTRUMENTS
+from meltica.runtime.engine import Engine
 from meltica.runtime.publisher import Publisher
 from meltica.topics import ORDER_COMMANDS, PORTFOLIO_COMMANDS, QUOTES, RISK_COMMANDS, topic_specs
 from meltica.topology import build_engine
@@ -90,16 +91,22 @@ def order(i: int, ts: int) -> SubmitOrder:
     return SubmitOrder(spec, ts)
 
 
+def loaded(path: Path, n: int) -> tuple[Publisher, Engine]:
+    """A log at `path` prepared with `n` orders waiting, and the engine on it, recovered."""
+    pub = prepare(path)
+    now = LiveClock().now_ns()
+    for start in range(0, n, 1000):
+        pub.log.append(
+            [pub.message(ORDER_COMMANDS, order(i, now + i)) for i in range(start, min(n, start + 1000))]
+        )
+    engine = build_engine(pub.log, pub.codec, tracer=default_tracer())
+    engine.recover()
+    return pub, engine
+
+
 def throughput(n: int = 5000) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        pub = prepare(Path(tmp) / "log.db")
-        now = LiveClock().now_ns()
-        for start in range(0, n, 1000):
-            pub.log.append(
-                [pub.message(ORDER_COMMANDS, order(i, now + i)) for i in range(start, min(n, start + 1000))]
-            )
-        engine = build_engine(pub.log, pub.codec, tracer=default_tracer())
-        engine.recover()
+        pub, engine = loaded(Path(tmp) / "log.db", n)
         began = time.perf_counter()
         steps = engine.drain(max_steps=1000)
         elapsed = time.perf_counter() - began

@@ -102,17 +102,10 @@ def by_layer(stats: pstats.Stats) -> dict[str, float]:
 
 def embedded(orders: int) -> tuple[Callable[[], Any], Callable[[], dict[str, float]]]:
     """The engine set up with `orders` orders waiting; the timed part drains them."""
-    from benchmarks.pipeline import LiveClock, build_engine, default_tracer, order, prepare
-    from meltica.topics import ORDER_COMMANDS
+    from benchmarks.pipeline import loaded
 
     tmp = tempfile.TemporaryDirectory()
-    pub = prepare(Path(tmp.name) / "log.db")
-    now = LiveClock().now_ns()
-    for start in range(0, orders, 1000):
-        batch = range(start, min(orders, start + 1000))
-        pub.log.append([pub.message(ORDER_COMMANDS, order(i, now + i)) for i in batch])
-    engine = build_engine(pub.log, pub.codec, tracer=default_tracer())
-    engine.recover()
+    pub, engine = loaded(Path(tmp.name) / "log.db", orders)
 
     def run() -> Any:
         return engine.drain(max_steps=1000)
