@@ -111,7 +111,7 @@ def test_a_terminal_status_ends_every_wait_and_a_timeout_answers_the_last_seen(d
     async def main() -> tuple[Any, ...]:
         started = time.monotonic()
         waits = asyncio.gather(
-            waiter.wait("denied", FILLED, 5),
+            waiter.wait("denied", FILLED, 30),
             waiter.wait("resting", FILLED, 0.3),
             waiter.wait("nowhere", FILLED, 0.1),
         )
@@ -122,7 +122,7 @@ def test_a_terminal_status_ends_every_wait_and_a_timeout_answers_the_last_seen(d
     denied_status, resting, unknown, took = asyncio.run(main())
     assert (denied_status, resting, unknown) == ("DENIED", "NEW", "PENDING_NEW")
     assert waiter.denial("denied") == str(DenyReason.KILL_SWITCH)
-    assert took < 2.0  # the timeouts, not the 5 s of the first wait (room for a busy CPU)
+    assert took < 15  # the timeouts, not the 30 s of the first wait (room for a busy CPU)
     assert asyncio.run(waiter.wait("denied", FILLED, 5)) == "DENIED"  # remembered once closed
 
 
@@ -145,7 +145,7 @@ def test_a_database_that_is_away_ends_waits_at_their_timeout(tmp_path: Path) -> 
     waiter = OrderWaiter(create_engine(f"sqlite:///{tmp_path / 'no-tables.db'}"))
     started = time.monotonic()
     assert asyncio.run(waiter.wait("o", FILLED, 0.2)) == "PENDING_NEW"
-    assert time.monotonic() - started < 2.0  # (room for a busy CPU)
+    assert time.monotonic() - started < 10  # (room for a busy CPU)
 
 
 def test_closed_orders_leave_the_book_and_the_memory_is_bounded(db: Engine) -> None:

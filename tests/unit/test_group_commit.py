@@ -44,13 +44,13 @@ def test_concurrent_appends_share_one_log_append_and_get_their_own_positions() -
     commits = GroupCommit(log)
     with ThreadPoolExecutor(20) as pool:
         first = pool.submit(commits.append, [message(0)])
-        assert log.entered.wait(5)
+        assert log.entered.wait(60)
         rest = [pool.submit(commits.append, [message(n), message(n + 100)]) for n in range(1, 20)]
         while commits.calls == 0 and len(commits._queue) < 19:
             threading.Event().wait(0.001)  # (the 19 queue behind the first append)
         log.release.set()
-        assert [p.offset for p in first.result(5)] == [0]
-        positions = [f.result(5) for f in rest]
+        assert [p.offset for p in first.result(60)] == [0]
+        positions = [f.result(60) for f in rest]
     assert log.appends == [1, 38]  # two commits for twenty callers
     assert (commits.appends, commits.calls) == (2, 20)
     for n, (a, b) in enumerate(positions, start=1):
