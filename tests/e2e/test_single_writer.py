@@ -79,7 +79,7 @@ def test_a_second_up_on_one_data_dir_refuses_and_a_killed_holder_leaves_no_lock(
         wait_until(lambda: sum(accepted(tmp_path).values()) >= 2, 60, "the first engine trading")
         second, took = attempt(tmp_path, free_port())
         assert second.returncode != 0
-        assert took < 20, took
+        assert took < 45, took  # it refused rather than waiting (room for a busy CPU)
         said = second.stdout + second.stderr
         assert f"pid {first.pid} on {socket.gethostname()}" in said, said
         assert "`meltica up`" in said, said
@@ -108,7 +108,7 @@ def test_up_on_a_busy_port_exits_before_starting_anything(tmp_path: Path) -> Non
     assert f"cannot serve the API on 127.0.0.1:{port}" in done.stderr, done.stderr + done.stdout
     assert "Meltica is up" not in done.stdout
     assert not (tmp_path / "log.db").exists(), "nothing was written"
-    assert took < 20, took
+    assert took < 45, took  # (room for a busy CPU)
     again, _ = start(tmp_path, free_port())  # and it let go of the data directory
     again.send_signal(signal.SIGINT)
     again.communicate(timeout=30)

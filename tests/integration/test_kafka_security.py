@@ -117,7 +117,7 @@ def test_wrong_credentials_are_refused_at_once_with_a_clear_error(
     started = time.monotonic()
     with pytest.raises(KafkaAuthenticationError) as refused:
         log.create_topic(TopicSpec("secured", 1))
-    assert time.monotonic() - started < 10, "a refusal must not wait out the 30 s timeout"
+    assert time.monotonic() - started < 20, "a refusal must not wait out the 30 s timeout"
     message = str(refused.value)
     assert f"refused user {user!r} (SCRAM-SHA-256)" in message
     assert "invalid credentials" in message
