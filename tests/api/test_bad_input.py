@@ -250,12 +250,12 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     a.start()
     assert (
         a.client.post(
-            f"{O}?wait=acknowledged", json=order(client_order_id="rest-1"), headers=a.auth()
+            f"{O}?wait=acknowledged&timeout=10", json=order(client_order_id="rest-1"), headers=a.auth()
         ).json()["status"]
         == "NEW"
     )
     filled = a.client.post(
-        f"{O}?wait=filled", json=order(client_order_id="fill-1", price="100.02"), headers=a.auth()
+        f"{O}?wait=filled&timeout=10", json=order(client_order_id="fill-1", price="100.02"), headers=a.auth()
     )
     assert filled.json()["status"] == "FILLED"
     a.until(lambda: a.client.get("/v1/positions", headers=a.auth()).json() != [])

@@ -63,7 +63,7 @@ def unauthorized(r: Any) -> None:
 
 def test_a_key_bound_to_an_account_may_not_act_on_another(api: Api) -> None:
     resting = api.client.post(
-        "/v1/orders?wait=acknowledged",
+        "/v1/orders?wait=acknowledged&timeout=10",
         json=api.order(price="99.50", client_order_id="r1"),
         headers=api.auth(),
     ).json()["order_id"]
@@ -99,7 +99,7 @@ def test_a_key_bound_to_an_account_may_not_act_on_another(api: Api) -> None:
 
 def test_reads_show_only_the_key_accounts(api: Api) -> None:
     filled = api.client.post(
-        "/v1/orders?wait=filled", json=api.order(client_order_id="f1"), headers=api.auth()
+        "/v1/orders?wait=filled&timeout=10", json=api.order(client_order_id="f1"), headers=api.auth()
     ).json()["order_id"]
     api.until(
         lambda: api.client.get("/v1/positions?account_id=ACC-1", headers=api.auth()).json()["items"] != []
@@ -228,14 +228,14 @@ def test_the_stream_of_a_revoked_key_ends(api: Api) -> None:
     threading.Thread(target=watch, daemon=True).start()
     api.until(lambda: next(r for r in api.rows(t.api_keys) if r["name"] == "watcher")["last_used_at"])
     revoke_key(api.db, "watcher")
-    assert ended.wait(10), "the stream outlived its key"
+    assert ended.wait(30), "the stream outlived its key"
 
 
 def test_revoked_and_expired_keys_are_401(api: Api) -> None:
     key = bound(api, "soon-gone", "ACC-1")
     assert api.client.get("/v1/orders", headers=key).status_code == 200
     revoke_key(api.db, "soon-gone")  # as `meltica keys revoke` does, from another process
-    api.until(lambda: api.client.get("/v1/orders", headers=key).status_code == 401, timeout=10)
+    api.until(lambda: api.client.get("/v1/orders", headers=key).status_code == 401, timeout=30)
     r = api.client.get("/v1/orders", headers=key)
     unauthorized(r)
     assert r.json()["detail"] == "the API key is revoked"
@@ -257,10 +257,10 @@ def test_rotation_keeps_the_old_secret_for_the_overlap_only(api: Api) -> None:
     with api.db.begin() as conn:  # the hour has passed
         conn.execute(update(t.api_keys).values(previous_valid_until=datetime.now(UTC) - timedelta(seconds=1)))
     # another process changed the row: this one sees it once the key cache's second is over
-    api.until(lambda: api.client.get("/v1/orders", headers={"X-API-Key": old}).status_code == 401, 10)
+    api.until(lambda: api.client.get("/v1/orders", headers={"X-API-Key": old}).status_code == 401, 30)
     assert api.client.get("/v1/orders", headers={"X-API-Key": new}).status_code == 200
     newer = rotate_key(api.db, "rotating", timedelta(0))
-    api.until(lambda: api.client.get("/v1/orders", headers={"X-API-Key": new}).status_code == 401, 10)
+    api.until(lambda: api.client.get("/v1/orders", headers={"X-API-Key": new}).status_code == 401, 30)
     assert api.client.get("/v1/orders", headers={"X-API-Key": newer}).status_code == 200
 
 

@@ -41,7 +41,7 @@ def test_committed_order_events_end_waits_and_aborted_ones_do_not(
 
         async def main() -> tuple[str, str]:
             loop = asyncio.get_running_loop()
-            filled = asyncio.create_task(waiter.wait("o1", FILLED, 20))
+            filled = asyncio.create_task(waiter.wait("o1", FILLED, 60))
             aborted = asyncio.create_task(waiter.wait("o2", FILLED, 3))
             await asyncio.sleep(0.1)
 

@@ -116,7 +116,7 @@ def test_an_activation_price_holds_the_trail_until_the_market_reaches_it(api: Ap
 
 def test_an_activation_price_the_market_has_reached_is_denied(api: Api) -> None:
     r = api.client.post(
-        "/v1/orders?wait=accepted",
+        "/v1/orders?wait=accepted&timeout=10",
         json=api.order(
             side="SELL",
             type="TRAILING_STOP_MARKET",
@@ -244,14 +244,29 @@ def test_bad_values_are_422_with_a_clear_detail(api: Api) -> None:
 
 
 def test_the_cli_submits_trailing_stops_and_icebergs(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[Any] = []
+
     def call(method: str, path: str, *, body: Any = None, params: Any = None) -> Any:
+        asked.append(params)
         r = api.client.request(method, path, json=body, params=params, headers=api.auth())
         assert r.status_code < 400, r.text
         return r.json()
 
     monkeypatch.setattr(trading, "call", call)
     runner = CliRunner()
-    base = ["orders", "submit", "--instrument", INST, "--account", "ACC-1", "--json", "--wait", "accepted"]
+    base = [
+        "orders",
+        "submit",
+        "--instrument",
+        INST,
+        "--account",
+        "ACC-1",
+        "--json",
+        "--wait",
+        "accepted",
+        "--wait-timeout",
+        "10",
+    ]
     sell_trail = [*base, "--side", "sell", "--quantity", "1", "--type", "trailing_stop_market"]
     done = runner.invoke(cli, [*sell_trail, "--trailing-bps", "25", "--activation-price", "100.50"])
     assert done.exit_code == 0, done.output
@@ -271,3 +286,8 @@ def test_the_cli_submits_trailing_stops_and_icebergs(api: Api, monkeypatch: pyte
     both = runner.invoke(cli, [*sell_trail, "--trailing-bps", "25", "--trailing-offset", "1"])
     assert both.exit_code != 0
     assert "not both" in both.output
+    assert asked[-1] == {"wait": "accepted", "timeout": 10.0}  # --wait-timeout is the API's timeout
+    unwaited = [a for a in base if a not in ("--wait", "accepted")]
+    alone = runner.invoke(cli, [*unwaited, "--side", "buy", "--quantity", "1", "--price", "99"])
+    assert alone.exit_code != 0
+    assert "--wait-timeout goes with --wait" in alone.output

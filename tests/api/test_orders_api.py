@@ -19,7 +19,9 @@ PROBLEM = "application/problem+json"
 
 
 def test_submit_see_filled_position_and_audit_trail(api: Api) -> None:
-    r = api.client.post("/v1/orders?wait=filled", json=api.order(client_order_id="c-1"), headers=api.auth())
+    r = api.client.post(
+        "/v1/orders?wait=filled&timeout=10", json=api.order(client_order_id="c-1"), headers=api.auth()
+    )
     assert r.status_code == 202, r.text
     order_id = r.json()["order_id"]
     assert r.json()["status"] == "FILLED"
@@ -52,15 +54,17 @@ def test_submit_see_filled_position_and_audit_trail(api: Api) -> None:
 
 def test_resubmitting_a_client_order_id_is_the_same_order(api: Api) -> None:
     body = api.order(client_order_id="same", price="99.50")
-    first = api.client.post("/v1/orders?wait=acknowledged", json=body, headers=api.auth()).json()
-    second = api.client.post("/v1/orders?wait=acknowledged", json=body, headers=api.auth()).json()
+    first = api.client.post("/v1/orders?wait=acknowledged&timeout=10", json=body, headers=api.auth()).json()
+    second = api.client.post("/v1/orders?wait=acknowledged&timeout=10", json=body, headers=api.auth()).json()
     assert first["order_id"] == second["order_id"]
     events = api.client.get(f"/v1/orders/{first['order_id']}/events", headers=api.auth()).json()["items"]
     assert [e["type"] for e in events].count("OrderAccepted") == 1
 
 
 def test_risk_denial_is_a_problem(api: Api) -> None:
-    r = api.client.post("/v1/orders?wait=accepted", json=api.order(price="150.00"), headers=api.auth())
+    r = api.client.post(
+        "/v1/orders?wait=accepted&timeout=10", json=api.order(price="150.00"), headers=api.auth()
+    )
     assert r.status_code == 422
     assert r.headers["content-type"] == PROBLEM
     assert r.json()["type"] == "urn:meltica:problem:risk-denied"
@@ -68,7 +72,9 @@ def test_risk_denial_is_a_problem(api: Api) -> None:
 
 
 def test_amend_then_cancel(api: Api) -> None:
-    r = api.client.post("/v1/orders?wait=acknowledged", json=api.order(price="99.50"), headers=api.auth())
+    r = api.client.post(
+        "/v1/orders?wait=acknowledged&timeout=10", json=api.order(price="99.50"), headers=api.auth()
+    )
     order_id = r.json()["order_id"]
     assert (
         api.client.patch(f"/v1/orders/{order_id}", json={"quantity": "2"}, headers=api.auth()).status_code
@@ -86,7 +92,7 @@ def test_amend_then_cancel(api: Api) -> None:
 def test_list_filters_and_cursor_pagination(api: Api) -> None:
     ids = {
         api.client.post(
-            "/v1/orders?wait=acknowledged",
+            "/v1/orders?wait=acknowledged&timeout=10",
             json=api.order(price="99.50", client_order_id=f"p{i}"),
             headers=api.auth(),
         ).json()["order_id"]
@@ -122,7 +128,7 @@ def test_kill_switch_needs_admin_and_halts(api: Api) -> None:
             for e in api.client.get("/v1/risk/events", headers=api.auth()).json()["items"]
         )
     )
-    r = api.client.post("/v1/orders?wait=accepted", json=api.order(), headers=api.auth())
+    r = api.client.post("/v1/orders?wait=accepted&timeout=10", json=api.order(), headers=api.auth())
     assert (r.status_code, r.json()["detail"]) == (422, "kill_switch")
 
 
@@ -133,10 +139,13 @@ def test_health(api: Api) -> None:
 
 def test_rebuild_reproduces_the_read_models(api: Api) -> None:
     for i in range(3):
-        api.client.post("/v1/orders?wait=filled", json=api.order(client_order_id=f"r{i}"), headers=api.auth())
+        api.client.post(
+            "/v1/orders?wait=filled&timeout=10", json=api.order(client_order_id=f"r{i}"), headers=api.auth()
+        )
     api.stop.set()
     for thread in api.threads:
-        thread.join(timeout=10)
+        thread.join(timeout=60)
+        assert not thread.is_alive(), thread
     api.projector.catch_up()
     tables = (t.orders, t.order_events, t.fills, t.positions, t.balances, t.instruments)
     before = {tb.name: sorted(map(repr, api.rows(tb))) for tb in tables}
@@ -228,15 +237,16 @@ def test_state_changing_calls_are_audited(api: Api) -> None:
 
 
 def test_stream_sends_order_changes_as_server_sent_events(api: Api) -> None:
-    def submit_soon() -> None:
-        time.sleep(0.3)
+    def submit() -> None:
         other = TestClient(api.client.app)
         other.post("/v1/orders", json=api.order(client_order_id="sse"), headers=api.auth())
 
-    threading.Thread(target=submit_soon).start()
     with api.client.stream("GET", "/v1/stream?kinds=orders&limit=4", headers=api.auth("viewer")) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
-        names = [line.removeprefix("event: ") for line in r.iter_lines() if line.startswith("event: ")]
+        lines = r.iter_lines()
+        assert next(line for line in lines if line) == ": connected"  # from here on, every new event
+        threading.Thread(target=submit).start()
+        names = [line.removeprefix("event: ") for line in lines if line.startswith("event: ")]
     assert names == ["OrderAccepted", "OrderSubmitted", "OrderAcknowledged", "OrderFilled"]
 
 
@@ -270,7 +280,7 @@ def test_bracket_through_the_api(api: Api) -> None:
 def test_cancel_all_and_limits(api: Api) -> None:
     ids = [
         api.client.post(
-            "/v1/orders?wait=acknowledged",
+            "/v1/orders?wait=acknowledged&timeout=10",
             json=api.order(price="99.50", client_order_id=f"ca{i}"),
             headers=api.auth(),
         ).json()["order_id"]
@@ -291,7 +301,9 @@ def test_cancel_all_and_limits(api: Api) -> None:
     limits = api.client.get("/v1/risk/limits", headers=api.auth()).json()
     assert limits[0]["limits"]["max_position"] == "250"
     assert limits[1]["limits"]["max_position"] == "0.5"
-    r = api.client.post("/v1/orders?wait=accepted", json=api.order(client_order_id="big"), headers=api.auth())
+    r = api.client.post(
+        "/v1/orders?wait=accepted&timeout=10", json=api.order(client_order_id="big"), headers=api.auth()
+    )
     assert (r.status_code, r.json()["detail"]) == (422, "max_position")
 
 

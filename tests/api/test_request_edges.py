@@ -24,6 +24,7 @@ from meltica.api.app import MAX_BODY, Services, create_app
 from meltica.api.keys import create_key
 from meltica.api.limits import BodyLimit
 from meltica.api.ratelimit import parse_rate
+from meltica.api.routes import orders as order_routes
 from meltica.cli import trading
 from meltica.projections import tables as t
 from tests.api.conftest import Api
@@ -217,9 +218,9 @@ def test_an_idempotency_key_with_another_body_is_a_conflict(api: Api) -> None:
 
 def test_the_conflict_holds_from_the_read_models_and_after_an_amend(api: Api) -> None:
     first = api.order(client_order_id="idem-rm", price="99.50")
-    order_id = api.client.post("/v1/orders?wait=acknowledged", json=first, headers=api.auth()).json()[
-        "order_id"
-    ]
+    order_id = api.client.post(
+        "/v1/orders?wait=acknowledged&timeout=10", json=first, headers=api.auth()
+    ).json()["order_id"]
     api.client.patch(f"/v1/orders/{order_id}", json={"quantity": "2"}, headers=api.auth())
     api.until(lambda: api.client.get(f"/v1/orders/{order_id}", headers=api.auth()).json()["quantity"] == "2")
     fresh = TestClient(create_app(Services(api.log, api.publisher, api.db)))  # no memory of the submit
@@ -334,8 +335,9 @@ def test_a_real_server_does_not_buffer_an_unauthenticated_chunked_body(api: Api)
     assert rss_kib() - before < 32 * 1024, "the server held on to the body"
 
 
-def test_a_read_after_a_wait_shows_what_the_wait_answered(api: Api) -> None:
+def test_a_read_after_a_wait_shows_what_the_wait_answered(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     """`?wait=` answers from the committed events; a read right after it waits for the projection."""
+    monkeypatch.setattr(order_routes, "READ_YOUR_WRITES_S", 60.0)  # its 2 s, with room for a busy CPU
     roomy_limits(api)
     for i in range(5):
         r = api.client.post(

@@ -71,7 +71,7 @@ risk: [{scope: ACCOUNT, scope_id: A, max_open_orders: 2}]
 
 def submit(stack: ControlStack, client_id: str) -> Any:
     body = stack.order(client_order_id=client_id, price="100.02", quantity="1")
-    return stack.client.post("/v1/orders?wait=accepted", json=body, headers=stack.auth())
+    return stack.client.post("/v1/orders?wait=accepted&timeout=10", json=body, headers=stack.auth())
 
 
 def applied_events(stack: ControlStack) -> list[ConfigurationApplied]:

@@ -255,7 +255,8 @@ def test_the_registry_is_rebuilt_from_the_log_after_a_restart(make_stack: Any) -
     stack.wait_venue("idle", "STOPPED")
     stack.stop.set()
     for thread in stack.threads:
-        thread.join(timeout=10)
+        thread.join(timeout=60)
+        assert not thread.is_alive(), thread
     again = VenueManager(stack.log, stack.codec, stack.publisher)
     stop = threading.Event()
     runner = threading.Thread(target=again.run, args=(stop, 0.01))
@@ -281,7 +282,8 @@ def test_after_a_restart_finished_replays_stay_done_and_resent_data_is_dropped(m
     stack.until(lambda: stack.venue("fx")["published"] == 1000)
     stack.stop.set()
     for thread in stack.threads:
-        thread.join(timeout=10)
+        thread.join(timeout=60)
+        assert not thread.is_alive(), thread
 
     again = VenueManager(stack.log, stack.codec, stack.publisher, report_every=0)
     again.recover()  # as after a restart of the process

@@ -102,7 +102,7 @@ def test_cluster_runs_restarts_and_stops_every_service(
                 "quantity": "0.01",
                 "client_order_id": client_order_id,
             }
-            response = api.post("/v1/orders?wait=filled", json=body)
+            response = api.post("/v1/orders?wait=filled&timeout=10", json=body)
             assert response.status_code in (200, 201, 202), response.text
             order_id = response.json()["order_id"]
 

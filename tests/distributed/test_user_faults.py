@@ -252,22 +252,38 @@ def test_every_service_rides_out_kills_and_a_broker_restart(
         times["broker_back_to_all_ready_s"] = round(time.monotonic() - back, 1)
 
         # -- the projector SIGKILLed while the load runs -----------------------------------
+        # From here on the harness keeps supervising: a transactional call that hung through the
+        # outage ends its service (the watchdog, after 60 s) well after every service looked ready.
+        def supervised(condition: Callable[[], bool]) -> Callable[[], bool]:
+            return lambda: (cluster.revive(), condition())[1]
+
         acked = len(load.acked)
-        _until(lambda: len(load.acked) >= acked + 10, 60, "orders acknowledged before the kill", cluster)
+        _until(
+            supervised(lambda: len(load.acked) >= acked + 10),
+            60,
+            "orders acknowledged before the kill",
+            cluster,
+        )
         cluster.kill("projector", signal.SIGKILL)
         cluster.restart("projector")
-        _until(partial(cluster.ready, "projector"), 120, "projector ready after SIGKILL", cluster)
+        _until(supervised(partial(cluster.ready, "projector")), 120, "projector ready after SIGKILL", cluster)
         acked = len(load.acked)
-        _until(lambda: len(load.acked) >= acked + 10, 60, "orders acknowledged after the kill", cluster)
+        _until(
+            supervised(lambda: len(load.acked) >= acked + 10),
+            60,
+            "orders acknowledged after the kill",
+            cluster,
+        )
         load.stop()
-        times["acknowledged"], times["refused"] = len(load.acked), dict(load.refused)
-        (tmp_path / "recovery.json").write_text(json.dumps(times, indent=2))
-        print("recovery:", json.dumps(times))
 
         # -- afterwards: the market stops (else the processors never go quiet), all settles ---
         for service in ("strategies", "venues"):
             cluster.kill(service, signal.SIGTERM)
-        cluster.wait_quiet(timeout_s=180)
+        cluster.wait_quiet(timeout_s=180, supervise=True)
+        times["acknowledged"], times["refused"] = len(load.acked), dict(load.refused)
+        times["revived"] = cluster.revived  # over the whole run, in order
+        (tmp_path / "recovery.json").write_text(json.dumps(times, indent=2))
+        print("recovery:", json.dumps(times))
         expected = _reference_models(cluster, tmp_path)
         _until(lambda: _same_as(fresh_database, expected), 180, "read models = a fresh projection", cluster)
         models = _read(fresh_database)

@@ -48,7 +48,7 @@ def _no_leftovers() -> Iterator[None]:
         proc = STARTED.pop()
         if proc.poll() is None:
             proc.kill()
-            proc.wait(timeout=10)
+            proc.wait(timeout=30)
 
 
 def up(data_dir: Path, config: Path) -> tuple[subprocess.Popen[str], list[str]]:
@@ -82,7 +82,7 @@ def stop(proc: subprocess.Popen[str]) -> str:
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0
     reader, lines = READERS.pop(proc.pid)
-    reader.join(timeout=10)
+    reader.join(timeout=30)
     return "".join(lines)
 
 
@@ -99,14 +99,14 @@ def test_operator_runs_from_yaml_changes_a_limit_and_adds_a_venue(tmp_path: Path
     def venues() -> dict[str, dict[str, Any]]:
         return {v["venue"]: v for v in json.loads(run("venues", "list", "--json").stdout)}
 
-    wait_until(lambda: venues().get("sim", {}).get("state") == "LIVE", 20, "venue sim live", every=0.2)
+    wait_until(lambda: venues().get("sim", {}).get("state") == "LIVE", 60, "venue sim live", every=0.2)
     created = run(
         "strategies", "create", "watch", "logging", "--account", "DEMO", "--instrument", "BTCUSDT.SIM"
     )
     assert created.returncode == 0, created.stderr
     wait_until(
         lambda: [s["state"] for s in json.loads(run("strategies", "list", "--json").stdout)] == ["RUNNING"],
-        20,
+        60,
         "strategy watch running",
         every=0.2,
     )
@@ -115,16 +115,16 @@ def test_operator_runs_from_yaml_changes_a_limit_and_adds_a_venue(tmp_path: Path
     assert "grid needs step" in bad.stderr
 
     order = ("orders", "submit", "--instrument", "BTCUSDT.SIM", "--side", "buy", "--quantity", "0.01")
-    first = run(*order, "--type", "market", "--wait", "accepted")
+    first = run(*order, "--type", "market", "--wait", "accepted", "--wait-timeout", "10")
     assert first.returncode == 0, first.stderr
 
     config.write_text(CONFIG.format(notional=1, extra=REPLAY))
     proc.send_signal(signal.SIGHUP)
     wait_until(
-        lambda: venues().get("fx-replay", {}).get("state") == "STOPPED", 20, "fx-replay replayed", every=0.2
+        lambda: venues().get("fx-replay", {}).get("state") == "STOPPED", 60, "fx-replay replayed", every=0.2
     )
     assert venues()["fx-replay"]["published"] == 1000
-    denied = run(*order, "--type", "market", "--wait", "accepted")
+    denied = run(*order, "--type", "market", "--wait", "accepted", "--wait-timeout", "10")
     assert denied.returncode == 1
     assert "max_order_notional" in denied.stderr
 
@@ -140,6 +140,6 @@ def test_operator_runs_from_yaml_changes_a_limit_and_adds_a_venue(tmp_path: Path
     text = "".join(lines)
     assert "no changes since last start" in text
     assert "started from snapshot" in text
-    wait_until(lambda: venues()["sim"]["state"] == "LIVE", 20, "venue sim live again", every=0.2)
+    wait_until(lambda: venues()["sim"]["state"] == "LIVE", 60, "venue sim live again", every=0.2)
     assert [s["state"] for s in json.loads(run("strategies", "list", "--json").stdout)] == ["RUNNING"]
     stop(proc)

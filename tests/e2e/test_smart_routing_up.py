@@ -50,7 +50,7 @@ def test_a_routed_order_over_rest_fills_at_both_venues_and_the_read_models_agree
         wait_until(lambda: http.get("/v1/balances").json()["items"] != [], 30, "the deposit")
         # a market order larger than either venue's top of book (0.1 to 1 BTC): both are taken from
         body = {"account_id": "ACC-1", "instrument_id": "BTCUSDT.SOR", "side": "BUY", "type": "MARKET"}
-        placed = http.post("/v1/orders?wait=acknowledged", json=body | {"quantity": "1"})
+        placed = http.post("/v1/orders?wait=acknowledged&timeout=10", json=body | {"quantity": "1"})
         assert placed.status_code == 202, placed.text
         parent_id = placed.json()["order_id"]
 

@@ -56,7 +56,7 @@ if not CHROMIUM.exists():
         pytest.fail(f"CI must run the browser tests, but {CHROMIUM} is missing (apt-get install chromium)")
     pytest.skip(f"no {CHROMIUM}: apt-get install chromium (scripts/test.sh does)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
-sync_api.expect.set_options(timeout=15_000)  # a loaded machine: venue and order changes take a moment
+sync_api.expect.set_options(timeout=30_000)  # a loaded machine: venue and order changes take a moment
 
 
 @dataclass
@@ -68,7 +68,7 @@ class Server:
     backtest_id: str
 
     def get(self, path: str, key: str | None = None) -> Any:
-        answer = httpx.get(self.url + path, headers={"X-API-Key": key or self.trader}, timeout=10)
+        answer = httpx.get(self.url + path, headers={"X-API-Key": key or self.trader}, timeout=30)
         answer.raise_for_status()
         return answer.json()
 
@@ -109,7 +109,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         trader = cli(data, "keys", "create", "--name", "desk", "--scopes", "read,trade,admin").stdout.strip()
         reader = cli(data, "keys", "create", "--name", "monitor", "--scopes", "read").stdout.strip()
         bound = cli(data, "keys", "create", "--name", "other", "--accounts", "OTHER").stdout.strip()
-        found = httpx.get(f"{BASE}/v1/backtests", headers={"X-API-Key": trader}, timeout=10).json()
+        found = httpx.get(f"{BASE}/v1/backtests", headers={"X-API-Key": trader}, timeout=30).json()
         yield Server(BASE, trader, reader, bound, found["items"][0]["backtest_id"])
     finally:
         proc.terminate()
@@ -317,7 +317,7 @@ def test_a_brackets_legs_show_their_parent_and_filter_by_it(watched: Watched, se
         f"{server.url}/v1/orders/bulk",
         json={"orders": [{**base, **leg} for leg in legs], "contingency": "BRACKET"},
         headers={"X-API-Key": server.trader},
-        timeout=10,
+        timeout=30,
     )
     assert answer.status_code == 202, answer.text
     entry, *children = answer.json()["order_ids"]
@@ -333,7 +333,7 @@ def test_a_brackets_legs_show_their_parent_and_filter_by_it(watched: Watched, se
     for oid in children:
         expect(row(w, oid)).to_be_visible()
     canceled = httpx.delete(
-        f"{server.url}/v1/orders/{entry}", headers={"X-API-Key": server.trader}, timeout=10
+        f"{server.url}/v1/orders/{entry}", headers={"X-API-Key": server.trader}, timeout=30
     )
     assert canceled.status_code == 202, canceled.text
 
@@ -544,7 +544,7 @@ def test_a_venue_stops_and_starts(watched: Watched, server: Server) -> None:
 
 
 def post(server: Server, path: str, body: dict[str, Any]) -> Any:
-    answer = httpx.post(server.url + path, json=body, headers={"X-API-Key": server.trader}, timeout=15)
+    answer = httpx.post(server.url + path, json=body, headers={"X-API-Key": server.trader}, timeout=30)
     assert answer.is_success, answer.text
     return answer.json()
 
@@ -552,9 +552,9 @@ def post(server: Server, path: str, body: dict[str, Any]) -> Any:
 def test_the_price_chart_shows_fills_and_resting_orders_live(watched: Watched, server: Server) -> None:
     w, expect = watched, sync_api.expect
     market = {"account_id": "DEMO", "instrument_id": "BTCUSDT.SIM", "side": "BUY", "type": "MARKET"}
-    bought = post(server, "/v1/orders?wait=filled", {**market, "quantity": "0.01"})["order_id"]
+    bought = post(server, "/v1/orders?wait=filled&timeout=10", {**market, "quantity": "0.01"})["order_id"]
     # ?wait=filled answers from the order events; the fills read model follows a moment later
-    [trade, *_] = wait_until(lambda: server.get(f"/v1/fills?order_id={bought}")["items"], 15, "the fill")
+    [trade, *_] = wait_until(lambda: server.get(f"/v1/fills?order_id={bought}")["items"], 60, "the fill")
     enter(w, server, server.trader)
     w.page.goto(f"{BASE}/ui/#chart")
     w.page.select_option("#chart-form [name=instrument_id]", "BTCUSDT.SIM")
@@ -566,7 +566,9 @@ def test_the_price_chart_shows_fills_and_resting_orders_live(watched: Watched, s
 
     price = (Decimal(trade["price"]) * Decimal("0.995")).quantize(Decimal("0.01"))
     limit = {**market, "type": "LIMIT", "quantity": "0.01", "price": str(price)}
-    resting = post(server, "/v1/orders?wait=accepted", limit)["order_id"]  # while the chart is open
+    resting = post(server, "/v1/orders?wait=accepted&timeout=10", limit)[
+        "order_id"
+    ]  # while the chart is open
     level = w.page.locator(f'#price line[data-order="{resting}"]')
     expect(level).to_have_attribute("data-price", f"{price.normalize():f}")
     expect(w.page.locator(f'#resting tr[data-order="{resting}"]')).to_contain_text("BUY")
@@ -575,7 +577,7 @@ def test_the_price_chart_shows_fills_and_resting_orders_live(watched: Watched, s
     expect(w.page.locator("#price")).to_be_visible()
     w.shot("chart-phone")
     headers = {"X-API-Key": server.trader}
-    cancel = httpx.delete(f"{server.url}/v1/orders/{resting}", headers=headers, timeout=10)
+    cancel = httpx.delete(f"{server.url}/v1/orders/{resting}", headers=headers, timeout=30)
     assert cancel.status_code == 202, cancel.text
     expect(level).to_have_count(0)
 
@@ -586,7 +588,7 @@ def test_the_price_chart_shows_fills_and_resting_orders_live(watched: Watched, s
 def test_the_portfolio_charts_each_accounts_equity_live(watched: Watched, server: Server) -> None:
     w, expect = watched, sync_api.expect
     market = {"account_id": "DEMO", "instrument_id": "BTCUSDT.SIM", "side": "BUY", "type": "MARKET"}
-    post(server, "/v1/orders?wait=filled", {**market, "quantity": "0.01"})
+    post(server, "/v1/orders?wait=filled&timeout=10", {**market, "quantity": "0.01"})
     enter(w, server, server.trader)
     w.page.goto(f"{BASE}/ui/#portfolio")
     chart = w.page.locator('#equity-live svg[data-account="DEMO"]')
@@ -605,15 +607,15 @@ def test_the_execution_screen_shows_slippage_and_latency_per_venue(watched: Watc
     w, expect = watched, sync_api.expect
     before = (_execution_group(server, "SIM", 0) or {"fills": 0})["fills"]
     market = {"account_id": "DEMO", "instrument_id": "BTCUSDT.SIM", "side": "BUY", "type": "MARKET"}
-    bought = post(server, "/v1/orders?wait=filled", {**market, "quantity": "0.01"})["order_id"]
+    bought = post(server, "/v1/orders?wait=filled&timeout=10", {**market, "quantity": "0.01"})["order_id"]
     # ?wait=filled answers from the order events; the fills read model follows a moment later
-    [trade, *_] = wait_until(lambda: server.get(f"/v1/fills?order_id={bought}")["items"], 15, "the fill")
+    [trade, *_] = wait_until(lambda: server.get(f"/v1/fills?order_id={bought}")["items"], 60, "the fill")
     # the projector writes the fill's analytics a moment after the fill
     path = f"/v1/analytics/execution/fills?order_id={bought}"
-    [analyzed] = wait_until(lambda: server.get(path)["items"], 15, "the fill's execution analytics")
+    [analyzed] = wait_until(lambda: server.get(path)["items"], 60, "the fill's execution analytics")
     assert analyzed["slippage_bps"] is not None  # the market had a mid when the order arrived
     needed = before + 1
-    wait_until(lambda: _execution_group(server, "SIM", needed), 15, "the venue's aggregates counting it")
+    wait_until(lambda: _execution_group(server, "SIM", needed), 60, "the venue's aggregates counting it")
     enter(w, server, server.trader)
     w.page.goto(f"{BASE}/ui/#execution")
     expect(w.page.locator("#execution-groups th").first).to_have_text("Venue")
@@ -758,7 +760,7 @@ def test_a_stored_backtest_shows_its_equity_chart(watched: Watched, server: Serv
     served = httpx.get(
         f"{server.url}/v1/backtests/{server.backtest_id}/report",
         headers={"X-API-Key": server.trader},
-        timeout=10,
+        timeout=30,
     ).text
     assert Path(saving.value.path()).read_text() == served
     w.shot("backtest-report")
@@ -791,10 +793,10 @@ def test_an_account_bound_key_sees_only_its_accounts(watched: Watched, server: S
     w, expect = watched, sync_api.expect
     body = {"account_id": "DEMO", "instrument_id": "BTCUSDT.SIM", "side": "BUY", "type": "MARKET"}
     demo = httpx.post(
-        f"{server.url}/v1/orders?wait=filled",
+        f"{server.url}/v1/orders?wait=filled&timeout=10",
         json={**body, "quantity": "0.01"},
         headers={"X-API-Key": server.trader},
-        timeout=15,
+        timeout=30,
     ).json()["order_id"]
     enter(w, server, server.trader)
     expect(row(w, demo)).to_be_visible()
@@ -865,7 +867,7 @@ def test_the_api_docs_work_offline(watched: Watched, server: Server, path: str) 
 
 def test_the_docs_routes_name_no_cdn(server: Server) -> None:
     for path in ("/docs", "/redoc"):
-        html = httpx.get(server.url + path, timeout=10).text
+        html = httpx.get(server.url + path, timeout=30).text
         assert "/ui/vendor/" in html
         assert not re.search(r"https?://", html.replace("http://127.0.0.1", "")), path
     assert json.loads(httpx.get(f"{server.url}/v1/me", headers={"X-API-Key": server.reader}).text) == {

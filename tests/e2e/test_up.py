@@ -112,20 +112,25 @@ def test_up_trades_stops_cleanly_and_continues(tmp_path: Path) -> None:
         "from-cli",
         "--wait",
         "filled",
+        "--wait-timeout",
+        "10",
         "--json",
         MELTICA_API_KEY=key,
     )
     assert submitted.returncode == 0, submitted.stderr
     order = json.loads(submitted.stdout)
     assert order["status"] == "FILLED"
-    shown = json.loads(
-        cli(tmp_path, "orders", "show", order["order_id"], "--json", MELTICA_API_KEY=key).stdout
-    )
-    assert [e["type"] for e in shown["events"]][-1] == "OrderFilled"
-    positions = json.loads(
-        cli(tmp_path, "positions", "--account", "DEMO", "--json", MELTICA_API_KEY=key).stdout
-    )
-    assert any(p["instrument_id"] == "BTCUSDT.SIM" for p in positions)
+
+    def shown_filled() -> bool:  # a read waits 2 s for the projection; a busy CPU may take longer
+        shown = cli(tmp_path, "orders", "show", order["order_id"], "--json", MELTICA_API_KEY=key).stdout
+        return [e["type"] for e in json.loads(shown)["events"]][-1] == "OrderFilled"
+
+    def positioned() -> bool:
+        positions = cli(tmp_path, "positions", "--account", "DEMO", "--json", MELTICA_API_KEY=key).stdout
+        return any(p["instrument_id"] == "BTCUSDT.SIM" for p in json.loads(positions))
+
+    wait_until(shown_filled, 60, "the fill in `orders show`")
+    wait_until(positioned, 60, "the position in `positions`")
     limits = json.loads(cli(tmp_path, "risk", "limits", "--json", MELTICA_API_KEY=key).stdout)
     assert limits[0]["scope"] == "DEFAULT"
     assert any(row["scope_id"] == "DEMO" for row in limits)

@@ -65,6 +65,8 @@ def test_metrics_of_meltica_up_after_an_order_filled(tmp_path: Path) -> None:
                 "market",
                 "--wait",
                 "filled",
+                "--wait-timeout",
+                "10",
                 "--json",
                 MELTICA_API_KEY=key,
             )

@@ -44,7 +44,7 @@ class ThreadedServer:
 
         self._thread = threading.Thread(target=run, name=f"fake-{self.NAME.lower()}", daemon=True)
         self._thread.start()
-        if not started.wait(10):
+        if not started.wait(30):
             raise RuntimeError(f"fake {self.NAME} did not start")
         return self
 
@@ -61,7 +61,7 @@ class ThreadedServer:
         if self._loop is None or self._runner is None:
             return
         self._before_stop()
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(10)
@@ -89,4 +89,4 @@ class ThreadedServer:
         async def run() -> T:
             return fn()
 
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(30)

@@ -19,6 +19,7 @@ import pytest
 from meltica.clock import SimulatedClock
 from meltica.events.codec import Codec
 from meltica.events.registry import EmbeddedSchemaRegistry
+from meltica.log.base import TopicPartition
 from meltica.log.kafka import KafkaLog
 from meltica.processors.portfolio import PortfolioProcessor
 from meltica.runtime.kafka_host import KafkaProcessorHost
@@ -52,17 +53,36 @@ def host_on(bootstrap: str, namespace: str, codec: Codec, **kw: Any) -> KafkaPro
     )
 
 
-def settle(host: KafkaProcessorHost, quiet_s: float = 1.5, timeout_s: float = 60) -> None:
-    """Wait until the host has applied everything published (no new records for `quiet_s`)."""
+def unapplied(host: KafkaProcessorHost) -> int:
+    """Records of the host's inputs it has not applied: keyed ones past its group's committed
+    offsets, broadcast ones past any partition state's position."""
+    log = host._reader
+    left = 0
+    for topic in host.keyed:
+        for p in range(log.partitions(topic)):
+            done = log.committed(host.group, TopicPartition(topic, p)) or 0
+            # offsets past the committed one may hold no record (transaction markers): count records
+            left += len(log.read(topic, p, done, 10_000)) if log.end_offset(topic, p) > done else 0
+    for state in list(host.states.values()):
+        for topic in host.broadcast:
+            for p in range(log.partitions(topic)):
+                at = state.broadcast_pos.get(TopicPartition(topic, p), 0)
+                left += len(log.read(topic, p, at, 10_000)) if log.end_offset(topic, p) > at else 0
+    return left
+
+
+def settle(host: KafkaProcessorHost, quiet_s: float = 1.5, timeout_s: float = 120) -> None:
+    """Wait until the host has applied everything published: nothing left to apply, and no new
+    record applied for `quiet_s` (a stalled host is not mistaken for a settled one)."""
     deadline = time.monotonic() + timeout_s
     seen, since = -1, time.monotonic()
     while time.monotonic() < deadline:
         if host.stats.records != seen:
             seen, since = host.stats.records, time.monotonic()
-        elif host.ready.is_set() and time.monotonic() - since > quiet_s:
+        elif host.ready.is_set() and time.monotonic() - since > quiet_s and unapplied(host) == 0:
             return
         time.sleep(0.1)
-    raise AssertionError(f"the host did not settle: {host.stats}")
+    raise AssertionError(f"the host did not settle: {host.stats}, {unapplied(host)} records unapplied")
 
 
 def test_snapshots_name_the_journal_they_cover(kafka_bootstrap: str) -> None:
@@ -120,7 +140,7 @@ def test_a_wedged_transactional_call_ends_the_process(kafka_bootstrap: str) -> N
     try:
         assert not wedged.wait(2.5), "nothing is blocked yet"
         host._blocked_since = time.monotonic() - 3600  # as if a call had hung for an hour
-        assert wedged.wait(10), "the watchdog did not act"
+        assert wedged.wait(60), "the watchdog did not act"
     finally:
         stop.set()
         runner.join(30)

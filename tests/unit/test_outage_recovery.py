@@ -115,7 +115,7 @@ def test_a_connection_the_log_failed_is_retried_until_it_is_live_again() -> None
             lambda: (
                 manager.states().get("sim") is VenueState.LIVE and manager.connections["sim"].attempts == 0
             ),
-            10,
+            60,
             "sim live again",
         )
     finally:

@@ -80,7 +80,7 @@ class Desk(Generic[F]):
         )
         self.thread = threading.Thread(target=self.gateway.run, args=(self.stop_event,), daemon=True)
         self.thread.start()
-        wait_until(self.gateway.ready.is_set, 20, "the gateway to reconcile and listen")
+        wait_until(self.gateway.ready.is_set, 60, "the gateway to reconcile and listen")
 
     def stop(self) -> None:
         self.stop_event.set()

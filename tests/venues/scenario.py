@@ -13,7 +13,7 @@ from meltica.domain.values import OrderSide, OrderType, TimeInForce
 from meltica.events.envelope import order_id_for
 from meltica.venues.port import ExecutionAdapter, VenueError, VenueOrder, VenueTrade, VenueUpdate
 
-WAIT = 5.0
+WAIT = 30.0  # a bound for a broken run; a working one answers in milliseconds, a busy CPU in seconds
 T = TypeVar("T")
 A = TypeVar("A", bound=ExecutionAdapter)
 

@@ -38,7 +38,7 @@ class Harness:
     """The embedded engine, a paper venue and its gateway in a thread."""
 
     def __init__(
-        self, *, max_request_age_s: float = 1e9, stack: Stack | None = None, timeout: float = 20
+        self, *, max_request_age_s: float = 1e9, stack: Stack | None = None, timeout: float = 60
     ) -> None:
         self.stack = stack or Stack()
         self.timeout = timeout
@@ -242,7 +242,7 @@ def test_a_stranger_order_is_reported_and_canceled_by_policy() -> None:
         h.gateway = g
         h.thread = threading.Thread(target=g.run, args=(h.stop_event,), daemon=True)
         h.thread.start()
-        wait_until(g.ready.is_set, 10, "the gateway to reconcile")
+        wait_until(g.ready.is_set, 60, "the gateway to reconcile")
         assert g.stats.external_orders == 1
         assert h.venue.orders[stranger.order_id].status is OrderStatus.CANCELED
     finally:

@@ -89,6 +89,10 @@ def submit(
     account: Annotated[str, typer.Option(help="Account id.")] = "DEMO",
     client_order_id: Annotated[str | None, typer.Option(help="Idempotency key (default: new).")] = None,
     wait: Annotated[str | None, typer.Option(help="accepted, acknowledged or filled.")] = None,
+    wait_timeout: Annotated[
+        float | None,
+        typer.Option(help="With --wait: answer within this many seconds (API default 5, at most 10)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Submit an order through the REST API; risk decides, the venue executes."""
@@ -118,7 +122,14 @@ def submit(
         body["limit_offset"] = str(_decimal(limit_offset, "limit offset", positive=False))
     if client_order_id:
         body["client_order_id"] = client_order_id
-    result = call("POST", "/v1/orders", body=body, params={"wait": wait} if wait else None)
+    params: dict[str, object] = {}
+    if wait:
+        params["wait"] = wait
+        if wait_timeout is not None:
+            params["timeout"] = wait_timeout
+    elif wait_timeout is not None:
+        raise typer.BadParameter("--wait-timeout goes with --wait")
+    result = call("POST", "/v1/orders", body=body, params=params or None)
     if as_json:
         print(json.dumps(result))
     else:

@@ -312,13 +312,13 @@ class KafkaProcessorHost:
             self.instance_id,
             time.monotonic() - self._progress_at,
         )
-        self.recoveries += 1
         old, self._broadcast = self._broadcast, self._new_broadcast()
         old.close()
         self._assign_broadcast()
         since = self._progress_at
         self._start_catch_up()
         self._progress_at = since  # the watchdog still counts from the last real progress
+        self.recoveries += 1  # (counted once done: a reader of the count sees the new consumer)
 
     def _on_lost(self, consumer: Consumer, lost: list[KafkaTopicPartition]) -> None:
         """The group went on without us (the broker or the network was away past the session): the

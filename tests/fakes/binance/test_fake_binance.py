@@ -19,7 +19,7 @@ from tests.fakes.binance.fake import FakeBinance
 from tests.fakes.binance.seed import DATA
 from tests.fakes.binance.signing import sign, signed_query
 
-WAIT = 5.0
+WAIT = 30.0  # a bound for a broken run; a working one answers in milliseconds, a busy CPU in seconds
 
 
 def signed(fake: FakeBinance, method: str, path: str, **params: object) -> httpx.Response:
