@@ -17,6 +17,7 @@ from meltica.config import Settings
 from meltica.runtime.kafka_host import HostStats
 from meltica.runtime.service_metrics import kafka_lag, watch_processor
 from tests.unit.test_service_metrics import points
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -63,7 +64,7 @@ def test_a_processor_service_exports_its_groups_lag_on_its_namespaced_inputs(kaf
     reader = InMemoryMetricReader()
     settings = Settings(kafka_bootstrap=kafka_bootstrap, namespace=namespace)
     watch_processor("risk", host, settings, MeterProvider(metric_readers=[reader]).get_meter("t"))
-    assert points(reader)["meltica_consumer_lag_records"] == [
-        ({"service": "risk", "topic": wire, "partition": "0"}, 5)
-    ]
+    # measured off the scrape, every few seconds: a scrape shows it once the first measure is in
+    wanted = [({"service": "risk", "topic": wire, "partition": "0"}, 5)]
+    wait_until(lambda: points(reader).get("meltica_consumer_lag_records") == wanted, 60, "the lag", every=0.5)
     admin.delete_topics([wire])

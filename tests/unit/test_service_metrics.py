@@ -8,6 +8,7 @@ import threading
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
@@ -22,11 +23,18 @@ from meltica.runtime.kafka_host import HostStats
 from meltica.runtime.partitions import PartitionState
 from meltica.runtime.processor import Output
 from meltica.runtime.publisher import Publisher
-from meltica.runtime.service_metrics import ServiceMetrics, export_projector_metrics, reason_label
+from meltica.runtime.service_metrics import (
+    LagUnavailableError,
+    PolledLag,
+    ServiceMetrics,
+    export_projector_metrics,
+    reason_label,
+)
 from meltica.runtime.step import Step
 from meltica.topics import topic_specs
 from tests.e2e.stack import BTC
 from tests.unit.test_partition_snapshots import Host, P, service, traffic
+from tests.waiting import wait_until
 
 
 def points(reader: InMemoryMetricReader) -> dict[str, list[tuple[dict[str, Any], Any]]]:
@@ -69,6 +77,49 @@ def test_host_counters_readiness_and_lag_carry_only_bounded_labels() -> None:
         "meltica_consumer_lag_records"
     ]
     assert "meltica_kill_switches_tripped" not in got  # not a risk service: no state to report
+
+
+def test_a_scrape_never_waits_for_the_lag_and_never_shows_a_stale_one() -> None:
+    answer = threading.Event()
+    calls: list[str] = []
+    outcome: list[Any] = [{("t", 0): 3}]
+
+    def source() -> Any:
+        calls.append("measure")
+        answer.wait(60)  # a broker that takes its time
+        if isinstance(outcome[0], Exception):
+            raise outcome[0]
+        return outcome[0]
+
+    lag = PolledLag(source, every=0.01)
+    try:
+        wait_until(lambda: calls, 10, "the first measure begun")
+        with pytest.raises(LagUnavailableError, match="not measured yet"):
+            lag()  # at once, while the broker has not answered
+        reader = InMemoryMetricReader()
+        ServiceMetrics("risk", fake_host(), lag, MeterProvider(metric_readers=[reader]).get_meter("t"))
+        assert "meltica_consumer_lag_records" not in points(reader)  # no series, and no wait
+        answer.set()
+        wait_until(lambda: points(reader).get("meltica_consumer_lag_records"), 10, "the lag measured")
+        assert points(reader)["meltica_consumer_lag_records"] == [
+            ({"service": "risk", "topic": "t", "partition": "0"}, 3)
+        ]
+        outcome[0] = ConnectionError("broker away")
+        wait_until(lambda: "meltica_consumer_lag_records" not in points(reader), 10, "the stale lag dropped")
+        with pytest.raises(LagUnavailableError, match="ConnectionError: broker away"):
+            lag()
+        outcome[0] = {("t", 0): 0}
+
+        def measured() -> Any:
+            try:
+                return lag()
+            except LagUnavailableError:
+                return None
+
+        assert wait_until(measured, 10, "the lag back") == {("t", 0): 0}
+    finally:
+        lag.close()
+        answer.set()
 
 
 def test_outputs_are_counted_by_type_and_denials_by_reason_code() -> None:

@@ -7,6 +7,7 @@ Every series carries a bounded `service` label; nothing is labelled by order or 
 - `meltica_processor_{records,outputs,dead_letters,transactions,rebalances,snapshots}_total`
 - `meltica_processor_ready` (1 once it owns and has rebuilt its partitions), `..._loop_age_seconds`
 - `meltica_consumer_lag_records{topic,partition}`: the group's committed offset behind the log end
+  (measured every 5 s off the scrape: `PolledLag`)
 - `meltica_processor_{commit,step}_latency_seconds`: a transaction's commit and one input's step
   (Kafka hosts, engine)
 - `meltica_events_emitted_total{type}`, `meltica_order_denials_total{reason}` (live outputs only),
@@ -357,6 +358,41 @@ def kafka_lag(
     return lag
 
 
+class LagUnavailableError(RuntimeError):
+    """No lag to report: not measured yet, or the last measure failed (a stale lag is not shown)."""
+
+
+class PolledLag:
+    """`source` measured every `every` seconds on a thread of its own; a call answers at once with
+    the newest measure, so a metrics scrape never waits on the broker (a lag takes a round trip
+    per partition, which a loaded broker can stretch past a scrape's timeout)."""
+
+    def __init__(self, source: Lag, every: float = 5.0) -> None:
+        self._source, self.every = source, every
+        self._state: tuple[Mapping[tuple[str, int], int] | None, str] = (None, "not measured yet")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="meltica-consumer-lag", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self._state = (self._source(), "")
+            except Exception as err:  # the broker away: no lag until it answers again
+                self._state = (None, f"{type(err).__name__}: {err}")
+            if self._stop.wait(self.every):
+                return
+
+    def __call__(self) -> Mapping[tuple[str, int], int]:
+        latest, why = self._state
+        if latest is None:
+            raise LagUnavailableError(why)
+        return latest
+
+    def close(self) -> None:
+        self._stop.set()
+
+
 class Projecting(Protocol):
     projected: int
     skipped: int
@@ -412,5 +448,7 @@ def watch_processor(
     if settings.kafka_bootstrap and host.keyed:
         prefix = f"{settings.namespace}." if settings.namespace else ""
         topics = [prefix + t for t in host.keyed]
-        lag = kafka_lag(settings.kafka_bootstrap, host.wire_group, topics, client_security(settings))
+        lag = PolledLag(
+            kafka_lag(settings.kafka_bootstrap, host.wire_group, topics, client_security(settings))
+        )
     return ServiceMetrics(service, host, lag, meter)
