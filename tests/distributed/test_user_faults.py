@@ -71,6 +71,12 @@ class UserCluster(Cluster):
             extra.append("--demo")
         self.start(service, service, *extra)
 
+    def restart(self, name: str) -> str:
+        """As `start_service`, with a fresh health port: the one a killed service held may have
+        been taken since by a test beside this one (`Address already in use`)."""
+        self.start_service(name)
+        return name
+
     def port_of(self, service: str) -> int:
         return self.api_port if service == "api" else self.health[service]
 
