@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from meltica.log.base import EventLog
 
 T = TypeVar("T")
 
@@ -30,3 +33,9 @@ def wait_until(
             extra = f"\n{detail()}" if detail is not None else ""
             raise AssertionError(f"not within {timeout} s: {what}{extra}")
         time.sleep(every)
+
+
+def records_from(log: EventLog, topic: str, partition: int, offset: int) -> int:
+    """Records of `topic`'s `partition` at or after `offset` (up to 10,000): the offsets past a
+    committed or applied position may hold only transaction markers, which count none."""
+    return len(log.read(topic, partition, offset, 10_000)) if log.end_offset(topic, partition) > offset else 0

@@ -48,7 +48,7 @@ from meltica.topics import (
 )
 from meltica.topology import inputs_of
 from tests.e2e.stack import BTC, T0
-from tests.waiting import wait_until
+from tests.waiting import records_from, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -325,12 +325,9 @@ class Cluster:
             keyed, _ = keyed_and_broadcast(inputs_of(proc))
             for topic in keyed:
                 for p in range(PARTITIONS):
-                    end = self.log.end_offset(topic, p)
                     group = f"meltica-faust-{proc}" if proc in self.on_faust else f"meltica-{proc}"
                     done = self.log.committed(group, TopicPartition(topic, p)) or 0
-                    # offsets past the committed one may hold no record to read (transaction
-                    # markers, aborted transactions): count the records there are
-                    total += len(self.log.read(topic, p, done, 10_000)) if end > done else 0
+                    total += records_from(self.log, topic, p, done)  # (not markers, aborted records)
         return total
 
     def sizes(self) -> tuple[int, ...]:

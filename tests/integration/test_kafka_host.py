@@ -30,6 +30,7 @@ from meltica.topology import inputs_of
 from tests.e2e.stack import BTC
 from tests.state import canonical
 from tests.unit.test_partition_snapshots import traffic
+from tests.waiting import records_from
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 2
@@ -60,14 +61,11 @@ def unapplied(host: KafkaProcessorHost) -> int:
     left = 0
     for topic in host.keyed:
         for p in range(log.partitions(topic)):
-            done = log.committed(host.group, TopicPartition(topic, p)) or 0
-            # offsets past the committed one may hold no record (transaction markers): count records
-            left += len(log.read(topic, p, done, 10_000)) if log.end_offset(topic, p) > done else 0
+            left += records_from(log, topic, p, log.committed(host.group, TopicPartition(topic, p)) or 0)
     for state in list(host.states.values()):
         for topic in host.broadcast:
             for p in range(log.partitions(topic)):
-                at = state.broadcast_pos.get(TopicPartition(topic, p), 0)
-                left += len(log.read(topic, p, at, 10_000)) if log.end_offset(topic, p) > at else 0
+                left += records_from(log, topic, p, state.broadcast_pos.get(TopicPartition(topic, p), 0))
     return left
 
 
